@@ -26,12 +26,17 @@ var (
 	ErrClosed = errors.New("hsm: closed")
 	// ErrUnsupported: the backend cannot do this operation or key type.
 	ErrUnsupported = errors.New("hsm: unsupported")
+	// ErrInvalidInput: the caller passed something no backend accepts
+	// (empty material to Wrap, a negative length to Random). A caller bug,
+	// not a device failure: it says nothing about the HSM's health.
+	ErrInvalidInput = errors.New("hsm: invalid input")
 )
 
 // HSM is one node's security module. Every call takes a context because a
 // real token's session pool can be exhausted and devices can hang; an
 // implementation returns ctx.Err() (wrapped) when the context ends first.
-// Implementations are safe for concurrent use.
+// Implementations are safe for concurrent use. Every backend passes the
+// shared contract suite, hsmtest.RunContract; DESIGN.md states the contract.
 type HSM interface {
 	// DomainKeyVersions lists the DK versions this HSM holds, ascending.
 	// Empty (and no error) when the node has not received the DK yet.
