@@ -1,0 +1,79 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+var updateDocs = flag.Bool("update", false, "rewrite docs/CLI.md from the command tree")
+
+const cliDocPath = "../../docs/CLI.md"
+
+// docs/CLI.md is generated from the commands' own help, so it cannot drift:
+// this test fails when it is stale; `go test ./cmd/meridian -run CLIReference
+// -update` rewrites it.
+func TestCLIReferenceUpToDate(t *testing.T) {
+	want := renderCLIReference(newRootCmd())
+	if *updateDocs {
+		if err := os.WriteFile(cliDocPath, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(cliDocPath)
+	if err != nil || string(got) != want {
+		t.Fatalf("%s is stale or missing (%v); run: go test ./cmd/meridian -run CLIReference -update", cliDocPath, err)
+	}
+}
+
+func renderCLIReference(root *cobra.Command) string {
+	var b strings.Builder
+	b.WriteString(`# meridian CLI reference
+
+Generated from the commands' help by ` + "`go test ./cmd/meridian -run CLIReference -update`" + `;
+edit the help text in cmd/meridian, not this file. ` + "`meridian <command> --help`" + ` prints the same.
+
+Conventions for every ` + "`meridian key`" + ` command:
+
+- ` + "`--key`" + ` names a key by id, alias (` + "`alias/NAME`" + `) or full name (` + "`meridian:key/<id>`" + `).
+- Binary inputs: ` + "`--NAME STRING`" + ` or ` + "`--NAME-file PATH`" + ` (` + "`-`" + ` for stdin). Plaintexts and
+  messages are raw bytes; ciphertexts, signatures and MACs are base64 unless ` + "`--binary`" + `.
+- Binary outputs print as base64; ` + "`--raw-out FILE`" + ` writes the raw bytes (mode 0600; ` + "`-`" + ` for stdout).
+- Enum values use the AWS spellings (` + "`SYMMETRIC_DEFAULT`" + `, ` + "`RSASSA_PSS_SHA_256`" + `), any case.
+- ` + "`-o json`" + ` prints the response as protojson (lowerCamelCase fields, base64 bytes, enum names,
+  every field present).
+- Exit status: 0 success, 1 the operation failed (` + "`error: <Exception>: <message>`" + ` on stderr),
+  2 the command line was wrong.
+- Plaintext gRPC needs ` + "`--insecure`" + ` until TLS client configuration arrives.
+
+`)
+	key, _, err := root.Find([]string{"key"})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Fprintf(&b, "## Connection and output flags (all `meridian key` commands)\n\n```\n%s```\n\n", key.PersistentFlags().FlagUsages())
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Runnable() && c.Args != nil && c.HasAvailableSubCommands() {
+			// a group: its children carry the detail
+		} else {
+			fmt.Fprintf(&b, "## %s\n\n%s\n\n", c.CommandPath(), c.Long)
+			fmt.Fprintf(&b, "```\n%s\n```\n\n", c.Example)
+			if fl := c.LocalNonPersistentFlags().FlagUsages(); fl != "" {
+				fmt.Fprintf(&b, "Flags:\n\n```\n%s```\n\n", fl)
+			}
+		}
+		for _, sub := range c.Commands() {
+			if sub.IsAvailableCommand() {
+				walk(sub)
+			}
+		}
+	}
+	walk(key)
+	return strings.TrimRight(b.String(), "\n") + "\n"
+}

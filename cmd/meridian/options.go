@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/meridiankms/meridian/client"
+)
+
+const defaultAddr = "127.0.0.1:7400"
+
+// errInsecureRequired explains why plaintext needs an explicit flag.
+var errInsecureRequired = errors.New("refusing to connect without TLS: the client has no TLS " +
+	"configuration yet, so it can only speak plaintext gRPC, which exposes plaintexts, data keys and ciphertexts to anyone on the " +
+	"network path; pass --insecure to accept that (for the local demo cluster or a trusted network)")
+
+// clientOptions are the flags shared by every command that calls the API.
+type clientOptions struct {
+	addrs    []string
+	insecure bool
+	timeout  time.Duration
+	output   outputFormat
+}
+
+// addClientFlags registers the connection and output flags as persistent
+// flags of parent, so every subcommand accepts them.
+func addClientFlags(parent *cobra.Command) *clientOptions {
+	o := &clientOptions{output: outputText}
+	fs := parent.PersistentFlags()
+	fs.StringSliceVar(&o.addrs, "addr", []string{defaultAddr},
+		"comma-separated node API `ADDRS` (host:port); the first reachable one is used (env MERIDIAN_ADDR)")
+	fs.BoolVar(&o.insecure, "insecure", false,
+		"use plaintext gRPC (required until TLS client configuration arrives)")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "overall deadline for connecting and the call")
+	fs.VarP(&o.output, "output", "o", "output format: text or json")
+	return o
+}
+
+// resolvedAddrs applies MERIDIAN_ADDR when --addr was not given.
+func (o *clientOptions) resolvedAddrs(fs *pflag.FlagSet) []string {
+	if f := fs.Lookup("addr"); f != nil && f.Changed {
+		return o.addrs
+	}
+	if env := strings.TrimSpace(os.Getenv("MERIDIAN_ADDR")); env != "" {
+		var addrs []string
+		for _, a := range strings.Split(env, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				addrs = append(addrs, a)
+			}
+		}
+		return addrs
+	}
+	return o.addrs
+}
+
+// check validates the connection flags before anything is read or dialled.
+func (o *clientOptions) check() error {
+	if !o.insecure {
+		return usageError{errInsecureRequired}
+	}
+	if o.timeout <= 0 {
+		return usageErrorf("--timeout %v: must be positive", o.timeout)
+	}
+	return nil
+}
+
+// call connects, runs fn with the command's deadline, and closes the client.
+func (o *clientOptions) call(cmd *cobra.Command, fn func(context.Context, *client.Client) error) error {
+	if err := o.check(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), o.timeout)
+	defer cancel()
+	cfg := client.DefaultConfig(o.resolvedAddrs(cmd.Flags())...)
+	cfg.Insecure = true
+	cfg.DialTimeout = o.timeout
+	c, err := client.New(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", strings.Join(cfg.Addrs, ","), err)
+	}
+	defer c.Close()
+	return fn(ctx, c)
+}
+
+// outputFormat is the -o flag.
+type outputFormat string
+
+const (
+	outputText outputFormat = "text"
+	outputJSON outputFormat = "json"
+)
+
+func (f *outputFormat) String() string { return string(*f) }
+func (f *outputFormat) Type() string   { return "FORMAT" }
+func (f *outputFormat) Set(s string) error {
+	switch v := outputFormat(strings.ToLower(s)); v {
+	case outputText, outputJSON:
+		*f = v
+		return nil
+	}
+	return fmt.Errorf("unknown output format %q; allowed: text, json", s)
+}
