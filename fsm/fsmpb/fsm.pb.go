@@ -1165,12 +1165,16 @@ func (x *Result) GetKey() *Key {
 
 // Snapshot framing: one SnapshotHeader then length-prefixed SnapshotRecords.
 type SnapshotHeader struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	Keys          uint64                 `protobuf:"varint,2,opt,name=keys,proto3" json:"keys,omitempty"`
-	Aliases       uint64                 `protobuf:"varint,3,opt,name=aliases,proto3" json:"aliases,omitempty"`
-	Nodes         uint64                 `protobuf:"varint,4,opt,name=nodes,proto3" json:"nodes,omitempty"`
-	Requests      uint64                 `protobuf:"varint,5,opt,name=requests,proto3" json:"requests,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Version  uint32                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Keys     uint64                 `protobuf:"varint,2,opt,name=keys,proto3" json:"keys,omitempty"`
+	Aliases  uint64                 `protobuf:"varint,3,opt,name=aliases,proto3" json:"aliases,omitempty"`
+	Nodes    uint64                 `protobuf:"varint,4,opt,name=nodes,proto3" json:"nodes,omitempty"`
+	Requests uint64                 `protobuf:"varint,5,opt,name=requests,proto3" json:"requests,omitempty"`
+	// Index of the last log entry applied into this state. Raft hands the
+	// snapshot's index to the snapshot store, not to FSM.Restore, so the FSM
+	// keeps its own copy to answer AppliedIndex and WaitApplied after a restore.
+	AppliedIndex  uint64 `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1236,6 +1240,13 @@ func (x *SnapshotHeader) GetNodes() uint64 {
 func (x *SnapshotHeader) GetRequests() uint64 {
 	if x != nil {
 		return x.Requests
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
 	}
 	return 0
 }
@@ -1502,13 +1513,14 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
 	"error_code\x18\x02 \x01(\tR\terrorCode\x12#\n" +
 	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\x12&\n" +
-	"\x03key\x18\x04 \x01(\v2\x14.meridian.fsm.v1.KeyR\x03key\"\x8a\x01\n" +
+	"\x03key\x18\x04 \x01(\v2\x14.meridian.fsm.v1.KeyR\x03key\"\xaf\x01\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04keys\x18\x02 \x01(\x04R\x04keys\x12\x18\n" +
 	"\aaliases\x18\x03 \x01(\x04R\aaliases\x12\x14\n" +
 	"\x05nodes\x18\x04 \x01(\x04R\x05nodes\x12\x1a\n" +
-	"\brequests\x18\x05 \x01(\x04R\brequests\"\xde\x01\n" +
+	"\brequests\x18\x05 \x01(\x04R\brequests\x12#\n" +
+	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\"\xde\x01\n" +
 	"\x0eSnapshotRecord\x12(\n" +
 	"\x03key\x18\x01 \x01(\v2\x14.meridian.fsm.v1.KeyH\x00R\x03key\x12.\n" +
 	"\x05alias\x18\x02 \x01(\v2\x16.meridian.fsm.v1.AliasH\x00R\x05alias\x12+\n" +
