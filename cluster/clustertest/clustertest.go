@@ -1,0 +1,277 @@
+// Package clustertest starts in-process Meridian Raft clusters over real
+// TCP on 127.0.0.1 with real bolt files, for tests of cluster and of the
+// packages above it. Every wait is a poll with a deadline, never a sleep.
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/meridiankms/meridian/cluster"
+	"github.com/meridiankms/meridian/fsm"
+)
+
+// WaitTimeout bounds every poll helper; generous because tests share a
+// small machine and run with -race.
+const WaitTimeout = 20 * time.Second
+
+// FastConfig returns cfg with Nomad-style test timings: elections in about
+// 100 ms, so a killed leader is replaced within a few hundred.
+func FastConfig(cfg cluster.Config) cluster.Config {
+	cfg.HeartbeatTimeout = 100 * time.Millisecond
+	cfg.ElectionTimeout = 100 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 100 * time.Millisecond
+	cfg.CommitTimeout = 5 * time.Millisecond
+	cfg.ApplyTimeout = 5 * time.Second
+	return cfg
+}
+
+// Option adjusts every node's Config before it starts.
+type Option func(*cluster.Config)
+
+// Cluster is a set of in-process nodes; Nodes[0] bootstrapped it.
+type Cluster struct {
+	t      testing.TB
+	opts   []Option
+	logger *slog.Logger
+	mu     sync.Mutex
+	Nodes  []*Node
+}
+
+// Node is one in-process member: a cluster.Node, its own fsm, and a gRPC
+// server on its API address serving the Cluster service.
+type Node struct {
+	*cluster.Node
+	ID      string
+	Dir     string
+	FSM     *fsm.FSM
+	APIAddr string
+	c       *Cluster
+	srv     *grpc.Server
+	served  chan struct{}
+	alive   bool
+	// bootstrap is kept across restarts, as a server's flags are: a
+	// restart must resume, not bootstrap again.
+	bootstrap bool
+}
+
+// StartCluster starts n nodes: node-0 bootstraps, the others join it. It
+// returns once all n are voters and every node knows the leader. Nodes are
+// closed when the test ends.
+func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
+	t.Helper()
+	// The logger's cleanup is registered first so it runs last: nodes log
+	// while they close.
+	c := &Cluster{t: t, opts: opts, logger: TestLogger(t)}
+	t.Cleanup(c.closeAll)
+	c.AddNode(true)
+	c.Leader()
+	for i := 1; i < n; i++ {
+		c.AddNode(false)
+	}
+	c.WaitFor("all nodes see a leader", func() bool {
+		for _, nd := range c.Live() {
+			if id, addr := nd.Leader(); id == "" || addr == "" {
+				return false
+			}
+		}
+		return true
+	})
+	return c
+}
+
+// AddNode starts a new node with a fresh data dir; unless bootstrap, it
+// joins through the live nodes' API addresses.
+func (c *Cluster) AddNode(bootstrap bool) *Node {
+	c.t.Helper()
+	c.mu.Lock()
+	nd := &Node{ID: fmt.Sprintf("node-%d", len(c.Nodes)), Dir: c.t.TempDir(), c: c}
+	c.Nodes = append(c.Nodes, nd)
+	c.mu.Unlock()
+	nd.bootstrap = bootstrap
+	seeds := c.seeds(nd)
+	nd.start("127.0.0.1:0", "127.0.0.1:0", bootstrap)
+	if !bootstrap {
+		nd.join(seeds)
+	}
+	return nd
+}
+
+func (c *Cluster) seeds(except *Node) []string {
+	var s []string
+	for _, nd := range c.Live() {
+		if nd != except {
+			s = append(s, nd.APIAddr)
+		}
+	}
+	return s
+}
+
+func (nd *Node) start(apiBind, raftBind string, bootstrap bool) {
+	t := nd.c.t
+	t.Helper()
+	lis, err := net.Listen("tcp", apiBind)
+	if err != nil {
+		t.Fatalf("%s: listen api: %v", nd.ID, err)
+	}
+	cfg := FastConfig(cluster.DefaultConfig())
+	cfg.NodeID, cfg.DataDir, cfg.Region, cfg.Zone = nd.ID, nd.Dir, "test-1", "test-1a"
+	cfg.APIAddr, cfg.RaftBindAddr, cfg.Bootstrap = lis.Addr().String(), raftBind, bootstrap
+	cfg.Logger = nd.c.logger.With("node", nd.ID)
+	for _, o := range nd.c.opts {
+		o(&cfg)
+	}
+	nd.FSM = fsm.New(cfg.Logger)
+	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
+	defer cancel()
+	node, err := cluster.New(ctx, cfg, nd.FSM)
+	if err != nil {
+		lis.Close()
+		t.Fatalf("%s: start: %v", nd.ID, err)
+	}
+	nd.Node, nd.APIAddr = node, cfg.APIAddr
+	nd.srv = grpc.NewServer()
+	node.Register(nd.srv)
+	nd.served = make(chan struct{})
+	go func(srv *grpc.Server, done chan struct{}) {
+		defer close(done)
+		_ = srv.Serve(lis) // returns when Kill stops the server
+	}(nd.srv, nd.served)
+	nd.c.mu.Lock()
+	nd.alive = true
+	nd.c.mu.Unlock()
+}
+
+func (nd *Node) join(seeds []string) {
+	t := nd.c.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
+	defer cancel()
+	if err := nd.Join(ctx, seeds); err != nil {
+		t.Fatalf("%s: join: %v", nd.ID, err)
+	}
+}
+
+// Kill stops the node (Raft, stores, API server) and keeps its data dir.
+func (nd *Node) Kill() {
+	nd.c.t.Helper()
+	nd.c.mu.Lock()
+	if !nd.alive {
+		nd.c.mu.Unlock()
+		return
+	}
+	nd.alive = false
+	nd.c.mu.Unlock()
+	nd.srv.Stop()
+	<-nd.served
+	if err := nd.Node.Close(); err != nil {
+		nd.c.t.Errorf("%s: close: %v", nd.ID, err)
+	}
+}
+
+// Restart starts a killed node again on its data dir, API and Raft
+// addresses, with a fresh fsm that Raft refills.
+func (nd *Node) Restart() {
+	nd.c.t.Helper()
+	nd.start(nd.APIAddr, nd.RaftAddr(), nd.bootstrap)
+}
+
+// RestartNewRaftPort restarts a killed node on a new Raft port and rejoins
+// it, as an operator would after the port changed.
+func (nd *Node) RestartNewRaftPort() {
+	nd.c.t.Helper()
+	nd.start(nd.APIAddr, "127.0.0.1:0", nd.bootstrap)
+	nd.join(nd.c.seeds(nd))
+}
+
+// Alive reports whether the node is running.
+func (nd *Node) Alive() bool {
+	nd.c.mu.Lock()
+	defer nd.c.mu.Unlock()
+	return nd.alive
+}
+
+// Live returns the running nodes.
+func (c *Cluster) Live() []*Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var live []*Node
+	for _, nd := range c.Nodes {
+		if nd.alive {
+			live = append(live, nd)
+		}
+	}
+	return live
+}
+
+// Leader waits for a live node to be leader and returns it.
+func (c *Cluster) Leader() *Node {
+	c.t.Helper()
+	return c.WaitForNewLeader(nil)
+}
+
+// WaitForNewLeader waits for a live node other than old to be leader.
+func (c *Cluster) WaitForNewLeader(old *Node) *Node {
+	c.t.Helper()
+	var leader *Node
+	c.WaitFor("a new leader", func() bool {
+		for _, nd := range c.Live() {
+			if nd != old && nd.IsLeader() {
+				leader = nd
+				return true
+			}
+		}
+		return false
+	})
+	return leader
+}
+
+// WaitApplied waits until every live node's fsm has applied index.
+func (c *Cluster) WaitApplied(index uint64) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), WaitTimeout)
+	defer cancel()
+	for _, nd := range c.Live() {
+		if err := nd.FSM.WaitApplied(ctx, index); err != nil {
+			c.t.Fatalf("%s: wait for index %d (at %d): %v", nd.ID, index, nd.FSM.AppliedIndex(), err)
+		}
+	}
+}
+
+// WaitFor polls cond until it holds or WaitTimeout passes (then fails).
+func (c *Cluster) WaitFor(what string, cond func() bool) {
+	c.t.Helper()
+	if !Poll(WaitTimeout, cond) {
+		c.t.Fatalf("timed out after %v waiting for %s", WaitTimeout, what)
+	}
+}
+
+// Poll calls cond every few milliseconds until it returns true (true) or
+// timeout passes (false).
+func Poll(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		<-tick.C
+	}
+}
+
+func (c *Cluster) closeAll() {
+	for _, nd := range c.Live() {
+		nd.Kill()
+	}
+}

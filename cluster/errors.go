@@ -1,0 +1,28 @@
+package cluster
+
+import (
+	"errors"
+
+	"github.com/hashicorp/raft"
+)
+
+var (
+	// ErrNoLeader means no leader was known (or reachable) before the deadline:
+	// what a node in a minority partition, or a cluster mid-election, gives.
+	ErrNoLeader = errors.New("no cluster leader: no quorum or election in progress")
+
+	// ErrShutdown means the node was closed.
+	ErrShutdown = errors.New("cluster node is shut down")
+
+	// ErrNotLeader is raft's sentinel, re-exported so that errors.Is matches
+	// across layers without importing raft. Operations that only the leader
+	// may run (RemoveServer) return it on a follower.
+	ErrNotLeader = raft.ErrNotLeader
+
+	// ErrInvalidCommand means a command could not be encoded or decoded; it
+	// is never proposed, because an undecodable log entry stops every node.
+	ErrInvalidCommand = errors.New("invalid fsm command")
+
+	// ErrInvalidConfig is returned by Config.Validate.
+	ErrInvalidConfig = errors.New("invalid cluster config")
+)

@@ -1,0 +1,199 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meridiankms/meridian/cluster/clusterpb"
+	"github.com/meridiankms/meridian/fsm"
+	"github.com/meridiankms/meridian/fsm/fsmpb"
+)
+
+// Join pacing: a joining node usually waits for a seed to start or for the
+// cluster to elect a leader, both of which take a while.
+const (
+	joinBackoffMin = 50 * time.Millisecond
+	joinBackoffMax = 2 * time.Second
+	joinRPCTimeout = 10 * time.Second
+)
+
+// Join asks the cluster behind seedAPIAddrs to add this node, trying each
+// seed in turn and retrying with backoff until one accepts or ctx ends. It
+// is idempotent: joining when already a member (same address) changes
+// nothing, and a member that comes back with a new Raft address is updated.
+func (n *Node) Join(ctx context.Context, seedAPIAddrs []string) error {
+	if len(seedAPIAddrs) == 0 {
+		return fmt.Errorf("join: %w: no seed addresses", ErrInvalidConfig)
+	}
+	req := &clusterpb.JoinRequest{
+		NodeId:   n.cfg.NodeID,
+		RaftAddr: n.raftAddr,
+		ApiAddr:  n.cfg.APIAddr,
+		Region:   n.cfg.Region,
+		Zone:     n.cfg.Zone,
+		Voter:    !n.cfg.NonVoter,
+	}
+	b := newBackoff(joinBackoffMin, joinBackoffMax)
+	var lastErr error
+	for {
+		for _, seed := range seedAPIAddrs {
+			if n.closed.Load() {
+				return fmt.Errorf("join: %w", ErrShutdown)
+			}
+			resp, err := n.joinVia(ctx, seed, req)
+			if err == nil {
+				n.log.Info("joined cluster", "seed", seed, "leader", resp.GetLeaderId(), "index", resp.GetIndex())
+				return nil
+			}
+			lastErr = err
+			n.log.Debug("join attempt failed", "seed", seed, "error", err.Error())
+		}
+		if err := b.wait(ctx); err != nil {
+			return fmt.Errorf("join via %v: %w (last: %v)", seedAPIAddrs, err, lastErr)
+		}
+	}
+}
+
+func (n *Node) joinVia(ctx context.Context, seed string, req *clusterpb.JoinRequest) (*clusterpb.JoinResponse, error) {
+	conn, err := n.pool.get(seed)
+	if err != nil {
+		return nil, fmt.Errorf("dial seed %s: %w", seed, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, joinRPCTimeout)
+	defer cancel()
+	return clusterpb.NewClusterClient(conn).Join(cctx, req)
+}
+
+// addMember is the leader's side of Join: reconcile Raft's configuration
+// with the request, then record the node's metadata in the fsm.
+func (n *Node) addMember(ctx context.Context, req *clusterpb.JoinRequest) (uint64, error) {
+	id, addr := raft.ServerID(req.GetNodeId()), raft.ServerAddress(req.GetRaftAddr())
+	cf := n.raft.GetConfiguration()
+	if err := waitFuture(ctx, cf); err != nil {
+		return 0, mapRaftErr(err)
+	}
+	present := false
+	for _, srv := range cf.Configuration().Servers {
+		switch {
+		case srv.ID == id && srv.Address == addr:
+			// A voter asked to be a non-voter is left alone: demotion is
+			// the placement logic's call, not a joiner's.
+			present = srv.Suffrage == raft.Voter || !req.GetVoter()
+		case srv.Address == addr:
+			// Another id on this address is a stale identity of a node
+			// that was wiped and restarted; it can never answer again.
+			n.log.Info("removing stale server on a joining node's address", "stale_id", srv.ID, "raft_addr", addr)
+			if err := waitFuture(ctx, n.raft.RemoveServer(srv.ID, 0, n.timeout(ctx))); err != nil {
+				return 0, fmt.Errorf("remove stale server %s: %w", srv.ID, mapRaftErr(err))
+			}
+		}
+	}
+	if !present {
+		// AddVoter/AddNonvoter on a known id updates its address in one
+		// configuration change; removing it first would need a quorum
+		// without it, which a 3-node cluster with one other node down lacks.
+		var f raft.IndexFuture
+		if req.GetVoter() {
+			f = n.raft.AddVoter(id, addr, 0, n.timeout(ctx))
+		} else {
+			f = n.raft.AddNonvoter(id, addr, 0, n.timeout(ctx))
+		}
+		if err := waitFuture(ctx, f); err != nil {
+			return 0, fmt.Errorf("add server %s at %s: %w", id, addr, mapRaftErr(err))
+		}
+		n.log.Info("added server", "id", id, "raft_addr", addr, "voter", req.GetVoter())
+	}
+	want := &fsmpb.Node{
+		Id: req.GetNodeId(), RaftAddr: req.GetRaftAddr(), ApiAddr: req.GetApiAddr(),
+		Region: req.GetRegion(), Zone: req.GetZone(),
+	}
+	idx, err := n.ensureRegistered(ctx, want)
+	if err != nil {
+		return 0, err
+	}
+	return max(idx, n.raft.LastIndex()), nil
+}
+
+// ensureRegistered proposes REGISTER_NODE unless the fsm already holds want.
+func (n *Node) ensureRegistered(ctx context.Context, want *fsmpb.Node) (uint64, error) {
+	if have, ok := n.fsm.Node(want.GetId()); ok && proto.Equal(have, want) {
+		return 0, nil
+	}
+	cmd, err := fsm.NewCommand(fsmpb.CommandType_COMMAND_TYPE_REGISTER_NODE, want, "", time.Now())
+	if err != nil {
+		return 0, fmt.Errorf("register node %s: %w", want.GetId(), err)
+	}
+	res, err := n.Apply(ctx, cmd)
+	if err != nil {
+		return 0, fmt.Errorf("register node %s: %w", want.GetId(), err)
+	}
+	if res.GetErrorCode() != "" {
+		return 0, fmt.Errorf("register node %s: fsm refused: %s", want.GetId(), res.GetErrorCode())
+	}
+	return res.GetIndex(), nil
+}
+
+func (n *Node) self() *fsmpb.Node {
+	return &fsmpb.Node{
+		Id: n.cfg.NodeID, RaftAddr: n.raftAddr, ApiAddr: n.cfg.APIAddr,
+		Region: n.cfg.Region, Zone: n.cfg.Zone,
+	}
+}
+
+// watchLeadership consumes raft's leadership notifications (raft blocks on
+// them, so this loop never blocks) and, on every gain, runs registerSelf in
+// the background until it succeeds or leadership is lost.
+func (n *Node) watchLeadership(ctx context.Context, notify <-chan bool) {
+	var stopReg context.CancelFunc
+	stopPrev := func() {
+		if stopReg != nil {
+			stopReg()
+			stopReg = nil
+		}
+	}
+	defer stopPrev()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case leader := <-notify:
+			stopPrev()
+			if !leader {
+				n.log.Info("lost leadership")
+				continue
+			}
+			n.log.Info("gained leadership")
+			lctx, cancel := context.WithCancel(ctx)
+			stopReg = cancel
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				n.registerSelf(lctx)
+			}()
+		}
+	}
+}
+
+// registerSelf makes sure the fsm holds this leader's own registration, so
+// followers can find its API address for forwarding. A barrier first makes
+// the fsm current, so the check does not propose a needless command.
+func (n *Node) registerSelf(ctx context.Context) {
+	b := newBackoff(applyBackoffMin, time.Second)
+	for ctx.Err() == nil && n.IsLeader() {
+		if err := waitFuture(ctx, n.raft.Barrier(n.cfg.ApplyTimeout)); err == nil {
+			if _, err := n.ensureRegistered(ctx, n.self()); err == nil {
+				return
+			} else if !errors.Is(err, context.Canceled) {
+				n.log.Warn("self registration failed; retrying", "error", err.Error())
+			}
+		}
+		if b.wait(ctx) != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,239 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"google.golang.org/grpc"
+
+	"github.com/meridiankms/meridian/fsm"
+)
+
+const (
+	// logCacheSize keeps the newest entries in memory so replication to a
+	// follower that is slightly behind does not read bolt.
+	logCacheSize = 512
+	// transportMaxPool and transportTimeout are raft's usual TCP settings.
+	transportMaxPool = 3
+	transportTimeout = 10 * time.Second
+)
+
+// Node is one member of a Meridian cluster: Raft, its stores and transport,
+// the local fsm replica, and forwarding of writes to the leader.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	fsm      *fsm.FSM
+	counted  *countingFSM
+	raft     *raft.Raft
+	trans    *raft.NetworkTransport
+	store    *raftboltdb.BoltStore
+	raftAddr string
+
+	pool *connPool
+
+	stop     context.CancelFunc // stops background goroutines
+	wg       sync.WaitGroup
+	closed   atomic.Bool
+	closeMu  sync.Mutex
+	closeErr error
+}
+
+// countingFSM counts Restore calls so that tests and operators can tell a
+// node caught up from a snapshot rather than from the log.
+type countingFSM struct {
+	*fsm.FSM
+	restores atomic.Uint64
+}
+
+func (c *countingFSM) Restore(rc io.ReadCloser) error {
+	c.restores.Add(1)
+	return c.FSM.Restore(rc)
+}
+
+var _ raft.FSM = (*countingFSM)(nil)
+
+// New opens (or creates) the node's Raft state under cfg.DataDir and starts
+// Raft with f as its state machine. With cfg.Bootstrap and no existing state
+// it forms a single-node cluster; otherwise it resumes, or waits to be
+// joined. ctx bounds only the start-up.
+func New(ctx context.Context, cfg Config, f *fsm.FSM) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if f == nil {
+		return nil, fmt.Errorf("%w: nil fsm", ErrInvalidConfig)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start node %s: %w", cfg.NodeID, err)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{
+		cfg:     cfg,
+		log:     logger.With("component", "cluster"),
+		fsm:     f,
+		counted: &countingFSM{FSM: f},
+		pool:    newConnPool(cfg.DialOptions),
+	}
+	if err := n.open(); err != nil {
+		n.closeResources()
+		return nil, fmt.Errorf("start node %s: %w", cfg.NodeID, err)
+	}
+	return n, nil
+}
+
+// open builds the stores, transport and raft; on error the caller releases
+// whatever was opened.
+func (n *Node) open() error {
+	cfg := n.cfg
+	raftDir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(raftDir, 0o700); err != nil {
+		return fmt.Errorf("create raft dir: %w", err)
+	}
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("open raft bolt store: %w", err)
+	}
+	n.store = store
+	logs, err := raft.NewLogCache(logCacheSize, store)
+	if err != nil {
+		return fmt.Errorf("create log cache: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, cfg.RetainSnapshots, newHclog(cfg.Logger, "raft-snapshot"))
+	if err != nil {
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	if err := n.openTransport(); err != nil {
+		return err
+	}
+
+	rc := cfg.raftConfig()
+	rc.Logger = newHclog(cfg.Logger, "raft")
+	notify := make(chan bool, 16)
+	rc.NotifyCh = notify
+
+	existing, err := raft.HasExistingState(logs, store, snaps)
+	if err != nil {
+		return fmt.Errorf("check existing raft state: %w", err)
+	}
+	if cfg.Bootstrap && !existing {
+		conf := raft.Configuration{Servers: []raft.Server{{
+			Suffrage: raft.Voter, ID: raft.ServerID(cfg.NodeID), Address: raft.ServerAddress(n.raftAddr),
+		}}}
+		if err := raft.BootstrapCluster(rc, logs, store, snaps, n.trans, conf); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+		n.log.Info("bootstrapped a new cluster", "raft_addr", n.raftAddr)
+	}
+	r, err := raft.NewRaft(rc, n.counted, logs, store, snaps, n.trans)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	n.raft = r
+	bg, stop := context.WithCancel(context.Background())
+	n.stop = stop
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.watchLeadership(bg, notify)
+	}()
+	n.log.Info("node started", "raft_addr", n.raftAddr, "api_addr", cfg.APIAddr, "resumed", existing)
+	return nil
+}
+
+func (n *Node) openTransport() error {
+	tc := &raft.NetworkTransportConfig{
+		Logger:  newHclog(n.cfg.Logger, "raft-net"),
+		MaxPool: transportMaxPool,
+		Timeout: transportTimeout,
+	}
+	if n.cfg.StreamLayer != nil {
+		tc.Stream = n.cfg.StreamLayer
+		n.trans = raft.NewNetworkTransportWithConfig(tc)
+		n.raftAddr = string(n.trans.LocalAddr())
+		return nil
+	}
+	var advertise net.Addr
+	if n.cfg.RaftAdvertiseAddr != "" {
+		a, err := net.ResolveTCPAddr("tcp", n.cfg.RaftAdvertiseAddr)
+		if err != nil {
+			return fmt.Errorf("resolve raft advertise address %q: %w", n.cfg.RaftAdvertiseAddr, err)
+		}
+		advertise = a
+	}
+	trans, err := raft.NewTCPTransportWithConfig(n.cfg.RaftBindAddr, advertise, tc)
+	if err != nil {
+		return fmt.Errorf("listen for raft on %s: %w", n.cfg.RaftBindAddr, err)
+	}
+	n.trans = trans
+	n.raftAddr = string(trans.LocalAddr())
+	return nil
+}
+
+// Close shuts Raft down, closes the stores and forwarding connections and
+// waits for the node's goroutines. It is idempotent.
+func (n *Node) Close() error {
+	n.closeMu.Lock()
+	defer n.closeMu.Unlock()
+	if n.closed.Swap(true) {
+		return n.closeErr
+	}
+	n.closeErr = n.closeResources()
+	n.log.Info("node closed")
+	return n.closeErr
+}
+
+func (n *Node) closeResources() error {
+	var firstErr error
+	keep := func(err error) {
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if n.stop != nil {
+		n.stop()
+	}
+	if n.raft != nil {
+		// raft.Shutdown also closes the transport.
+		keep(n.raft.Shutdown().Error())
+	} else if n.trans != nil {
+		keep(n.trans.Close())
+	}
+	n.wg.Wait()
+	if n.store != nil {
+		keep(n.store.Close())
+	}
+	keep(n.pool.close())
+	return firstErr
+}
+
+// RaftAddr is the Raft address this node advertises.
+func (n *Node) RaftAddr() string { return n.raftAddr }
+
+// ID is this node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// APIAddr is this node's advertised gRPC API address.
+func (n *Node) APIAddr() string { return n.cfg.APIAddr }
+
+// FSM is the local replica this node applies to.
+func (n *Node) FSM() *fsm.FSM { return n.fsm }
+
+// Register serves this node's Cluster service (joins and forwarded writes)
+// on s, the node's API gRPC server.
+func (n *Node) Register(s grpc.ServiceRegistrar) {
+	registerServer(s, n)
+}

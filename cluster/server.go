@@ -1,0 +1,122 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meridiankms/meridian/cluster/clusterpb"
+	"github.com/meridiankms/meridian/fsm"
+	"github.com/meridiankms/meridian/fsm/fsmpb"
+)
+
+// forwardedKey marks a Join that a follower already forwarded once, so two
+// nodes with stale leader views cannot bounce it between them.
+const forwardedKey = "meridian-forwarded"
+
+// rpcServer implements clusterpb.ClusterServer for a Node. It is a separate
+// type because the Node's own Join and Apply have caller-friendly
+// signatures that clash with the generated ones.
+type rpcServer struct {
+	clusterpb.UnimplementedClusterServer
+	n *Node
+}
+
+func registerServer(s grpc.ServiceRegistrar, n *Node) {
+	clusterpb.RegisterClusterServer(s, &rpcServer{n: n})
+}
+
+// Apply runs a forwarded command. Only the leader answers; anyone else says
+// FailedPrecondition so the sender looks the leader up again.
+func (s *rpcServer) Apply(ctx context.Context, req *clusterpb.ApplyRequest) (*clusterpb.ApplyResponse, error) {
+	n := s.n
+	if n.closed.Load() {
+		return nil, status.Error(codes.Unavailable, ErrShutdown.Error())
+	}
+	cmd, err := decodeForwarded(req.GetCommand())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if !n.IsLeader() {
+		return nil, status.Error(codes.FailedPrecondition, ErrNotLeader.Error())
+	}
+	res, err := n.applyLocal(ctx, req.GetCommand())
+	if err != nil {
+		return nil, rpcStatus(fmt.Sprintf("apply %s", cmd.GetType()), err)
+	}
+	b, err := proto.Marshal(res)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "encode result: %v", err)
+	}
+	return &clusterpb.ApplyResponse{Result: b}, nil
+}
+
+// decodeForwarded validates a forwarded log entry before it is proposed:
+// an entry that will not decode, or that no node knows how to apply, would
+// stop every node when applied.
+func decodeForwarded(b []byte) (*fsmpb.Command, error) {
+	cmd, err := fsm.DecodeCommand(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidCommand, err)
+	}
+	if err := checkProposable(cmd); err != nil {
+		return nil, err
+	}
+	return cmd, nil
+}
+
+// Join adds the caller to Raft on the leader, or forwards to the leader.
+func (s *rpcServer) Join(ctx context.Context, req *clusterpb.JoinRequest) (*clusterpb.JoinResponse, error) {
+	n := s.n
+	if n.closed.Load() {
+		return nil, status.Error(codes.Unavailable, ErrShutdown.Error())
+	}
+	if req.GetNodeId() == "" || req.GetRaftAddr() == "" || req.GetApiAddr() == "" {
+		return nil, status.Error(codes.InvalidArgument, "join: node id, raft address and api address are required")
+	}
+	if n.IsLeader() {
+		idx, err := n.addMember(ctx, req)
+		if err != nil {
+			return nil, rpcStatus("join "+req.GetNodeId(), err)
+		}
+		return &clusterpb.JoinResponse{Index: idx, LeaderId: n.cfg.NodeID}, nil
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
+		return nil, status.Error(codes.FailedPrecondition, ErrNotLeader.Error())
+	}
+	lid, addr := n.Leader()
+	if lid == "" || addr == "" || lid == n.cfg.NodeID {
+		return nil, status.Error(codes.Unavailable, ErrNoLeader.Error())
+	}
+	conn, err := n.pool.get(addr)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "dial leader %s: %v", addr, err)
+	}
+	fctx := metadata.AppendToOutgoingContext(ctx, forwardedKey, n.cfg.NodeID)
+	return clusterpb.NewClusterClient(conn).Join(fctx, req)
+}
+
+// rpcStatus maps a local apply/membership error onto a gRPC status the
+// remote side classifies (see classifyRPCErr).
+func rpcStatus(what string, err error) error {
+	msg := fmt.Sprintf("%s: %v", what, err)
+	var retry errRetry
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, msg)
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, msg)
+	case errors.Is(err, raft.ErrNotLeader):
+		return status.Error(codes.FailedPrecondition, msg)
+	case errors.Is(err, ErrShutdown), errors.As(err, &retry):
+		return status.Error(codes.Unavailable, msg)
+	}
+	return status.Error(codes.Internal, msg)
+}
