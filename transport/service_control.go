@@ -1,0 +1,199 @@
+package transport
+
+import (
+	"context"
+
+	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+)
+
+// service implements meridian.v1.KeyManagement over a KeyStore. Its methods
+// only convert: errors go back untouched (keystore sentinels, wrapped) and the
+// mapErrors interceptor turns them into statuses, so the mapping lives in one
+// place (errors.go).
+type service struct {
+	apiv1.UnimplementedKeyManagementServer
+	ks KeyStore
+}
+
+var _ apiv1.KeyManagementServer = (*service)(nil)
+
+// finish returns resp unless building it recorded an error.
+func finish[T any](resp T, c *conv) (T, error) {
+	if c.err != nil {
+		var zero T
+		return zero, c.err
+	}
+	return resp, nil
+}
+
+func writeOut(commitIndex uint64) *apiv1.WriteResponse {
+	return &apiv1.WriteResponse{CommitIndex: commitIndex}
+}
+
+func (s *service) CreateKey(ctx context.Context, r *apiv1.CreateKeyRequest) (*apiv1.CreateKeyResponse, error) {
+	in, err := createKeyIn(r)
+	if err != nil {
+		return nil, err
+	}
+	md, wr, err := s.ks.CreateKey(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	var c conv
+	return finish(&apiv1.CreateKeyResponse{KeyMetadata: keyMetadataOut(&c, md), CommitIndex: wr.CommitIndex}, &c)
+}
+
+func (s *service) DescribeKey(ctx context.Context, r *apiv1.DescribeKeyRequest) (*apiv1.DescribeKeyResponse, error) {
+	md, err := s.ks.DescribeKey(ctx, r.GetKeyId())
+	if err != nil {
+		return nil, err
+	}
+	var c conv
+	return finish(&apiv1.DescribeKeyResponse{KeyMetadata: keyMetadataOut(&c, md)}, &c)
+}
+
+func (s *service) ListKeys(ctx context.Context, r *apiv1.ListKeysRequest) (*apiv1.ListKeysResponse, error) {
+	p, err := s.ks.ListKeys(ctx, intArg(r.GetLimit()), r.GetMarker())
+	if err != nil {
+		return nil, err
+	}
+	return listKeysOut(p), nil
+}
+
+func (s *service) UpdateKeyDescription(ctx context.Context, r *apiv1.UpdateKeyDescriptionRequest) (*apiv1.WriteResponse, error) {
+	wr, err := s.ks.UpdateKeyDescription(ctx, r.GetKeyId(), r.GetDescription(), r.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	return writeOut(wr.CommitIndex), nil
+}
+
+func (s *service) TagResource(ctx context.Context, r *apiv1.TagResourceRequest) (*apiv1.WriteResponse, error) {
+	wr, err := s.ks.TagResource(ctx, r.GetKeyId(), tagsIn(r.GetTags()), r.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	return writeOut(wr.CommitIndex), nil
+}
+
+func (s *service) UntagResource(ctx context.Context, r *apiv1.UntagResourceRequest) (*apiv1.WriteResponse, error) {
+	wr, err := s.ks.UntagResource(ctx, r.GetKeyId(), r.GetTagKeys(), r.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	return writeOut(wr.CommitIndex), nil
+}
+
+func (s *service) ListResourceTags(ctx context.Context, r *apiv1.ListResourceTagsRequest) (*apiv1.ListResourceTagsResponse, error) {
+	p, err := s.ks.ListResourceTags(ctx, r.GetKeyId(), intArg(r.GetLimit()), r.GetMarker())
+	if err != nil {
+		return nil, err
+	}
+	return &apiv1.ListResourceTagsResponse{Tags: tagsOut(p.Items), NextMarker: p.NextMarker, Truncated: p.Truncated}, nil
+}
+
+func (s *service) CreateAlias(ctx context.Context, r *apiv1.CreateAliasRequest) (*apiv1.WriteResponse, error) {
+	wr, err := s.ks.CreateAlias(ctx, r.GetAliasName(), r.GetTargetKeyId(), r.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	return writeOut(wr.CommitIndex), nil
+}
+
+func (s *service) UpdateAlias(ctx context.Context, r *apiv1.UpdateAliasRequest) (*apiv1.WriteResponse, error) {
+	wr, err := s.ks.UpdateAlias(ctx, r.GetAliasName(), r.GetTargetKeyId(), r.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	return writeOut(wr.CommitIndex), nil
+}
+
+func (s *service) DeleteAlias(ctx context.Context, r *apiv1.DeleteAliasRequest) (*apiv1.WriteResponse, error) {
+	wr, err := s.ks.DeleteAlias(ctx, r.GetAliasName(), r.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	return writeOut(wr.CommitIndex), nil
+}
+
+func (s *service) ListAliases(ctx context.Context, r *apiv1.ListAliasesRequest) (*apiv1.ListAliasesResponse, error) {
+	p, err := s.ks.ListAliases(ctx, r.GetKeyId(), intArg(r.GetLimit()), r.GetMarker())
+	if err != nil {
+		return nil, err
+	}
+	return listAliasesOut(p), nil
+}
+
+func (s *service) EnableKey(ctx context.Context, r *apiv1.EnableKeyRequest) (*apiv1.WriteResponse, error) {
+	wr, err := s.ks.EnableKey(ctx, r.GetKeyId(), r.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	return writeOut(wr.CommitIndex), nil
+}
+
+func (s *service) DisableKey(ctx context.Context, r *apiv1.DisableKeyRequest) (*apiv1.WriteResponse, error) {
+	wr, err := s.ks.DisableKey(ctx, r.GetKeyId(), r.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	return writeOut(wr.CommitIndex), nil
+}
+
+func (s *service) ScheduleKeyDeletion(ctx context.Context, r *apiv1.ScheduleKeyDeletionRequest) (*apiv1.ScheduleKeyDeletionResponse, error) {
+	res, err := s.ks.ScheduleKeyDeletion(ctx, r.GetKeyId(), intArg(r.GetPendingWindowInDays()), r.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	var c conv
+	return finish(scheduleDeletionOut(&c, res), &c)
+}
+
+func (s *service) CancelKeyDeletion(ctx context.Context, r *apiv1.CancelKeyDeletionRequest) (*apiv1.CancelKeyDeletionResponse, error) {
+	wr, err := s.ks.CancelKeyDeletion(ctx, r.GetKeyId(), r.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	return &apiv1.CancelKeyDeletionResponse{KeyId: r.GetKeyId(), CommitIndex: wr.CommitIndex}, nil
+}
+
+func (s *service) EnableKeyRotation(ctx context.Context, r *apiv1.EnableKeyRotationRequest) (*apiv1.WriteResponse, error) {
+	wr, err := s.ks.EnableKeyRotation(ctx, r.GetKeyId(), intArg(r.GetRotationPeriodInDays()), r.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	return writeOut(wr.CommitIndex), nil
+}
+
+func (s *service) DisableKeyRotation(ctx context.Context, r *apiv1.DisableKeyRotationRequest) (*apiv1.WriteResponse, error) {
+	wr, err := s.ks.DisableKeyRotation(ctx, r.GetKeyId(), r.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	return writeOut(wr.CommitIndex), nil
+}
+
+func (s *service) GetKeyRotationStatus(ctx context.Context, r *apiv1.GetKeyRotationStatusRequest) (*apiv1.GetKeyRotationStatusResponse, error) {
+	st, err := s.ks.GetKeyRotationStatus(ctx, r.GetKeyId())
+	if err != nil {
+		return nil, err
+	}
+	return rotationStatusOut(st), nil
+}
+
+func (s *service) RotateKeyOnDemand(ctx context.Context, r *apiv1.RotateKeyOnDemandRequest) (*apiv1.RotateKeyOnDemandResponse, error) {
+	rot, wr, err := s.ks.RotateKeyOnDemand(ctx, r.GetKeyId(), r.GetRequestId())
+	if err != nil {
+		return nil, err
+	}
+	return &apiv1.RotateKeyOnDemandResponse{KeyId: rot.KeyID, KeyVersion: rot.KeyVersion, CommitIndex: wr.CommitIndex}, nil
+}
+
+func (s *service) ListKeyRotations(ctx context.Context, r *apiv1.ListKeyRotationsRequest) (*apiv1.ListKeyRotationsResponse, error) {
+	p, err := s.ks.ListKeyRotations(ctx, r.GetKeyId(), intArg(r.GetLimit()), r.GetMarker())
+	if err != nil {
+		return nil, err
+	}
+	var c conv
+	return finish(listKeyRotationsOut(&c, p), &c)
+}
