@@ -73,6 +73,12 @@ const (
 	DependencyTimeout Exception = "DependencyTimeoutException"
 	InvalidSignature  Exception = "KMSInvalidSignatureException"
 	InvalidMac        Exception = "KMSInvalidMacException"
+	Unavailable       Exception = "KMSUnavailableException"
+	Canceled          Exception = "RequestCanceledException"
+	Unsupported       Exception = "UnsupportedOperationException"
+	LimitExceeded     Exception = "LimitExceededException"
+	IncorrectKey      Exception = "IncorrectKeyException"
+	InvalidKeyUsage   Exception = "InvalidKeyUsageException"
 )
 
 // IsNotFound reports whether err is a NotFoundException.
