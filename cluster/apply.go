@@ -47,8 +47,11 @@ func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, er
 		ctx, cancel = context.WithTimeout(ctx, n.cfg.ApplyTimeout)
 		defer cancel()
 	}
-	if err := checkProposable(cmd); err != nil {
-		return nil, fmt.Errorf("apply: %w", err)
+	// The fsm panics on a committed entry it cannot apply (so that no node
+	// diverges silently), which makes one such entry a cluster-wide outage:
+	// refuse it before it reaches the log.
+	if err := fsm.CheckCommand(cmd); err != nil {
+		return nil, fmt.Errorf("apply: %w: %w", ErrInvalidCommand, err)
 	}
 	data, err := fsm.EncodeCommand(cmd)
 	if err != nil {

@@ -19,8 +19,10 @@ var (
 	// may run (RemoveServer) return it on a follower.
 	ErrNotLeader = raft.ErrNotLeader
 
-	// ErrInvalidCommand means a command could not be encoded or decoded; it
-	// is never proposed, because an undecodable log entry stops every node.
+	// ErrInvalidCommand means a command could not be encoded or decoded, or
+	// fsm.CheckCommand refused it (the error then wraps fsm.ErrBadCommand
+	// too); it is never proposed, because an entry the fsm cannot apply
+	// stops every node.
 	ErrInvalidCommand = errors.New("invalid fsm command")
 
 	// ErrInvalidConfig is returned by Config.Validate.

@@ -154,10 +154,21 @@ func TestApplyRefusesCommandsThatWouldStopTheCluster(t *testing.T) {
 	unknown.Type = fsmpb.CommandType(999)
 	newer := createKey(t, "k-newer")
 	newer.Version = fsm.CommandVersion + 1
-	for name, cmd := range map[string]*fsmpb.Command{"nil": nil, "unknown type": unknown, "newer version": newer} {
-		if _, err := nd.Apply(ctxFor(t, time.Second), cmd); !errors.Is(err, cluster.ErrInvalidCommand) {
-			t.Errorf("%s: %v, want ErrInvalidCommand", name, err)
+	unversioned := createKey(t, "k-unversioned")
+	unversioned.Version = 0
+	badPayload := createKey(t, "k-bad")
+	badPayload.Payload = []byte{0x0a, 0x05, 0x01}
+	for name, cmd := range map[string]*fsmpb.Command{
+		"nil": nil, "unknown type": unknown, "newer version": newer,
+		"version 0": unversioned, "bad payload": badPayload,
+	} {
+		_, err := nd.Apply(ctxFor(t, time.Second), cmd)
+		if !errors.Is(err, cluster.ErrInvalidCommand) || !errors.Is(err, fsm.ErrBadCommand) {
+			t.Errorf("%s: %v, want ErrInvalidCommand and fsm.ErrBadCommand", name, err)
 		}
+	}
+	if got := nd.FSM.KeyCount(); got != 0 {
+		t.Fatalf("refused commands left %d keys", got)
 	}
 	// Flagged as skippable, an unknown command is harmless and goes through.
 	unknown.IgnoreIfUnknown = true

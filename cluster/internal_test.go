@@ -99,8 +99,8 @@ func FuzzDecodeForwarded(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cmd, err := decodeForwarded(b)
 		if err != nil {
-			if !errors.Is(err, ErrInvalidCommand) {
-				t.Fatalf("error %v does not wrap ErrInvalidCommand", err)
+			if !errors.Is(err, ErrInvalidCommand) || !errors.Is(err, fsm.ErrBadCommand) {
+				t.Fatalf("error %v does not wrap ErrInvalidCommand and fsm.ErrBadCommand", err)
 			}
 			return
 		}

@@ -66,8 +66,8 @@ func decodeForwarded(b []byte) (*fsmpb.Command, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidCommand, err)
 	}
-	if err := checkProposable(cmd); err != nil {
-		return nil, err
+	if err := fsm.CheckCommand(cmd); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidCommand, err)
 	}
 	return cmd, nil
 }

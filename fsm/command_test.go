@@ -88,7 +88,7 @@ func TestCommandTableCoversEveryType(t *testing.T) {
 		}
 	}
 	msg := mustPanic(t, func() {
-		tbl := map[fsmpb.CommandType]handler{}
+		tbl := map[fsmpb.CommandType]decoder{}
 		register(tbl, fsmpb.CommandType_COMMAND_TYPE_ENABLE_KEY, applyEnableKey)
 		register(tbl, fsmpb.CommandType_COMMAND_TYPE_ENABLE_KEY, applyEnableKey)
 	})

@@ -52,8 +52,8 @@ func New(logger *slog.Logger) *FSM {
 // Apply applies one committed log entry and returns its *fsmpb.Result.
 // Domain failures (missing key, wrong state, ...) are Results with an error
 // code; an entry that cannot be decoded, or an unknown command not flagged
-// ignore_if_unknown, panics: applying around it would let this node diverge
-// from the others silently.
+// ignore_if_unknown (exactly what CheckCommand reports), panics: applying
+// around it would let this node diverge from the others silently.
 func (f *FSM) Apply(l *raft.Log) interface{} {
 	res, touched := f.apply(l)
 	f.notify(touched)
@@ -62,6 +62,10 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 
 func (f *FSM) apply(l *raft.Log) (*fsmpb.Result, []string) {
 	cmd, err := DecodeCommand(l.Data)
+	var run applier
+	if err == nil {
+		run, err = prepare(cmd)
+	}
 	if err != nil {
 		panic(fmt.Sprintf("fsm: log entry %d cannot be applied: %v", l.Index, err))
 	}
@@ -73,7 +77,7 @@ func (f *FSM) apply(l *raft.Log) (*fsmpb.Result, []string) {
 	tx.now = cmd.GetTimeUnixNano()
 	tx.pruneRequests(tx.now - int64(requestMemory))
 
-	res := f.dispatch(tx, cmd)
+	res := f.dispatch(tx, cmd, run)
 	if res.GetIndex() == 0 {
 		res.Index = l.Index
 	}
@@ -82,25 +86,21 @@ func (f *FSM) apply(l *raft.Log) (*fsmpb.Result, []string) {
 	return res, tx.touched
 }
 
-// dispatch runs cmd through its registered handler, or answers a retried
-// request with the Result of its first application.
-func (f *FSM) dispatch(tx *txn, cmd *fsmpb.Command) *fsmpb.Result {
+// dispatch runs cmd's applier, answers a retried request with the Result of
+// its first application, or skips cmd when run is nil (an unknown command
+// flagged ignore_if_unknown, as prepare decided).
+func (f *FSM) dispatch(tx *txn, cmd *fsmpb.Command, run applier) *fsmpb.Result {
 	if id := cmd.GetRequestId(); id != "" {
 		if r, ok := tx.requests.get(id); ok {
 			return r.GetResult()
 		}
 	}
-	h, known := commandTable[cmd.GetType()]
-	if !known || cmd.GetVersion() > CommandVersion {
-		if !cmd.GetIgnoreIfUnknown() {
-			panic(fmt.Sprintf("fsm: log entry %d: unknown command %s (envelope version %d, this node knows %d) "+
-				"not flagged ignore_if_unknown: upgrade this node", tx.index, cmd.GetType(), cmd.GetVersion(), CommandVersion))
-		}
+	if run == nil {
 		f.logger.Warn("skipping unknown command flagged ignore_if_unknown",
 			"index", tx.index, "type", int32(cmd.GetType()), "version", cmd.GetVersion())
 		return &fsmpb.Result{}
 	}
-	res := h(tx, cmd)
+	res := run(tx)
 	res.Index = tx.index
 	if id := cmd.GetRequestId(); id != "" {
 		tx.putRequest(&fsmpb.AppliedRequest{RequestId: id, TimeUnixNano: tx.now, Result: res})
