@@ -101,6 +101,9 @@ type KeyMetadata struct {
 	EncryptionAlgorithms []EncryptionAlgorithm
 	SigningAlgorithms    []SigningAlgorithm
 	MacAlgorithms        []MacAlgorithm
+	// MaxStaleness bounds how long ago a node may have last heard from the
+	// Raft leader and still serve this key; 0 means no bound.
+	MaxStaleness time.Duration
 }
 
 // WriteResult is returned by every control-plane write.
@@ -156,6 +159,8 @@ type CreateKeyInput struct {
 	ProtectionLevel ProtectionLevel // default SOFTWARE
 	Tags            []Tag
 	RequestID       string // idempotency key; generated when empty
+	// MaxStaleness: see KeyMetadata.MaxStaleness. 0 means no bound.
+	MaxStaleness time.Duration
 }
 
 type ScheduleDeletionResult struct {
