@@ -72,6 +72,7 @@ command-line client for the key management API.`,
 // addCommands registers the top-level commands. The node commands (server,
 // demo) are added here as well: root.AddCommand(newServerCmd(), newDemoCmd()).
 func addCommands(root *cobra.Command) {
+	root.AddCommand(newServerCmd(), newDemoCmd())
 	addKeyCommands(root)
 }
 

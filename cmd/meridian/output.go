@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -105,11 +107,17 @@ func emit(cmd *cobra.Command, o *clientOptions, raw rawOut, res *result) error {
 		}
 	}
 	if o.output == outputJSON {
-		b, err := protojson.MarshalOptions{Multiline: true, EmitUnpopulated: true}.Marshal(res.msg)
+		b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(res.msg)
 		if err != nil {
 			return fmt.Errorf("encode response as JSON: %w", err)
 		}
-		_, err = fmt.Fprintf(out, "%s\n", b)
+		// protojson varies its whitespace on purpose; scripts and diffs want
+		// the same bytes every run, so re-indent it canonically.
+		var pretty bytes.Buffer
+		if err := json.Indent(&pretty, b, "", "  "); err != nil {
+			return fmt.Errorf("indent JSON: %w", err)
+		}
+		_, err = fmt.Fprintf(out, "%s\n", pretty.Bytes())
 		return err
 	}
 	return printText(out, res)

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meridiankms/meridian/node"
+)
+
+// demoRegions label the demo's three nodes, one per region.
+var demoRegions = []string{"us-east", "eu-west", "ap-south"}
+
+type demoOptions struct {
+	dataDir  string
+	basePort int
+	logLevel string
+}
+
+func newDemoCmd() *cobra.Command {
+	o := &demoOptions{}
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Start a local 3-node cluster on the embedded soft HSM",
+		Long: `Start a throwaway Meridian cluster of three nodes on 127.0.0.1, labelled
+with the regions us-east, eu-west and ap-south, each with its own Raft log
+and soft HSM copy of one domain key. It prints the endpoints and a first
+command to try, and stops cleanly on Ctrl-C.
+
+Node i (0-based) listens on BASE+10*i (API), +1 (Raft) and +2 (metrics).
+Data goes to a temporary directory that is removed on exit, unless
+--data-dir is given; a kept directory needs the same passphrase again, so
+with --data-dir the soft HSM passphrase comes from MERIDIAN_HSM_PASSPHRASE.
+
+The demo serves plaintext gRPC: it is for trying Meridian on one machine.`,
+		Example: `  meridian demo
+  meridian demo --base-port 8400 --log-level info
+  MERIDIAN_HSM_PASSPHRASE=change-me meridian demo --data-dir ./demo-data`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd, o) },
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.dataDir, "data-dir", "", "keep the cluster's data in this directory (default: a temporary one)")
+	fs.IntVar(&o.basePort, "base-port", 7400, "first port; node i uses BASE+10*i .. BASE+10*i+2")
+	fs.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	return cmd
+}
+
+func runDemo(cmd *cobra.Command, o *demoOptions) (err error) {
+	if o.basePort < 1024 || o.basePort > 65535-30 {
+		return usageErrorf("--base-port %d: must be 1024-%d", o.basePort, 65535-30)
+	}
+	logger, err := newLogger(cmd.ErrOrStderr(), o.logLevel, "text")
+	if err != nil {
+		return usageError{err}
+	}
+	dir, pass, cleanup, err := demoStorage(o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+
+	ctx := cmd.Context()
+	var nodes []*node.Node
+	defer func() {
+		for i := len(nodes) - 1; i >= 0; i-- {
+			if cerr := nodes[i].Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
+	}()
+	for i, region := range demoRegions {
+		cfg := demoNodeConfig(i, region, dir, o.basePort, pass)
+		cfg.Logger = logger
+		if i > 0 {
+			cfg.Join = []string{nodes[0].APIAddr()}
+			// Until HSM enrolment lands, a node gets the domain key as a copy
+			// of the first node's sealed file.
+			if err := copyIfMissing(nodes[0].SoftHSMPath(), cfg.HSM.SoftPath); err != nil {
+				return err
+			}
+		}
+		if err := checkPortsFree(cfg); err != nil {
+			return err
+		}
+		startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		n, err := node.Start(startCtx, cfg)
+		if err == nil {
+			err = n.Cluster().WaitForLeader(startCtx)
+		}
+		cancel()
+		if n != nil {
+			nodes = append(nodes, n)
+		}
+		if err != nil {
+			return fmt.Errorf("start demo node %s: %w", cfg.NodeID, err)
+		}
+	}
+	printDemoBanner(cmd.OutOrStdout(), nodes, dir, o.dataDir == "")
+	<-ctx.Done()
+	fmt.Fprintln(cmd.OutOrStdout(), "\nstopping the demo cluster ...")
+	return nil
+}
+
+// demoStorage picks the data directory and the soft HSM passphrase.
+func demoStorage(dataDir string) (dir string, pass []byte, cleanup func(), err error) {
+	if dataDir == "" {
+		dir, err := os.MkdirTemp("", "meridian-demo-")
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("create demo data dir: %w", err)
+		}
+		// A throwaway cluster gets a throwaway passphrase, held only in memory.
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		return dir, []byte(hex.EncodeToString(b)), func() { _ = os.RemoveAll(dir) }, nil
+	}
+	p := os.Getenv(envPassphrase)
+	if p == "" {
+		return "", nil, nil, usageErrorf("--data-dir keeps the demo's soft HSM files, which need the same passphrase "+
+			"on every start: set %s", envPassphrase)
+	}
+	return dataDir, []byte(p), func() {}, nil
+}
+
+func demoNodeConfig(i int, region, dir string, base int, pass []byte) node.Config {
+	port := base + 10*i
+	cfg := node.DefaultConfig()
+	cfg.NodeID = "node-" + strconv.Itoa(i+1)
+	cfg.Region, cfg.Zone = region, region+"-a"
+	cfg.DataDir = filepath.Join(dir, cfg.NodeID)
+	cfg.APIAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	cfg.RaftAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port+1))
+	cfg.MetricsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port+2))
+	cfg.Bootstrap = i == 0
+	cfg.HSM.SoftPath = filepath.Join(cfg.DataDir, "hsm", "domain.sealed")
+	cfg.HSM.Passphrase = pass
+	cfg.HSM.CreateIfMissing = i == 0
+	cfg.HSM.FastKDF = true // the demo's passphrase protects nothing of value
+	cfg.SchedulerInterval = 10 * time.Second
+	return cfg
+}
+
+// checkPortsFree turns "address already in use" into advice.
+func checkPortsFree(cfg node.Config) error {
+	for _, a := range []string{cfg.APIAddr, cfg.RaftAddr, cfg.MetricsAddr} {
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			return fmt.Errorf("demo needs %s free (%v); is another demo running? try --base-port", a, err)
+		}
+		l.Close()
+	}
+	return nil
+}
+
+func copyIfMissing(src, dst string) error {
+	if _, err := os.Stat(dst); err == nil {
+		return nil
+	}
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("read sealed domain-key file: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return fmt.Errorf("create hsm dir: %w", err)
+	}
+	if err := os.WriteFile(dst, b, 0o600); err != nil {
+		return fmt.Errorf("copy sealed domain-key file: %w", err)
+	}
+	return nil
+}
+
+func printDemoBanner(w io.Writer, nodes []*node.Node, dir string, temp bool) {
+	leader, _ := nodes[0].Cluster().Leader()
+	fmt.Fprintf(w, "Meridian demo cluster is ready: %d nodes, soft HSM, plaintext gRPC.\n\n", len(nodes))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NODE\tREGION\tAPI\tMETRICS\tROLE")
+	for _, n := range nodes {
+		role := "follower"
+		if n.ID() == leader {
+			role = "leader"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\thttp://%s/metrics\t%s\n", n.ID(), n.Region(), n.APIAddr(), n.MetricsAddr(), role)
+	}
+	tw.Flush()
+	where := dir
+	if temp {
+		where += " (removed on exit)"
+	}
+	fmt.Fprintf(w, "\nData: %s\n\nTry, in another terminal:\n", where)
+	fmt.Fprintf(w, "  export MERIDIAN_ADDR=%s\n", nodes[0].APIAddr())
+	fmt.Fprintln(w, `  go run ./cmd/meridian key create --insecure --description "my first key"`)
+	fmt.Fprintf(w, "\nAny node answers: --addr %s works as well. Press Ctrl-C to stop.\n", nodes[len(nodes)-1].APIAddr())
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+
+	"github.com/meridiankms/meridian/node"
+)
+
+// envPassphrase names the environment variable that carries the soft HSM
+// passphrase. It is deliberately not a flag: flag values show up in ps.
+const envPassphrase = "MERIDIAN_HSM_PASSPHRASE"
+
+func newServerCmd() *cobra.Command {
+	v := viper.New()
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a Meridian node",
+		Long: `Run one Meridian node: the gRPC key management API, Raft replication and
+the node's HSM.
+
+Every option can be given three ways, in this order of precedence: a flag,
+an environment variable MERIDIAN_<FLAG> (upper case, dashes as
+underscores, e.g. MERIDIAN_DATA_DIR), or a key of the same name in the
+--config file (YAML, JSON or TOML, e.g. "data-dir: /var/lib/meridian").
+
+The first node of a cluster runs with --bootstrap and creates the domain key
+in its soft HSM file. Until HSM enrolment arrives, every further node needs
+a copy of that sealed file (same passphrase) at its --hsm-soft-path before
+it starts with --join.
+
+The soft HSM passphrase is read from --hsm-passphrase-file or the
+MERIDIAN_HSM_PASSPHRASE environment variable, never from a flag value.
+
+TLS is not configured yet: the API and node-to-node traffic are plaintext,
+so the server refuses to start without --insecure.`,
+		Example: `  # first node of a new cluster
+  MERIDIAN_HSM_PASSPHRASE=... meridian server --insecure --bootstrap \
+    --node-id n1 --region us-east --data-dir /var/lib/meridian \
+    --api-addr 10.0.0.1:7400 --raft-addr 10.0.0.1:7401 --metrics-addr 10.0.0.1:7402
+
+  # a further node (after copying n1's sealed domain-key file)
+  meridian server --config /etc/meridian/n2.yaml --join 10.0.0.1:7400`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runServer(cmd, v) },
+	}
+	fs := cmd.Flags()
+	fs.String("config", "", "read options from this YAML, JSON or TOML `FILE`")
+	fs.String("node-id", "", "this node's stable id (default: the host name)")
+	fs.String("region", "local", "region label of this node")
+	fs.String("zone", "a", "zone label of this node")
+	fs.String("data-dir", "", "directory for the Raft log, snapshots and the soft HSM file (required)")
+	fs.String("api-addr", "127.0.0.1:7400", "gRPC API listen `HOST:PORT`")
+	fs.String("advertise-api-addr", "", "API address other nodes use to reach this one (default: the listen address)")
+	fs.String("raft-addr", "127.0.0.1:7401", "Raft listen and advertised `HOST:PORT`")
+	fs.String("metrics-addr", "127.0.0.1:7402", "/metrics, /healthz and /readyz `HOST:PORT`; empty disables")
+	fs.Bool("bootstrap", false, "found a new cluster with this node if it has no Raft state")
+	fs.StringSlice("join", nil, "API `ADDRS` of cluster members to join through (repeatable)")
+	fs.String("hsm", "soft", "HSM backend: soft (pkcs11 arrives with the PKCS#11 issue)")
+	fs.String("hsm-soft-path", "", "sealed domain-key file of the soft HSM (default: DATA_DIR/hsm/domain.sealed)")
+	fs.String("hsm-passphrase-file", "", "read the soft HSM passphrase from this `FILE` (or set "+envPassphrase+")")
+	fs.Bool("hsm-create", false, "create the domain key if the sealed file is missing (default: on with --bootstrap)")
+	fs.Duration("raft-heartbeat-timeout", 0, "Raft heartbeat timeout (default 1s)")
+	fs.Duration("raft-election-timeout", 0, "Raft election timeout (default 1s)")
+	fs.Duration("raft-leader-lease-timeout", 0, "Raft leader lease timeout (default 500ms)")
+	fs.Uint64("snapshot-threshold", 0, "Raft log entries between snapshots (default 8192)")
+	fs.Duration("scheduler-interval", 0, "how often the leader runs due deletions and rotations (default 1m)")
+	fs.Bool("insecure", false, "serve plaintext gRPC and Raft (required until TLS arrives)")
+	fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs.String("log-format", "text", "log format: text or json")
+	return cmd
+}
+
+// loadServerOptions merges flags, MERIDIAN_* environment variables and the
+// config file, in that order of precedence.
+func loadServerOptions(cmd *cobra.Command, v *viper.Viper) error {
+	if err := v.BindPFlags(cmd.Flags()); err != nil {
+		return err
+	}
+	v.SetEnvPrefix("MERIDIAN")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if file := v.GetString("config"); file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			return usageErrorf("read config file %s: %v", file, err)
+		}
+		for _, k := range v.AllKeys() {
+			if cmd.Flags().Lookup(k) == nil {
+				return usageErrorf("config file %s: unknown option %q", file, k)
+			}
+		}
+	}
+	return nil
+}
+
+func runServer(cmd *cobra.Command, v *viper.Viper) error {
+	if err := loadServerOptions(cmd, v); err != nil {
+		return err
+	}
+	if !v.GetBool("insecure") {
+		return usageErrorf("refusing to serve without TLS: TLS is not configured yet, so key material requests " +
+			"and Raft traffic would cross the network in plaintext; pass --insecure to accept that on a trusted network")
+	}
+	logger, err := newLogger(cmd.ErrOrStderr(), v.GetString("log-level"), v.GetString("log-format"))
+	if err != nil {
+		return usageError{err}
+	}
+	cfg, err := serverConfig(v)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = logger
+	n, err := node.Start(cmd.Context(), cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "meridian node %s serving: api %s, metrics %s\n", n.ID(), n.APIAddr(), n.MetricsAddr())
+	<-cmd.Context().Done()
+	logger.Info("shutting down")
+	return n.Close()
+}
+
+// serverConfig turns the merged options into a node.Config.
+func serverConfig(v *viper.Viper) (node.Config, error) {
+	cfg := node.DefaultConfig()
+	cfg.NodeID = v.GetString("node-id")
+	if cfg.NodeID == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return cfg, usageErrorf("--node-id not given and the host name is unknown: %v", err)
+		}
+		cfg.NodeID = host
+	}
+	cfg.Region, cfg.Zone = v.GetString("region"), v.GetString("zone")
+	cfg.DataDir = v.GetString("data-dir")
+	if cfg.DataDir == "" {
+		return cfg, usageErrorf("--data-dir is required (or MERIDIAN_DATA_DIR, or data-dir in --config)")
+	}
+	cfg.APIAddr, cfg.AdvertiseAPIAddr = v.GetString("api-addr"), v.GetString("advertise-api-addr")
+	cfg.RaftAddr, cfg.MetricsAddr = v.GetString("raft-addr"), v.GetString("metrics-addr")
+	cfg.Bootstrap = v.GetBool("bootstrap")
+	cfg.Join = v.GetStringSlice("join")
+	cfg.HSM.Backend = v.GetString("hsm")
+	cfg.HSM.SoftPath = v.GetString("hsm-soft-path")
+	cfg.HSM.CreateIfMissing = v.GetBool("hsm-create") || cfg.Bootstrap
+	pass, err := readPassphrase(v.GetString("hsm-passphrase-file"))
+	if err != nil {
+		return cfg, err
+	}
+	cfg.HSM.Passphrase = pass
+	cfg.HeartbeatTimeout = v.GetDuration("raft-heartbeat-timeout")
+	cfg.ElectionTimeout = v.GetDuration("raft-election-timeout")
+	cfg.LeaderLeaseTimeout = v.GetDuration("raft-leader-lease-timeout")
+	cfg.SnapshotThreshold = v.GetUint64("snapshot-threshold")
+	cfg.SchedulerInterval = v.GetDuration("scheduler-interval")
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageError{err}
+	}
+	return cfg, nil
+}
+
+// readPassphrase takes the passphrase from a file (trailing newline
+// trimmed) or the environment. The value never appears in an error.
+func readPassphrase(file string) ([]byte, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, usageErrorf("read --hsm-passphrase-file: %v", err)
+		}
+		b = bytes.TrimRight(b, "\r\n")
+		if len(b) == 0 {
+			return nil, usageErrorf("--hsm-passphrase-file %s is empty", file)
+		}
+		return b, nil
+	}
+	if p := os.Getenv(envPassphrase); p != "" {
+		return []byte(p), nil
+	}
+	return nil, usageErrorf("the soft HSM needs a passphrase: set %s or pass --hsm-passphrase-file", envPassphrase)
+}
+
+// newLogger builds the process logger.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, errors.New("--log-format " + format + ": want text or json")
+}
+

@@ -1,0 +1,189 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"github.com/meridiankms/meridian/client"
+)
+
+// testPassphrase opens the soft HSM files of test clusters.
+var testPassphrase = []byte("test-passphrase-not-secret")
+
+// logSink collects every node's log lines so tests can scan them.
+type logSink struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *logSink) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.buf.Bytes())
+}
+
+// testCluster is N in-process nodes over real TCP on 127.0.0.1, each with
+// its own bolt files and soft HSM file (a copy of the first's).
+type testCluster struct {
+	t     testing.TB
+	dir   string
+	nodes []*Node
+	cfgs  []Config
+	logs  *logSink
+}
+
+// freeAddr reserves a loopback port. Restarted nodes keep their addresses,
+// as a real node's config does.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func fastConfig(t testing.TB, dir string, i int, logs *logSink) Config {
+	cfg := DefaultConfig()
+	cfg.NodeID = fmt.Sprintf("node-%d", i+1)
+	cfg.Region = []string{"us-east", "eu-west", "ap-south"}[i%3]
+	cfg.DataDir = filepath.Join(dir, cfg.NodeID)
+	cfg.APIAddr, cfg.RaftAddr, cfg.MetricsAddr = freeAddr(t), freeAddr(t), ""
+	cfg.HSM.Passphrase = testPassphrase
+	cfg.HSM.SoftPath = filepath.Join(dir, "domain.sealed") // one sealed file, as if copied
+	cfg.HSM.FastKDF = true
+	cfg.HSM.CreateIfMissing = i == 0
+	cfg.HeartbeatTimeout = 100 * time.Millisecond
+	cfg.ElectionTimeout = 100 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 50 * time.Millisecond
+	cfg.SchedulerInterval = -1
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return cfg
+}
+
+func startCluster(t testing.TB, n int, tweak func(*Config)) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, dir: t.TempDir(), logs: &logSink{}}
+	for i := 0; i < n; i++ {
+		cfg := fastConfig(t, c.dir, i, c.logs)
+		cfg.Bootstrap = i == 0
+		if i > 0 {
+			cfg.Join = []string{c.cfgs[0].APIAddr}
+		}
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		c.cfgs = append(c.cfgs, cfg)
+		c.nodes = append(c.nodes, nil)
+		c.start(i)
+		if i == 0 {
+			c.waitLeader()
+		}
+	}
+	t.Cleanup(c.closeAll)
+	return c
+}
+
+func (c *testCluster) start(i int) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := Start(ctx, c.cfgs[i])
+	if err != nil {
+		c.t.Fatalf("start %s: %v", c.cfgs[i].NodeID, err)
+	}
+	c.nodes[i] = n
+}
+
+func (c *testCluster) stop(i int) {
+	c.t.Helper()
+	if err := c.nodes[i].Close(); err != nil {
+		c.t.Errorf("close %s: %v", c.cfgs[i].NodeID, err)
+	}
+	c.nodes[i] = nil
+}
+
+func (c *testCluster) closeAll() {
+	for i := len(c.nodes) - 1; i >= 0; i-- {
+		if c.nodes[i] != nil {
+			c.stop(i)
+		}
+	}
+}
+
+// waitLeader polls until some running node leads and returns its index.
+func (c *testCluster) waitLeader() int {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		for i, n := range c.nodes {
+			if n != nil && n.Cluster().IsLeader() {
+				return i
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatal("no leader within 20s")
+	return -1
+}
+
+// waitApplied polls until every running node applied index.
+func (c *testCluster) waitApplied(index uint64) {
+	c.t.Helper()
+	for _, n := range c.nodes {
+		if n == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := n.FSM().WaitApplied(ctx, index)
+		cancel()
+		if err != nil {
+			c.t.Fatalf("%s did not apply index %d: %v", n.ID(), index, err)
+		}
+	}
+}
+
+func (c *testCluster) client(i int) *client.Client {
+	c.t.Helper()
+	cfg := client.DefaultConfig(c.nodes[i].APIAddr())
+	cfg.Insecure = true
+	cl, err := client.New(context.Background(), cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustCreateKey(t testing.TB, cl *client.Client, req *apiv1.CreateKeyRequest) *apiv1.CreateKeyResponse {
+	t.Helper()
+	res, err := cl.CreateKey(ctxT(t), req)
+	if err != nil {
+		t.Fatalf("create key: %v", err)
+	}
+	return res
+}
+
+func maxProcs() int { return runtime.GOMAXPROCS(0) }

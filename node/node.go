@@ -1,0 +1,311 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/meridiankms/meridian/cluster"
+	"github.com/meridiankms/meridian/fsm"
+	"github.com/meridiankms/meridian/hsm"
+	"github.com/meridiankms/meridian/hsm/soft"
+	"github.com/meridiankms/meridian/keystore"
+	"github.com/meridiankms/meridian/transport"
+)
+
+// Compile-time checks that the parts fit the seams between them.
+var (
+	_ transport.KeyStore = (*keystore.Store)(nil)
+	_ keystore.Applier   = (*cluster.Node)(nil)
+)
+
+// readinessInterval is how often the gRPC health status is refreshed.
+const readinessInterval = 500 * time.Millisecond
+
+// Node is one running Meridian node.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	hsm      hsm.HSM
+	fsm      *fsm.FSM
+	cluster  *cluster.Node
+	store    *keystore.Store
+	server   *transport.Server
+	metrics  *transport.MetricsServer
+	registry *prometheus.Registry
+
+	apiAddr, metricsAddr string
+
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start builds and starts a node from cfg. ctx bounds start-up only (HSM
+// open, join); the node runs until Close.
+func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, log: log.With("node", cfg.NodeID), stop: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			n.shutdown()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	if n.hsm, err = openHSM(ctx, cfg); err != nil {
+		return nil, err
+	}
+	n.fsm = fsm.New(log.With("component", "fsm"))
+
+	lis, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen api %s: %w", cfg.APIAddr, err)
+	}
+	n.apiAddr = lis.Addr().String()
+	advertise := cfg.AdvertiseAPIAddr
+	if advertise == "" {
+		advertise = n.apiAddr
+	}
+
+	ccfg := cluster.DefaultConfig()
+	ccfg.NodeID, ccfg.Region, ccfg.DataDir = cfg.NodeID, cfg.Region, cfg.DataDir
+	ccfg.RaftBindAddr, ccfg.APIAddr, ccfg.Bootstrap = cfg.RaftAddr, advertise, cfg.Bootstrap
+	ccfg.Logger = log
+	setDuration(&ccfg.HeartbeatTimeout, cfg.HeartbeatTimeout)
+	setDuration(&ccfg.ElectionTimeout, cfg.ElectionTimeout)
+	setDuration(&ccfg.LeaderLeaseTimeout, cfg.LeaderLeaseTimeout)
+	if cfg.SnapshotThreshold > 0 {
+		ccfg.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.TrailingLogs > 0 {
+		ccfg.TrailingLogs = cfg.TrailingLogs
+	}
+	if n.cluster, err = cluster.New(ctx, ccfg, n.fsm); err != nil {
+		lis.Close()
+		return nil, err
+	}
+
+	kcfg := keystore.DefaultConfig()
+	kcfg.Logger, kcfg.NodeID = log, cfg.NodeID
+	if cfg.SchedulerInterval != 0 {
+		kcfg.SchedulerInterval = cfg.SchedulerInterval
+	}
+	if n.store, err = keystore.New(kcfg, n.fsm, n.hsm, n.cluster); err != nil {
+		lis.Close()
+		return nil, err
+	}
+
+	if err := n.startServers(lis); err != nil {
+		return nil, err
+	}
+	if len(cfg.Join) > 0 {
+		if err := n.cluster.Join(ctx, cfg.Join); err != nil {
+			return nil, fmt.Errorf("join %v: %w", cfg.Join, err)
+		}
+	}
+	n.wg.Add(1)
+	go n.watchReadiness()
+	n.log.Info("node started", "api", n.apiAddr, "raft", n.cluster.RaftAddr(),
+		"metrics", n.metricsAddr, "region", cfg.Region, "hsm", cfg.HSM.Backend)
+	return n, nil
+}
+
+func setDuration(dst *time.Duration, v time.Duration) {
+	if v > 0 {
+		*dst = v
+	}
+}
+
+// openHSM opens the configured backend. Only soft exists until the PKCS#11
+// issue lands; Validate already refused anything else.
+func openHSM(ctx context.Context, cfg Config) (hsm.HSM, error) {
+	scfg := soft.DefaultConfig()
+	scfg.Path, scfg.Passphrase = cfg.HSM.SoftPath, cfg.HSM.Passphrase
+	if cfg.HSM.FastKDF {
+		scfg.KDF = soft.KDFParams{Time: soft.MinKDFTime, MemoryKiB: soft.MinKDFMemoryKiB, Threads: 1}
+	}
+	var (
+		h   *soft.HSM
+		err error
+	)
+	if err := os.MkdirAll(filepath.Dir(scfg.Path), 0o700); err != nil {
+		return nil, fmt.Errorf("create hsm dir: %w", err)
+	}
+	if cfg.HSM.CreateIfMissing {
+		h, err = soft.OpenOrCreate(ctx, scfg)
+	} else {
+		h, err = soft.Open(ctx, scfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open soft hsm: %w", err)
+	}
+	return h, nil
+}
+
+// startServers registers metrics and starts the gRPC and operator servers.
+func (n *Node) startServers(lis net.Listener) error {
+	n.registry = prometheus.NewRegistry()
+	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m, err := transport.NewMetrics(n.registry)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	if err := transport.RegisterNodeInfo(n.registry, n.cfg.NodeID, n.cfg.Region); err != nil {
+		lis.Close()
+		return err
+	}
+	n.registry.MustRegister(transport.NewRaftCollector(transport.RaftStatsFunc(n.raftStatus)))
+
+	tcfg := transport.DefaultConfig()
+	tcfg.ListenAddr, tcfg.MetricsListenAddr = n.apiAddr, n.cfg.MetricsAddr
+	if n.server, err = transport.NewServer(tcfg, n.store, transport.WithLogger(n.log), transport.WithMetrics(m)); err != nil {
+		lis.Close()
+		return err
+	}
+	n.cluster.Register(n.server.GRPC())
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.server.Serve(lis); err != nil {
+			n.log.Error("grpc server stopped", "err", err)
+		}
+	}()
+
+	if n.cfg.MetricsAddr == "" {
+		return nil
+	}
+	mlis, err := net.Listen("tcp", n.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen metrics %s: %w", n.cfg.MetricsAddr, err)
+	}
+	n.metricsAddr = mlis.Addr().String()
+	if n.metrics, err = transport.NewMetricsServer(n.registry, n.Ready, n.log); err != nil {
+		mlis.Close()
+		return err
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.metrics.Serve(mlis); err != nil {
+			n.log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (n *Node) raftStatus() transport.RaftStatus {
+	s := n.cluster.Stats()
+	return transport.RaftStatus{State: s.State, Term: s.Term, CommitIndex: s.CommitIndex,
+		AppliedIndex: s.FSMAppliedIndex, LastContact: s.LastContact}
+}
+
+// ErrNotReady explains why a node should not receive traffic yet.
+var ErrNotReady = errors.New("node not ready")
+
+// Ready reports nil when the node can serve: a Raft leader is known and the
+// HSM answers. A node that lost its leader still serves the data plane, but
+// it is reported unready so load balancers prefer nodes in the majority.
+func (n *Node) Ready(ctx context.Context) error {
+	if id, _ := n.cluster.Leader(); id == "" {
+		return fmt.Errorf("%w: no raft leader known", ErrNotReady)
+	}
+	if err := n.hsm.Health(ctx); err != nil {
+		return fmt.Errorf("%w: hsm: %w", ErrNotReady, err)
+	}
+	return nil
+}
+
+// watchReadiness mirrors Ready into the gRPC health service.
+func (n *Node) watchReadiness() {
+	defer n.wg.Done()
+	t := time.NewTicker(readinessInterval)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), readinessInterval)
+		n.server.SetServing(n.Ready(ctx) == nil)
+		cancel()
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// APIAddr is the address the gRPC API listens on.
+func (n *Node) APIAddr() string { return n.apiAddr }
+
+// MetricsAddr is the operator HTTP address ("" when disabled).
+func (n *Node) MetricsAddr() string { return n.metricsAddr }
+
+// ID is the node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// Region is the node's region label.
+func (n *Node) Region() string { return n.cfg.Region }
+
+// Cluster exposes the Raft node for status commands and tests.
+func (n *Node) Cluster() *cluster.Node { return n.cluster }
+
+// FSM exposes the node's replica for tests and status.
+func (n *Node) FSM() *fsm.FSM { return n.fsm }
+
+// HSM exposes the node's HSM for tests and operator commands.
+func (n *Node) HSM() hsm.HSM { return n.hsm }
+
+// Registry is the node's Prometheus registry.
+func (n *Node) Registry() *prometheus.Registry { return n.registry }
+
+// Close stops serving, then stops the keystore, Raft and the HSM, in that
+// order, so no request is cut off half-way through a write.
+func (n *Node) Close() error {
+	n.closeOnce.Do(n.shutdown)
+	return n.closeErr
+}
+
+func (n *Node) shutdown() {
+	close(n.stop)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if n.server != nil {
+		n.server.SetServing(false)
+		n.server.Stop(ctx)
+	}
+	if n.metrics != nil {
+		n.metrics.Stop(ctx)
+	}
+	n.wg.Wait()
+	var errs []error
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	if n.cluster != nil {
+		errs = append(errs, n.cluster.Close())
+	}
+	if n.hsm != nil {
+		errs = append(errs, n.hsm.Close())
+	}
+	n.closeErr = errors.Join(errs...)
+}
+
+// SoftHSMPath is the sealed domain-key file of a soft-HSM node.
+func (n *Node) SoftHSMPath() string { return n.cfg.HSM.SoftPath }
