@@ -203,4 +203,3 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	}
 	return nil, errors.New("--log-format " + format + ": want text or json")
 }
-
