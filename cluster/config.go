@@ -3,6 +3,8 @@ package cluster
 import (
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -73,10 +75,80 @@ type Config struct {
 	// Nil discards.
 	Logger *slog.Logger
 
-	// DialOptions are used for node-to-node gRPC (forwarding, joins).
-	// Default: insecure credentials (TLS arrives with the security issue).
+	// DialOptions are used for node-to-node gRPC (forwarding, joins,
+	// autopilot status polls). Default: insecure credentials (TLS arrives
+	// with the security issue).
 	DialOptions []grpc.DialOption
+
+	// Gossip configures memberlist membership; GossipBindAddr "" turns
+	// gossip (and with it autopilot) off, leaving the issue-2 behaviour:
+	// joins add voters directly and nothing removes dead servers.
+	Gossip GossipConfig
+	// Autopilot configures the leader's reconciliation of Raft with gossip.
+	Autopilot AutopilotConfig
+	// BuildVersion is advertised in gossip metadata.
+	BuildVersion string
 }
+
+// GossipConfig configures memberlist.
+type GossipConfig struct {
+	// BindAddr is the host:port memberlist listens on (TCP and UDP);
+	// "127.0.0.1:0" picks a free port. Empty disables gossip.
+	BindAddr string
+	// AdvertiseAddr, if set, is advertised instead of the bound address.
+	AdvertiseAddr string
+	// Key is the 32-byte AES-256 key that encrypts and authenticates all
+	// gossip. Every member must share it. Required unless Insecure.
+	Key []byte
+	// Insecure allows gossip in the clear (tests and the local demo only).
+	Insecure bool
+	// LAN selects fast local timings (100 ms probes, Nomad's test values)
+	// instead of memberlist's WAN profile (5 s probes, 3 s probe timeout,
+	// 60 s push/pull), which is the default because members span regions.
+	LAN bool
+	// Seeds are gossip addresses to join at start-up, retried with backoff
+	// in the background until one answers. Join (through API seeds) also
+	// joins gossip with the addresses the leader returns.
+	Seeds []string
+}
+
+// AutopilotConfig configures the leader's autopilot (see cluster/autopilot).
+type AutopilotConfig struct {
+	// Disabled turns autopilot off even with gossip on.
+	Disabled bool
+	// Interval between reconciliations on the leader.
+	Interval time.Duration // default 2s
+	// TargetVoters is the wanted voter count, odd. Default 5.
+	TargetVoters int
+	// MaxLagEntries: a non-voter within this many entries of the leader's
+	// last index counts as caught up. Default 250.
+	MaxLagEntries uint64
+	// StabilizationTime a non-voter must be alive before promotion.
+	StabilizationTime time.Duration // default 10s
+	// DeadServerGrace a server must be DEAD or LEFT before removal.
+	DeadServerGrace time.Duration // default 1m
+	// PreferredLeaderRegion gets leadership back when it has a healthy,
+	// caught-up, stable voter. Empty: no preference.
+	PreferredLeaderRegion string
+	// TransferHysteresis is the minimum time a leader leads before it is
+	// asked to hand leadership to the preferred region. Default 30s.
+	TransferHysteresis time.Duration
+}
+
+// DefaultAutopilotConfig returns production autopilot settings.
+func DefaultAutopilotConfig() AutopilotConfig {
+	return AutopilotConfig{
+		Interval:           2 * time.Second,
+		TargetVoters:       5,
+		MaxLagEntries:      250,
+		StabilizationTime:  10 * time.Second,
+		DeadServerGrace:    time.Minute,
+		TransferHysteresis: 30 * time.Second,
+	}
+}
+
+func (c *Config) gossipOn() bool    { return c.Gossip.BindAddr != "" }
+func (c *Config) autopilotOn() bool { return c.gossipOn() && !c.Autopilot.Disabled }
 
 // DefaultConfig returns a Config with LAN timings and insecure dialing.
 func DefaultConfig() Config {
@@ -92,6 +164,7 @@ func DefaultConfig() Config {
 		RetainSnapshots:    2,
 		ApplyTimeout:       10 * time.Second,
 		DialOptions:        []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
+		Autopilot:          DefaultAutopilotConfig(),
 	}
 }
 
@@ -116,6 +189,9 @@ func (c *Config) Validate() error {
 	case c.RetainSnapshots < 1:
 		return bad("retain snapshots %d is below 1", c.RetainSnapshots)
 	}
+	if err := c.validateGossip(); err != nil {
+		return bad("%v", err)
+	}
 	if err := raft.ValidateConfig(c.raftConfig()); err != nil {
 		return bad("raft: %v", err)
 	}
@@ -138,4 +214,47 @@ func (c *Config) raftConfig() *raft.Config {
 	// address), and only the operator stops a process.
 	rc.ShutdownOnRemove = false
 	return rc
+}
+
+func (c *Config) validateGossip() error {
+	if !c.gossipOn() {
+		return nil
+	}
+	g, a := c.Gossip, c.Autopilot
+	switch {
+	case len(g.Key) == 0 && !g.Insecure:
+		return fmt.Errorf("gossip key is required (or set Gossip.Insecure for tests and demos)")
+	case len(g.Key) != 0 && len(g.Key) != 32:
+		return fmt.Errorf("gossip key is %d bytes, want 32", len(g.Key))
+	case a.Disabled:
+		return nil
+	case a.Interval <= 0:
+		return fmt.Errorf("autopilot interval %v is not positive", a.Interval)
+	case a.TargetVoters < 1 || a.TargetVoters%2 == 0:
+		return fmt.Errorf("autopilot target voters %d is not a positive odd number", a.TargetVoters)
+	case a.StabilizationTime < 0 || a.DeadServerGrace <= 0 || a.TransferHysteresis < 0:
+		return fmt.Errorf("autopilot durations must be non-negative (grace positive)")
+	}
+	if _, _, err := splitHostPort(g.BindAddr); err != nil {
+		return fmt.Errorf("gossip bind address: %w", err)
+	}
+	if g.AdvertiseAddr != "" {
+		if _, _, err := splitHostPort(g.AdvertiseAddr); err != nil {
+			return fmt.Errorf("gossip advertise address: %w", err)
+		}
+	}
+	return nil
+}
+
+// splitHostPort parses host:port with a numeric port.
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	return host, int(port), nil
 }

@@ -38,6 +38,7 @@ func (n *Node) Join(ctx context.Context, seedAPIAddrs []string) error {
 		Zone:     n.cfg.Zone,
 		Voter:    !n.cfg.NonVoter,
 	}
+	req.GossipAddr = n.GossipAddr()
 	b := newBackoff(joinBackoffMin, joinBackoffMax)
 	var lastErr error
 	for {
@@ -48,7 +49,10 @@ func (n *Node) Join(ctx context.Context, seedAPIAddrs []string) error {
 			resp, err := n.joinVia(ctx, seed, req)
 			if err == nil {
 				n.log.Info("joined cluster", "seed", seed, "leader", resp.GetLeaderId(), "index", resp.GetIndex())
-				return nil
+				if n.gossip == nil || len(resp.GetGossipAddrs()) == 0 {
+					return nil
+				}
+				return n.JoinGossip(ctx, resp.GetGossipAddrs())
 			}
 			lastErr = err
 			n.log.Debug("join attempt failed", "seed", seed, "error", err.Error())
@@ -168,6 +172,7 @@ func (n *Node) watchLeadership(ctx context.Context, notify <-chan bool) {
 				continue
 			}
 			n.log.Info("gained leadership")
+			n.leaderSince.Store(time.Now().UnixNano())
 			lctx, cancel := context.WithCancel(ctx)
 			stopReg = cancel
 			n.wg.Add(1)

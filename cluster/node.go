@@ -42,6 +42,13 @@ type Node struct {
 
 	pool *connPool
 
+	gossip *gossip // nil when gossip is off
+	// leaderSince is when this node last became leader (or last asked for
+	// a leadership transfer), in Unix nanoseconds: autopilot's hysteresis.
+	leaderSince atomic.Int64
+	// leaderChanges counts leader changes this node observed.
+	leaderChanges atomic.Uint64
+
 	stop     context.CancelFunc // stops background goroutines
 	wg       sync.WaitGroup
 	closed   atomic.Bool
@@ -145,13 +152,57 @@ func (n *Node) open() error {
 	n.raft = r
 	bg, stop := context.WithCancel(context.Background())
 	n.stop = stop
+	n.goBackground(func() { n.watchLeadership(bg, notify) })
+	n.goBackground(func() { n.countLeaderChanges(bg) })
+	if cfg.gossipOn() {
+		if err := n.startGossip(); err != nil {
+			return err
+		}
+		n.goBackground(func() { n.gossipLoop(bg) })
+		if len(cfg.Gossip.Seeds) > 0 {
+			n.goBackground(func() {
+				if err := n.JoinGossip(bg, cfg.Gossip.Seeds); err != nil && bg.Err() == nil {
+					n.log.Warn("gossip seeds unreachable", "error", err.Error())
+				}
+			})
+		}
+		if cfg.autopilotOn() {
+			n.goBackground(func() { n.autopilotLoop(bg) })
+		}
+	}
+	n.log.Info("node started", "raft_addr", n.raftAddr, "api_addr", cfg.APIAddr, "resumed", existing)
+	return nil
+}
+
+func (n *Node) goBackground(f func()) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		n.watchLeadership(bg, notify)
+		f()
 	}()
-	n.log.Info("node started", "raft_addr", n.raftAddr, "api_addr", cfg.APIAddr, "resumed", existing)
-	return nil
+}
+
+// countLeaderChanges counts leader observations that name a new leader.
+func (n *Node) countLeaderChanges(ctx context.Context) {
+	ch := make(chan raft.Observation, 16)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	n.raft.RegisterObserver(obs)
+	defer n.raft.DeregisterObserver(obs)
+	var last raft.ServerID
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case o := <-ch:
+			if lo := o.Data.(raft.LeaderObservation); lo.LeaderID != "" && lo.LeaderID != last {
+				last = lo.LeaderID
+				n.leaderChanges.Add(1)
+			}
+		}
+	}
 }
 
 func (n *Node) openTransport() error {
@@ -205,6 +256,10 @@ func (n *Node) closeResources() error {
 	}
 	if n.stop != nil {
 		n.stop()
+	}
+	if n.gossip != nil {
+		// Leave first, so peers see LEFT (not DEAD) and stop probing.
+		keep(n.gossip.leave(min(n.cfg.ApplyTimeout, 2*time.Second)))
 	}
 	if n.raft != nil {
 		// raft.Shutdown also closes the transport.

@@ -82,11 +82,22 @@ func (s *rpcServer) Join(ctx context.Context, req *clusterpb.JoinRequest) (*clus
 		return nil, status.Error(codes.InvalidArgument, "join: node id, raft address and api address are required")
 	}
 	if n.IsLeader() {
+		if n.cfg.autopilotOn() {
+			// Autopilot promotes once the node has caught up and proved
+			// stable; joining as a voter would count an empty log toward
+			// quorum at once.
+			req = proto.CloneOf(req)
+			req.Voter = false
+		}
 		idx, err := n.addMember(ctx, req)
 		if err != nil {
 			return nil, rpcStatus("join "+req.GetNodeId(), err)
 		}
-		return &clusterpb.JoinResponse{Index: idx, LeaderId: n.cfg.NodeID}, nil
+		resp := &clusterpb.JoinResponse{Index: idx, LeaderId: n.cfg.NodeID}
+		if n.gossip != nil {
+			resp.GossipAddrs = n.gossip.aliveAddrs()
+		}
+		return resp, nil
 	}
 	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
 		return nil, status.Error(codes.FailedPrecondition, ErrNotLeader.Error())
@@ -119,4 +130,16 @@ func rpcStatus(what string, err error) error {
 		return status.Error(codes.Unavailable, msg)
 	}
 	return status.Error(codes.Internal, msg)
+}
+
+// Status reports this node's Raft progress (autopilot's caught-up check).
+func (s *rpcServer) Status(context.Context, *clusterpb.StatusRequest) (*clusterpb.StatusResponse, error) {
+	n := s.n
+	if n.closed.Load() {
+		return nil, status.Error(codes.Unavailable, ErrShutdown.Error())
+	}
+	return &clusterpb.StatusResponse{
+		NodeId: n.cfg.NodeID, LastIndex: n.raft.LastIndex(), AppliedIndex: n.fsm.AppliedIndex(),
+		Term: n.raft.CurrentTerm(), State: n.raft.State().String(),
+	}, nil
 }

@@ -31,6 +31,12 @@ type Stats struct {
 	// the leader, -1 if never. The staleness bound of DESIGN.md builds on it.
 	LastContact time.Duration
 	NumPeers    int // other servers in the Raft configuration
+	// ApplyLag is CommitIndex - FSMAppliedIndex: committed entries this
+	// node's reads do not see yet.
+	ApplyLag uint64
+	// LeaderChanges counts the leader changes this node has observed
+	// since it started (a new leader id, not a re-election of the same).
+	LeaderChanges uint64
 }
 
 // Stats returns the node's current Raft statistics.
@@ -47,6 +53,10 @@ func (n *Node) Stats() Stats {
 		SnapshotRestores: n.counted.restores.Load(),
 		LeaderID:         string(leaderID),
 	}
+	if s.CommitIndex > s.FSMAppliedIndex {
+		s.ApplyLag = s.CommitIndex - s.FSMAppliedIndex
+	}
+	s.LeaderChanges = n.leaderChanges.Load()
 	if v, err := strconv.ParseUint(r.Stats()["last_snapshot_index"], 10, 64); err == nil {
 		s.LastSnapshotIndex = v
 	}

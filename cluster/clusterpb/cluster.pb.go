@@ -32,6 +32,7 @@ type JoinRequest struct {
 	Region        string                 `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
 	Zone          string                 `protobuf:"bytes,5,opt,name=zone,proto3" json:"zone,omitempty"`
 	Voter         bool                   `protobuf:"varint,6,opt,name=voter,proto3" json:"voter,omitempty"`
+	GossipAddr    string                 `protobuf:"bytes,7,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"` // host:port of the joiner's memberlist, if any
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -108,10 +109,20 @@ func (x *JoinRequest) GetVoter() bool {
 	return false
 }
 
+func (x *JoinRequest) GetGossipAddr() string {
+	if x != nil {
+		return x.GossipAddr
+	}
+	return ""
+}
+
 type JoinResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	LeaderId      string                 `protobuf:"bytes,2,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Index    uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	LeaderId string                 `protobuf:"bytes,2,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	// Gossip (memberlist) addresses of live members, so the joiner can join
+	// the gossip pool without a separate seed list.
+	GossipAddrs   []string `protobuf:"bytes,3,rep,name=gossip_addrs,json=gossipAddrs,proto3" json:"gossip_addrs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -158,6 +169,13 @@ func (x *JoinResponse) GetLeaderId() string {
 		return x.LeaderId
 	}
 	return ""
+}
+
+func (x *JoinResponse) GetGossipAddrs() []string {
+	if x != nil {
+		return x.GossipAddrs
+	}
+	return nil
 }
 
 type ApplyRequest struct {
@@ -248,28 +266,152 @@ func (x *ApplyResponse) GetResult() []byte {
 	return nil
 }
 
+type StatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusRequest) Reset() {
+	*x = StatusRequest{}
+	mi := &file_cluster_clusterpb_cluster_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusRequest) ProtoMessage() {}
+
+func (x *StatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_clusterpb_cluster_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
+func (*StatusRequest) Descriptor() ([]byte, []int) {
+	return file_cluster_clusterpb_cluster_proto_rawDescGZIP(), []int{4}
+}
+
+type StatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	LastIndex     uint64                 `protobuf:"varint,2,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`          // last log index stored
+	AppliedIndex  uint64                 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"` // fsm applied index
+	Term          uint64                 `protobuf:"varint,4,opt,name=term,proto3" json:"term,omitempty"`
+	State         string                 `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"` // Leader, Follower, Candidate, Shutdown
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusResponse) Reset() {
+	*x = StatusResponse{}
+	mi := &file_cluster_clusterpb_cluster_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusResponse) ProtoMessage() {}
+
+func (x *StatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cluster_clusterpb_cluster_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
+func (*StatusResponse) Descriptor() ([]byte, []int) {
+	return file_cluster_clusterpb_cluster_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *StatusResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 var File_cluster_clusterpb_cluster_proto protoreflect.FileDescriptor
 
 const file_cluster_clusterpb_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1fcluster/clusterpb/cluster.proto\x12\x13meridian.cluster.v1\"\xa0\x01\n" +
+	"\x1fcluster/clusterpb/cluster.proto\x12\x13meridian.cluster.v1\"\xc1\x01\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
 	"\bapi_addr\x18\x03 \x01(\tR\aapiAddr\x12\x16\n" +
 	"\x06region\x18\x04 \x01(\tR\x06region\x12\x12\n" +
 	"\x04zone\x18\x05 \x01(\tR\x04zone\x12\x14\n" +
-	"\x05voter\x18\x06 \x01(\bR\x05voter\"A\n" +
+	"\x05voter\x18\x06 \x01(\bR\x05voter\x12\x1f\n" +
+	"\vgossip_addr\x18\a \x01(\tR\n" +
+	"gossipAddr\"d\n" +
 	"\fJoinResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
-	"\tleader_id\x18\x02 \x01(\tR\bleaderId\"(\n" +
+	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x12!\n" +
+	"\fgossip_addrs\x18\x03 \x03(\tR\vgossipAddrs\"(\n" +
 	"\fApplyRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\fR\acommand\"'\n" +
 	"\rApplyResponse\x12\x16\n" +
-	"\x06result\x18\x01 \x01(\fR\x06result2\xa6\x01\n" +
+	"\x06result\x18\x01 \x01(\fR\x06result\"\x0f\n" +
+	"\rStatusRequest\"\x97\x01\n" +
+	"\x0eStatusResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\x02 \x01(\x04R\tlastIndex\x12#\n" +
+	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\x12\x12\n" +
+	"\x04term\x18\x04 \x01(\x04R\x04term\x12\x14\n" +
+	"\x05state\x18\x05 \x01(\tR\x05state2\xf9\x01\n" +
 	"\aCluster\x12K\n" +
 	"\x04Join\x12 .meridian.cluster.v1.JoinRequest\x1a!.meridian.cluster.v1.JoinResponse\x12N\n" +
-	"\x05Apply\x12!.meridian.cluster.v1.ApplyRequest\x1a\".meridian.cluster.v1.ApplyResponseB3Z1github.com/meridiankms/meridian/cluster/clusterpbb\x06proto3"
+	"\x05Apply\x12!.meridian.cluster.v1.ApplyRequest\x1a\".meridian.cluster.v1.ApplyResponse\x12Q\n" +
+	"\x06Status\x12\".meridian.cluster.v1.StatusRequest\x1a#.meridian.cluster.v1.StatusResponseB3Z1github.com/meridiankms/meridian/cluster/clusterpbb\x06proto3"
 
 var (
 	file_cluster_clusterpb_cluster_proto_rawDescOnce sync.Once
@@ -283,20 +425,24 @@ func file_cluster_clusterpb_cluster_proto_rawDescGZIP() []byte {
 	return file_cluster_clusterpb_cluster_proto_rawDescData
 }
 
-var file_cluster_clusterpb_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_cluster_clusterpb_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_cluster_clusterpb_cluster_proto_goTypes = []any{
-	(*JoinRequest)(nil),   // 0: meridian.cluster.v1.JoinRequest
-	(*JoinResponse)(nil),  // 1: meridian.cluster.v1.JoinResponse
-	(*ApplyRequest)(nil),  // 2: meridian.cluster.v1.ApplyRequest
-	(*ApplyResponse)(nil), // 3: meridian.cluster.v1.ApplyResponse
+	(*JoinRequest)(nil),    // 0: meridian.cluster.v1.JoinRequest
+	(*JoinResponse)(nil),   // 1: meridian.cluster.v1.JoinResponse
+	(*ApplyRequest)(nil),   // 2: meridian.cluster.v1.ApplyRequest
+	(*ApplyResponse)(nil),  // 3: meridian.cluster.v1.ApplyResponse
+	(*StatusRequest)(nil),  // 4: meridian.cluster.v1.StatusRequest
+	(*StatusResponse)(nil), // 5: meridian.cluster.v1.StatusResponse
 }
 var file_cluster_clusterpb_cluster_proto_depIdxs = []int32{
 	0, // 0: meridian.cluster.v1.Cluster.Join:input_type -> meridian.cluster.v1.JoinRequest
 	2, // 1: meridian.cluster.v1.Cluster.Apply:input_type -> meridian.cluster.v1.ApplyRequest
-	1, // 2: meridian.cluster.v1.Cluster.Join:output_type -> meridian.cluster.v1.JoinResponse
-	3, // 3: meridian.cluster.v1.Cluster.Apply:output_type -> meridian.cluster.v1.ApplyResponse
-	2, // [2:4] is the sub-list for method output_type
-	0, // [0:2] is the sub-list for method input_type
+	4, // 2: meridian.cluster.v1.Cluster.Status:input_type -> meridian.cluster.v1.StatusRequest
+	1, // 3: meridian.cluster.v1.Cluster.Join:output_type -> meridian.cluster.v1.JoinResponse
+	3, // 4: meridian.cluster.v1.Cluster.Apply:output_type -> meridian.cluster.v1.ApplyResponse
+	5, // 5: meridian.cluster.v1.Cluster.Status:output_type -> meridian.cluster.v1.StatusResponse
+	3, // [3:6] is the sub-list for method output_type
+	0, // [0:3] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
@@ -313,7 +459,7 @@ func file_cluster_clusterpb_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cluster_clusterpb_cluster_proto_rawDesc), len(file_cluster_clusterpb_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/meridiankms/meridian/cluster"
+	"github.com/meridiankms/meridian/cluster/netsim"
 	"github.com/meridiankms/meridian/fsm"
 )
 
@@ -43,6 +44,10 @@ type Cluster struct {
 	logger *slog.Logger
 	mu     sync.Mutex
 	Nodes  []*Node
+	// Sim carries node-to-node traffic of regional clusters (StartRegions);
+	// set latencies on it at any time. Nil for StartCluster.
+	Sim       *netsim.Sim
+	gossipKey []byte
 }
 
 // Node is one in-process member: a cluster.Node, its own fsm, and a gRPC
@@ -53,10 +58,13 @@ type Node struct {
 	Dir     string
 	FSM     *fsm.FSM
 	APIAddr string
-	c       *Cluster
-	srv     *grpc.Server
-	served  chan struct{}
-	alive   bool
+	// Region and Zone are set for nodes of regional clusters.
+	Region, Zone string
+	gossipAddr   string
+	c            *Cluster
+	srv          *grpc.Server
+	served       chan struct{}
+	alive        bool
 	// bootstrap is kept across restarts, as a server's flags are: a
 	// restart must resume, not bootstrap again.
 	bootstrap bool
@@ -117,12 +125,18 @@ func (c *Cluster) seeds(except *Node) []string {
 func (nd *Node) start(apiBind, raftBind string, bootstrap bool) {
 	t := nd.c.t
 	t.Helper()
-	lis, err := net.Listen("tcp", apiBind)
-	if err != nil {
-		t.Fatalf("%s: listen api: %v", nd.ID, err)
-	}
 	cfg := FastConfig(cluster.DefaultConfig())
 	cfg.NodeID, cfg.DataDir, cfg.Region, cfg.Zone = nd.ID, nd.Dir, "test-1", "test-1a"
+	var lis net.Listener
+	var err error
+	if nd.Region == "" {
+		lis, err = net.Listen("tcp", apiBind)
+	} else {
+		lis, err = nd.startRegional(&cfg, apiBind, raftBind)
+	}
+	if err != nil {
+		t.Fatalf("%s: listen: %v", nd.ID, err)
+	}
 	cfg.APIAddr, cfg.RaftBindAddr, cfg.Bootstrap = lis.Addr().String(), raftBind, bootstrap
 	cfg.Logger = nd.c.logger.With("node", nd.ID)
 	for _, o := range nd.c.opts {
@@ -136,7 +150,7 @@ func (nd *Node) start(apiBind, raftBind string, bootstrap bool) {
 		lis.Close()
 		t.Fatalf("%s: start: %v", nd.ID, err)
 	}
-	nd.Node, nd.APIAddr = node, cfg.APIAddr
+	nd.Node, nd.APIAddr, nd.gossipAddr = node, cfg.APIAddr, node.GossipAddr()
 	nd.srv = grpc.NewServer()
 	node.Register(nd.srv)
 	nd.served = make(chan struct{})
@@ -147,6 +161,35 @@ func (nd *Node) start(apiBind, raftBind string, bootstrap bool) {
 	nd.c.mu.Lock()
 	nd.alive = true
 	nd.c.mu.Unlock()
+}
+
+// startRegional routes nd's traffic through the cluster's Sim and turns
+// gossip on; a restart reuses the gossip address and rejoins through the
+// live nodes' gossip addresses.
+func (nd *Node) startRegional(cfg *cluster.Config, apiBind, raftBind string) (net.Listener, error) {
+	c := nd.c
+	*cfg = RegionalConfig(*cfg, c.gossipKey)
+	cfg.Region, cfg.Zone = nd.Region, nd.Zone
+	if nd.gossipAddr != "" {
+		cfg.Gossip.BindAddr = nd.gossipAddr
+		for _, o := range c.Live() {
+			if o != nd {
+				cfg.Gossip.Seeds = append(cfg.Gossip.Seeds, o.gossipAddr)
+			}
+		}
+	}
+	sl, err := c.Sim.StreamLayer(raftBind, nd.Region)
+	if err != nil {
+		return nil, fmt.Errorf("raft: %w", err)
+	}
+	cfg.StreamLayer = sl
+	cfg.DialOptions = append(cfg.DialOptions, c.Sim.DialOption(nd.Region))
+	lis, err := c.Sim.Listen("tcp", apiBind, nd.Region)
+	if err != nil {
+		sl.Close()
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	return lis, nil
 }
 
 func (nd *Node) join(seeds []string) {
