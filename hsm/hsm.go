@@ -6,6 +6,7 @@ package hsm
 
 import (
 	"context"
+	"crypto"
 	"errors"
 )
 
@@ -69,4 +70,88 @@ type Info struct {
 // Describer is implemented by backends that can say what they are.
 type Describer interface {
 	Info() Info
+}
+
+// Enroller is implemented by backends that can hand their domain keys to
+// another HSM without the keys ever existing in the clear outside an HSM
+// (DESIGN.md "Enrolment"). The joining node's HSM makes a transport key
+// pair; a member wraps every DK version to the joiner's public key inside
+// its own HSM; the joiner unwraps them inside its HSM. RSA-OAEP with SHA-1
+// is the transport wrap because SoftHSM 2.6 supports no other OAEP hash;
+// OAEP's security does not rest on the hash's collision resistance.
+type Enroller interface {
+	// TransportPublicKey returns the PKIX DER public key of this HSM's
+	// enrolment key pair (RSA-3072), creating the pair on first use. The
+	// pair lives until ImportDomainKeys succeeds or the HSM closes.
+	TransportPublicKey(ctx context.Context) ([]byte, error)
+	// ExportDomainKeys wraps every DK version this HSM holds to
+	// transportPub, inside the HSM.
+	ExportDomainKeys(ctx context.Context, transportPub []byte) (*DomainKeyBundle, error)
+	// ImportDomainKeys unwraps the bundle with this HSM's transport private
+	// key and stores the DK versions it lacks. Versions it already holds
+	// are left alone. ErrUnwrap if the bundle was not made for this HSM.
+	ImportDomainKeys(ctx context.Context, b *DomainKeyBundle) error
+}
+
+// DomainKeyBundle carries DK versions wrapped to one transport key. Its
+// wire encoding (MarshalBinary/UnmarshalBinary, in bundle.go) is what the
+// cluster's join reply carries.
+type DomainKeyBundle struct {
+	Versions []WrappedDomainKey
+}
+
+// WrappedDomainKey is one DK version, RSA-OAEP(SHA-1)-wrapped.
+type WrappedDomainKey struct {
+	Version uint32
+	Wrapped []byte
+}
+
+// KeyKind says what a customer key version is when it is unwrapped into
+// the HSM for protection level HSM.
+type KeyKind int
+
+const (
+	KindAES256     KeyKind = iota + 1 // AES-256 for GCM
+	KindHMACSHA256                    // generic secret for HMAC-SHA-256
+	KindHMACSHA384
+	KindHMACSHA512
+	KindRSAPrivate   // PKCS#8 RSA private key
+	KindECDSAPrivate // PKCS#8 EC private key (P-256, P-384, P-521)
+)
+
+// KeyHandle names a key version unwrapped into the HSM. It is valid until
+// Destroy, Close, or an HSM restart, after which operations fail with
+// ErrHandleInvalid and the caller imports the version again.
+type KeyHandle interface {
+	Kind() KeyKind
+}
+
+// ErrHandleInvalid: the handle's object is gone (HSM restarted or the
+// handle was destroyed); import the version again.
+var ErrHandleInvalid = errors.New("hsm: key handle no longer valid")
+
+// KeyOps is implemented by backends that run customer-key operations
+// inside the HSM (protection level HSM): the version is unwrapped into the
+// HSM as a non-extractable object and never enters process memory.
+type KeyOps interface {
+	// ImportWrapped unwraps a blob made by Wrap under dkVersion into the
+	// HSM as a non-extractable, non-token (session) object of kind.
+	ImportWrapped(ctx context.Context, dkVersion uint32, wrapped []byte, kind KeyKind) (KeyHandle, error)
+	// EncryptGCM seals with AES-256-GCM under an explicit 12-byte nonce
+	// that the caller generated (HSMs differ in IV generation; SoftHSM
+	// accepts an empty IV, so an empty or short nonce is ErrInvalidInput).
+	// The result is ciphertext||16-byte tag.
+	EncryptGCM(ctx context.Context, h KeyHandle, nonce, plaintext, aad []byte) ([]byte, error)
+	// DecryptGCM opens what EncryptGCM sealed; ErrUnwrap on a bad tag.
+	DecryptGCM(ctx context.Context, h KeyHandle, nonce, sealed, aad []byte) ([]byte, error)
+	// HMAC computes the MAC of msg with an HMAC key of the handle's kind.
+	HMAC(ctx context.Context, h KeyHandle, msg []byte) ([]byte, error)
+	// Sign signs a digest (already hashed with hash). For RSA, pss picks
+	// RSASSA-PSS (salt = hash length) over PKCS#1 v1.5; ECDSA returns an
+	// ASN.1 DER signature.
+	Sign(ctx context.Context, h KeyHandle, hash crypto.Hash, pss bool, digest []byte) ([]byte, error)
+	// DecryptOAEP decrypts RSA-OAEP with hash for both OAEP and MGF1.
+	DecryptOAEP(ctx context.Context, h KeyHandle, hash crypto.Hash, ciphertext []byte) ([]byte, error)
+	// Destroy removes the object; later use gives ErrHandleInvalid.
+	Destroy(ctx context.Context, h KeyHandle) error
 }

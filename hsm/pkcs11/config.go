@@ -37,6 +37,13 @@ type Config struct {
 	// DomainKeyLabelPrefix is the CKA_LABEL prefix of DK objects. It must
 	// not end in a digit, or "v1"+"2" and "v12" would be the same label.
 	DomainKeyLabelPrefix string
+	// RequireTrustedWrap makes DK versions this HSM generates or imports
+	// CKA_WRAP_WITH_TRUSTED: enrolment can then wrap them only to a
+	// transport key the token's security officer marked trusted
+	// (TrustTransportKey), an SO approval per joining HSM. False (the
+	// default): the logged-in node wraps its DK to any joiner the
+	// cluster's join authorization admits. DESIGN.md "Enrolment".
+	RequireTrustedWrap bool
 }
 
 // DefaultConfig returns a Config with the default label prefix and session
@@ -71,8 +78,8 @@ func (c Config) Validate() error {
 
 // String describes the Config with the PIN redacted.
 func (c Config) String() string {
-	return fmt.Sprintf("pkcs11.Config{ModulePath:%q TokenLabel:%q PIN:%s MaxSessions:%d DomainKeyLabelPrefix:%q}",
-		c.ModulePath, c.TokenLabel, redacted(c.PIN), c.MaxSessions, c.DomainKeyLabelPrefix)
+	return fmt.Sprintf("pkcs11.Config{ModulePath:%q TokenLabel:%q PIN:%s MaxSessions:%d DomainKeyLabelPrefix:%q RequireTrustedWrap:%t}",
+		c.ModulePath, c.TokenLabel, redacted(c.PIN), c.MaxSessions, c.DomainKeyLabelPrefix, c.RequireTrustedWrap)
 }
 
 // GoString keeps %#v from printing the PIN.
@@ -86,6 +93,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("pin", redacted(c.PIN)),
 		slog.Int("max_sessions", c.MaxSessions),
 		slog.String("dk_label_prefix", c.DomainKeyLabelPrefix),
+		slog.Bool("require_trusted_wrap", c.RequireTrustedWrap),
 	)
 }
 

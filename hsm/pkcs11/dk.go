@@ -13,13 +13,14 @@ import (
 )
 
 // dkTemplate is the DK's attribute policy (DESIGN.md says why):
-// sensitive, so its value never leaves the token in the clear; extractable
-// only under a wrapping key the token's security officer marked trusted
-// (CKA_WRAP_WITH_TRUSTED), which is how enrolment hands it to a joining
-// node's HSM; usable for wrap and unwrap only. SoftHSM 2.6 makes
+// sensitive, so its value never leaves the token in the clear;
+// extractable, so enrolment can wrap it (RSA-OAEP) to a joining node's
+// transport key inside the token - with trusted set (Config.
+// RequireTrustedWrap), only to a key the token's security officer marked
+// CKA_TRUSTED; usable for wrap and unwrap only. SoftHSM 2.6 makes
 // CKA_SENSITIVE and CKA_WRAP_WITH_TRUSTED sticky: a user cannot clear them,
 // by SetAttributeValue or by CopyObject.
-func dkTemplate(label string) []*pkcs11.Attribute {
+func dkTemplate(label string, trusted bool) []*pkcs11.Attribute {
 	return []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
@@ -28,7 +29,7 @@ func dkTemplate(label string) []*pkcs11.Attribute {
 		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_WRAP_WITH_TRUSTED, true),
+		pkcs11.NewAttribute(pkcs11.CKA_WRAP_WITH_TRUSTED, trusted),
 		pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
 		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true),
 		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
@@ -228,7 +229,7 @@ func (h *HSM) addDomainKey(ctx context.Context, op string, first bool) (uint32, 
 		default:
 			next = vs[len(vs)-1] + 1
 		}
-		_, err = h.p.GenerateKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, dkTemplate(h.DomainKeyLabel(next)))
+		_, err = h.p.GenerateKey(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, dkTemplate(h.DomainKeyLabel(next), h.cfg.RequireTrustedWrap))
 		switch {
 		case isCode(err, pkcs11.CKR_ATTRIBUTE_TYPE_INVALID), isCode(err, pkcs11.CKR_ATTRIBUTE_VALUE_INVALID), isCode(err, pkcs11.CKR_TEMPLATE_INCONSISTENT):
 			return fmt.Errorf("%w: token %q: %w", ErrDomainKeyPolicy, h.cfg.TokenLabel, err)

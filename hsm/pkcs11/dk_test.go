@@ -100,22 +100,34 @@ func TestConcurrentRotations(t *testing.T) {
 }
 
 // The DK's attributes as generated, and what SoftHSM 2.6 does with them:
-// its value cannot be read, and it cannot be wrapped under a key the user
-// made (only under one the SO marked CKA_TRUSTED).
+// its value cannot be read. By default the logged-in user may wrap it (so
+// enrolment needs no SO step; DESIGN.md "Enrolment"); with
+// RequireTrustedWrap it cannot be wrapped under a key the user made, only
+// under one the SO marked CKA_TRUSTED.
 func TestDomainKeyPolicy(t *testing.T) {
-	h := withDK(t, 0)
-	p, err := h.DomainKeyPolicy(context.Background(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !p.Token || !p.Sensitive || !p.Extractable || !p.WrapWithTrusted || !p.Wrap || !p.Unwrap || p.Encrypt || p.Decrypt {
-		t.Fatalf("DK attributes %+v", p)
-	}
-	var e pk.Error
-	if !errors.As(p.ValueErr, &e) || e != pk.CKR_ATTRIBUTE_SENSITIVE {
-		t.Fatalf("reading the DK's value: %v, want CKR_ATTRIBUTE_SENSITIVE", p.ValueErr)
-	}
-	if !errors.As(p.UntrustedWrapErr, &e) || e != pk.CKR_KEY_NOT_WRAPPABLE {
-		t.Fatalf("wrapping the DK under an untrusted key: %v, want CKR_KEY_NOT_WRAPPABLE", p.UntrustedWrapErr)
+	for _, trusted := range []bool{false, true} {
+		cfg := newConfig(t, "policy")
+		cfg.RequireTrustedWrap = trusted
+		h := mustOpen(t, cfg)
+		if _, err := h.InitDomainKey(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		p, err := h.DomainKeyPolicy(context.Background(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.Token || !p.Sensitive || !p.Extractable || p.WrapWithTrusted != trusted || !p.Wrap || !p.Unwrap || p.Encrypt || p.Decrypt {
+			t.Fatalf("trusted=%v: DK attributes %+v", trusted, p)
+		}
+		var e pk.Error
+		if !errors.As(p.ValueErr, &e) || e != pk.CKR_ATTRIBUTE_SENSITIVE {
+			t.Fatalf("trusted=%v: reading the DK's value: %v, want CKR_ATTRIBUTE_SENSITIVE", trusted, p.ValueErr)
+		}
+		switch {
+		case trusted && (!errors.As(p.UntrustedWrapErr, &e) || e != pk.CKR_KEY_NOT_WRAPPABLE):
+			t.Fatalf("wrapping a trusted-only DK under a user key: %v, want CKR_KEY_NOT_WRAPPABLE", p.UntrustedWrapErr)
+		case !trusted && p.UntrustedWrapErr != nil:
+			t.Fatalf("wrapping the DK under a user key: %v, want success", p.UntrustedWrapErr)
+		}
 	}
 }

@@ -32,6 +32,8 @@ type HSM struct {
 	dks    map[uint32]pkcs11.ObjectHandle // DK handles, valid for gen
 	vers   []uint32                       // DK versions, valid for gen; nil until read
 
+	transport transportPair // enrolment key pair (enrol.go)
+
 	reconnectMu sync.Mutex
 }
 

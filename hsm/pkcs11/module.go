@@ -39,6 +39,13 @@ type p11 interface {
 	GenerateRandom(sh pkcs11.SessionHandle, length int) ([]byte, error)
 	EncryptInit(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, o pkcs11.ObjectHandle) error
 	Encrypt(sh pkcs11.SessionHandle, message []byte) ([]byte, error)
+	// KeyOps (keyops.go): operations with keys unwrapped into the token.
+	DecryptInit(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, o pkcs11.ObjectHandle) error
+	Decrypt(sh pkcs11.SessionHandle, cipher []byte) ([]byte, error)
+	SignInit(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, o pkcs11.ObjectHandle) error
+	Sign(sh pkcs11.SessionHandle, message []byte) ([]byte, error)
+	// Enrolment (enrol.go): the transport key pair.
+	GenerateKeyPair(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, public, private []*pkcs11.Attribute) (pkcs11.ObjectHandle, pkcs11.ObjectHandle, error)
 }
 
 var _ p11 = (*pkcs11.Ctx)(nil)

@@ -132,7 +132,6 @@ func TestParseSetRejects(t *testing.T) {
 		b    []byte
 	}{
 		{"empty", nil},
-		{"zero versions", set(0)},
 		{"count says 2, holds 1", set(2, entry(1))},
 		{"version 0", set(1, entry(0))},
 		{"descending", set(2, entry(2), entry(1))},
@@ -143,6 +142,10 @@ func TestParseSetRejects(t *testing.T) {
 		if _, err := parseSet(tc.b); !errors.Is(err, ErrFormat) {
 			t.Errorf("%s: err = %v, want ErrFormat", tc.what, err)
 		}
+	}
+	// No versions is a node awaiting enrolment (CreateEmpty).
+	if got, err := parseSet(set(0)); err != nil || len(got) != 0 {
+		t.Fatalf("empty set: %v, %v", got, err)
 	}
 	got, err := parseSet(set(2, entry(1), entry(5)))
 	if err != nil || len(got) != 2 || got[1].version != 5 {

@@ -23,18 +23,14 @@
 //
 // # Several nodes
 //
-// Until HSM enrolment arrives (a joining node's HSM receives the DK wrapped
-// to its own transport key), every node of a cluster that uses the soft
-// backend must hold the same DK set: an operator creates the sealed file
-// once (Create, or `meridian demo` / bootstrap through OpenOrCreate), then
-// copies that file to each node, and every node opens it with the same
-// passphrase. The file is safe to copy over ordinary channels - it is
-// ciphertext - but the passphrase must travel separately. After a
-// RotateDomainKey the new file must be copied again before other nodes
-// can unwrap blobs made under the new version.
-//
-// Enrolment will replace the copying without changing this format: a node
-// that receives DK versions adds them to its set and re-seals through the
-// same write-then-swap path RotateDomainKey uses, so the file stays the
-// one place a soft node keeps its DK.
+// A joining node starts with CreateEmpty (or OpenOrCreateEmpty): a sealed
+// file holding no DK, so Health says hsm.ErrNoDomainKey. Enrolment
+// (hsm.Enroller, enrol.go) then hands it the cluster's DK versions wrapped
+// to its in-memory RSA-3072 transport key; ImportDomainKeys adds them to
+// the set and re-seals the file through the same write-then-swap path
+// RotateDomainKey uses, so the file stays the one place a soft node keeps
+// its DK and a restarted node still holds it. Copying one sealed file to
+// every node (same passphrase, sent separately) still works for clusters
+// set up by hand; after a RotateDomainKey other nodes need the new
+// version before they can unwrap blobs made under it.
 package soft

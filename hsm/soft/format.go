@@ -20,7 +20,8 @@ import (
 //
 // Bytes 0..46 are the GCM additional data. The DK set plaintext is a uint32
 // count followed by count entries of (uint32 version, 32-byte key), with
-// versions strictly ascending and non-zero.
+// versions strictly ascending and non-zero; count 0 is a node awaiting
+// enrolment.
 const (
 	magic         = "MRDNSOFT"
 	formatVersion = 1
@@ -82,7 +83,7 @@ func parseSealed(file []byte) (header, []byte, error) {
 	copy(h.salt[:], file[19:19+saltLen])
 	copy(h.nonce[:], file[19+saltLen:headerLen])
 	ct := file[headerLen:]
-	if len(ct) < 4+entryLen+gcmTagLen || (len(ct)-4-gcmTagLen)%entryLen != 0 {
+	if len(ct) < 4+gcmTagLen || (len(ct)-4-gcmTagLen)%entryLen != 0 {
 		return h, nil, fmt.Errorf("%w: sealed body of %d bytes cannot hold a DK set", ErrFormat, len(ct))
 	}
 	return h, ct, nil
@@ -114,7 +115,8 @@ func parseSet(b []byte) ([]dkEntry, error) {
 		return nil, fmt.Errorf("%w: DK set truncated", ErrFormat)
 	}
 	n := binary.BigEndian.Uint32(b[:4])
-	if n == 0 || n > maxDKVersions || uint64(len(b)-4) != uint64(n)*entryLen {
+	// n == 0 is a node awaiting enrolment (CreateEmpty).
+	if n > maxDKVersions || uint64(len(b)-4) != uint64(n)*entryLen {
 		return nil, fmt.Errorf("%w: DK set of %d bytes does not hold %d versions", ErrFormat, len(b), n)
 	}
 	set := make([]dkEntry, n)

@@ -161,6 +161,7 @@ func (h *HSM) wipe() {
 	}
 	clear(h.kek)
 	h.set, h.kek, h.blocks = nil, nil, nil
+	h.transport.wipe()
 }
 
 // Info names the backend and the sealed file.

@@ -25,6 +25,8 @@ type HSM struct {
 	kek    []byte    // argon2id output; re-seals on rotation
 	set    []dkEntry // ascending by version
 	blocks map[uint32]cipher.Block
+
+	transport transportKey // enrolment key pair (enrol.go)
 }
 
 var (
