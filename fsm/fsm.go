@@ -142,8 +142,10 @@ func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
 }
 
 // Subscribe registers fn to run synchronously after each Apply that changed
-// a key (with its id) and after each Restore (with ""). fn runs on raft's
-// apply goroutine, so it must be cheap and must not call Apply.
+// a key (with its id) and after each Restore (with ""). A domain-key
+// re-wrap (REWRAP_VERSIONS) is the exception: it changes only how a
+// version's unchanged material is wrapped, so it notifies no one. fn runs
+// on raft's apply goroutine, so it must be cheap and must not call Apply.
 func (f *FSM) Subscribe(fn func(keyID string)) {
 	f.subMu.Lock()
 	f.subs = append(f.subs, fn)

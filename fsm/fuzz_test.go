@@ -110,6 +110,7 @@ func FuzzCheckCommand(f *testing.F) {
 		{tRotate, &fsmpb.RotateKey{KeyId: "k-1", Version: newVersion(3)}},
 		{tRegister, &fsmpb.Node{Id: "n2", RaftAddr: "127.0.0.1:2"}},
 		{tDeregister, &fsmpb.Node{Id: "n1"}},
+		{tRewrap, rewraps(rewrap("k-1", 1, 1, 2), rewrap("k-2", 1, 1, 2))},
 	} {
 		p, _ := marshal.Marshal(tc.p)
 		f.Add(uint32(CommandVersion), int32(tc.ct), false, "r-2", t0.UnixNano(), p)

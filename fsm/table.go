@@ -40,6 +40,7 @@ func buildCommandTable() map[fsmpb.CommandType]decoder {
 	register(t, fsmpb.CommandType_COMMAND_TYPE_ROTATE_KEY, applyRotateKey)
 	register(t, fsmpb.CommandType_COMMAND_TYPE_REGISTER_NODE, applyRegisterNode)
 	register(t, fsmpb.CommandType_COMMAND_TYPE_DEREGISTER_NODE, applyDeregisterNode)
+	register(t, fsmpb.CommandType_COMMAND_TYPE_REWRAP_VERSIONS, applyRewrapVersions)
 	return t
 }
 

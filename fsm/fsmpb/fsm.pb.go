@@ -47,6 +47,7 @@ const (
 	CommandType_COMMAND_TYPE_ROTATE_KEY         CommandType = 15 // RotateKey
 	CommandType_COMMAND_TYPE_REGISTER_NODE      CommandType = 16 // Node
 	CommandType_COMMAND_TYPE_DEREGISTER_NODE    CommandType = 17 // Node
+	CommandType_COMMAND_TYPE_REWRAP_VERSIONS    CommandType = 18 // RewrapVersions (domain-key rotation)
 )
 
 // Enum value maps for CommandType.
@@ -70,6 +71,7 @@ var (
 		15: "COMMAND_TYPE_ROTATE_KEY",
 		16: "COMMAND_TYPE_REGISTER_NODE",
 		17: "COMMAND_TYPE_DEREGISTER_NODE",
+		18: "COMMAND_TYPE_REWRAP_VERSIONS",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_TYPE_UNSPECIFIED":        0,
@@ -90,6 +92,7 @@ var (
 		"COMMAND_TYPE_ROTATE_KEY":         15,
 		"COMMAND_TYPE_REGISTER_NODE":      16,
 		"COMMAND_TYPE_DEREGISTER_NODE":    17,
+		"COMMAND_TYPE_REWRAP_VERSIONS":    18,
 	}
 )
 
@@ -279,7 +282,8 @@ type Key struct {
 	PendingWindowDays    uint32                 `protobuf:"varint,11,opt,name=pending_window_days,json=pendingWindowDays,proto3" json:"pending_window_days,omitempty"`
 	RotationPeriodDays   uint32                 `protobuf:"varint,12,opt,name=rotation_period_days,json=rotationPeriodDays,proto3" json:"rotation_period_days,omitempty"` // 0 = automatic rotation off
 	NextRotationUnixNano int64                  `protobuf:"varint,13,opt,name=next_rotation_unix_nano,json=nextRotationUnixNano,proto3" json:"next_rotation_unix_nano,omitempty"`
-	Versions             []*KeyVersion          `protobuf:"bytes,14,rep,name=versions,proto3" json:"versions,omitempty"` // ascending; the last is current
+	Versions             []*KeyVersion          `protobuf:"bytes,14,rep,name=versions,proto3" json:"versions,omitempty"`                                      // ascending; the last is current
+	MaxStalenessMs       int64                  `protobuf:"varint,15,opt,name=max_staleness_ms,json=maxStalenessMs,proto3" json:"max_staleness_ms,omitempty"` // 0 = no staleness bound
 	unknownFields        protoimpl.UnknownFields
 	sizeCache            protoimpl.SizeCache
 }
@@ -410,6 +414,13 @@ func (x *Key) GetVersions() []*KeyVersion {
 		return x.Versions
 	}
 	return nil
+}
+
+func (x *Key) GetMaxStalenessMs() int64 {
+	if x != nil {
+		return x.MaxStalenessMs
+	}
+	return 0
 }
 
 type KeyVersion struct {
@@ -1093,6 +1104,130 @@ func (x *RotateKey) GetVersion() *KeyVersion {
 	return nil
 }
 
+// RewrapVersions moves key versions to a new domain-key version after a DK
+// rotation: the material is unchanged, only its wrapping. Each entry
+// applies only while the version is still wrapped under
+// from_domain_key_version, so replays, retries and racing runs are no-ops.
+type RewrapVersions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Versions      []*Rewrap              `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RewrapVersions) Reset() {
+	*x = RewrapVersions{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RewrapVersions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RewrapVersions) ProtoMessage() {}
+
+func (x *RewrapVersions) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RewrapVersions.ProtoReflect.Descriptor instead.
+func (*RewrapVersions) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RewrapVersions) GetVersions() []*Rewrap {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
+type Rewrap struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	KeyId                string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	Version              uint32                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	FromDomainKeyVersion uint32                 `protobuf:"varint,3,opt,name=from_domain_key_version,json=fromDomainKeyVersion,proto3" json:"from_domain_key_version,omitempty"` // the DK version the blob must be under now
+	ToDomainKeyVersion   uint32                 `protobuf:"varint,4,opt,name=to_domain_key_version,json=toDomainKeyVersion,proto3" json:"to_domain_key_version,omitempty"`
+	WrappedMaterial      []byte                 `protobuf:"bytes,5,opt,name=wrapped_material,json=wrappedMaterial,proto3" json:"wrapped_material,omitempty"` // the same material, RFC 5649 under the new DK version
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *Rewrap) Reset() {
+	*x = Rewrap{}
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Rewrap) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Rewrap) ProtoMessage() {}
+
+func (x *Rewrap) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Rewrap.ProtoReflect.Descriptor instead.
+func (*Rewrap) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Rewrap) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *Rewrap) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Rewrap) GetFromDomainKeyVersion() uint32 {
+	if x != nil {
+		return x.FromDomainKeyVersion
+	}
+	return 0
+}
+
+func (x *Rewrap) GetToDomainKeyVersion() uint32 {
+	if x != nil {
+		return x.ToDomainKeyVersion
+	}
+	return 0
+}
+
+func (x *Rewrap) GetWrappedMaterial() []byte {
+	if x != nil {
+		return x.WrappedMaterial
+	}
+	return nil
+}
+
 // Result is what Apply returns for a command, and what a forwarded write
 // carries back from the leader. error_code is one of the fsm sentinel codes.
 type Result struct {
@@ -1107,7 +1242,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1254,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1267,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{14}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Result) GetIndex() uint64 {
@@ -1181,7 +1316,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1328,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1341,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{15}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -1266,7 +1401,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1413,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1426,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{16}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SnapshotRecord) GetRecord() isSnapshotRecord_Record {
@@ -1378,7 +1513,7 @@ type AppliedRequest struct {
 
 func (x *AppliedRequest) Reset() {
 	*x = AppliedRequest{}
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1525,7 @@ func (x *AppliedRequest) String() string {
 func (*AppliedRequest) ProtoMessage() {}
 
 func (x *AppliedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_fsm_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1538,7 @@ func (x *AppliedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedRequest.ProtoReflect.Descriptor instead.
 func (*AppliedRequest) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{17}
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AppliedRequest) GetRequestId() string {
@@ -1439,7 +1574,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x04 \x01(\tR\trequestId\x12$\n" +
 	"\x0etime_unix_nano\x18\x05 \x01(\x03R\ftimeUnixNano\x12\x18\n" +
-	"\apayload\x18\x06 \x01(\fR\apayload\"\xee\x04\n" +
+	"\apayload\x18\x06 \x01(\fR\apayload\"\x98\x05\n" +
 	"\x03Key\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x122\n" +
@@ -1455,7 +1590,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x13pending_window_days\x18\v \x01(\rR\x11pendingWindowDays\x120\n" +
 	"\x14rotation_period_days\x18\f \x01(\rR\x12rotationPeriodDays\x125\n" +
 	"\x17next_rotation_unix_nano\x18\r \x01(\x03R\x14nextRotationUnixNano\x127\n" +
-	"\bversions\x18\x0e \x03(\v2\x1b.meridian.fsm.v1.KeyVersionR\bversions\x1a7\n" +
+	"\bversions\x18\x0e \x03(\v2\x1b.meridian.fsm.v1.KeyVersionR\bversions\x12(\n" +
+	"\x10max_staleness_ms\x18\x0f \x01(\x03R\x0emaxStalenessMs\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe7\x01\n" +
@@ -1507,7 +1643,15 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"periodDays\"Y\n" +
 	"\tRotateKey\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x125\n" +
-	"\aversion\x18\x02 \x01(\v2\x1b.meridian.fsm.v1.KeyVersionR\aversion\"\x8a\x01\n" +
+	"\aversion\x18\x02 \x01(\v2\x1b.meridian.fsm.v1.KeyVersionR\aversion\"E\n" +
+	"\x0eRewrapVersions\x123\n" +
+	"\bversions\x18\x01 \x03(\v2\x17.meridian.fsm.v1.RewrapR\bversions\"\xce\x01\n" +
+	"\x06Rewrap\x12\x15\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\x125\n" +
+	"\x17from_domain_key_version\x18\x03 \x01(\rR\x14fromDomainKeyVersion\x121\n" +
+	"\x15to_domain_key_version\x18\x04 \x01(\rR\x12toDomainKeyVersion\x12)\n" +
+	"\x10wrapped_material\x18\x05 \x01(\fR\x0fwrappedMaterial\"\x8a\x01\n" +
 	"\x06Result\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1d\n" +
 	"\n" +
@@ -1531,7 +1675,7 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12$\n" +
 	"\x0etime_unix_nano\x18\x02 \x01(\x03R\ftimeUnixNano\x12/\n" +
-	"\x06result\x18\x03 \x01(\v2\x17.meridian.fsm.v1.ResultR\x06result*\xc2\x04\n" +
+	"\x06result\x18\x03 \x01(\v2\x17.meridian.fsm.v1.ResultR\x06result*\xe4\x04\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17COMMAND_TYPE_CREATE_KEY\x10\x01\x12#\n" +
@@ -1551,7 +1695,8 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x1dCOMMAND_TYPE_DISABLE_ROTATION\x10\x0e\x12\x1b\n" +
 	"\x17COMMAND_TYPE_ROTATE_KEY\x10\x0f\x12\x1e\n" +
 	"\x1aCOMMAND_TYPE_REGISTER_NODE\x10\x10\x12 \n" +
-	"\x1cCOMMAND_TYPE_DEREGISTER_NODE\x10\x11*t\n" +
+	"\x1cCOMMAND_TYPE_DEREGISTER_NODE\x10\x11\x12 \n" +
+	"\x1cCOMMAND_TYPE_REWRAP_VERSIONS\x10\x12*t\n" +
 	"\bKeyState\x12\x19\n" +
 	"\x15KEY_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11KEY_STATE_ENABLED\x10\x01\x12\x16\n" +
@@ -1571,7 +1716,7 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),          // 0: meridian.fsm.v1.CommandType
 	(KeyState)(0),             // 1: meridian.fsm.v1.KeyState
@@ -1589,32 +1734,35 @@ var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(*ScheduleDeletion)(nil),  // 13: meridian.fsm.v1.ScheduleDeletion
 	(*EnableRotation)(nil),    // 14: meridian.fsm.v1.EnableRotation
 	(*RotateKey)(nil),         // 15: meridian.fsm.v1.RotateKey
-	(*Result)(nil),            // 16: meridian.fsm.v1.Result
-	(*SnapshotHeader)(nil),    // 17: meridian.fsm.v1.SnapshotHeader
-	(*SnapshotRecord)(nil),    // 18: meridian.fsm.v1.SnapshotRecord
-	(*AppliedRequest)(nil),    // 19: meridian.fsm.v1.AppliedRequest
-	nil,                       // 20: meridian.fsm.v1.Key.TagsEntry
-	nil,                       // 21: meridian.fsm.v1.TagKey.TagsEntry
+	(*RewrapVersions)(nil),    // 16: meridian.fsm.v1.RewrapVersions
+	(*Rewrap)(nil),            // 17: meridian.fsm.v1.Rewrap
+	(*Result)(nil),            // 18: meridian.fsm.v1.Result
+	(*SnapshotHeader)(nil),    // 19: meridian.fsm.v1.SnapshotHeader
+	(*SnapshotRecord)(nil),    // 20: meridian.fsm.v1.SnapshotRecord
+	(*AppliedRequest)(nil),    // 21: meridian.fsm.v1.AppliedRequest
+	nil,                       // 22: meridian.fsm.v1.Key.TagsEntry
+	nil,                       // 23: meridian.fsm.v1.TagKey.TagsEntry
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: meridian.fsm.v1.Command.type:type_name -> meridian.fsm.v1.CommandType
-	20, // 1: meridian.fsm.v1.Key.tags:type_name -> meridian.fsm.v1.Key.TagsEntry
+	22, // 1: meridian.fsm.v1.Key.tags:type_name -> meridian.fsm.v1.Key.TagsEntry
 	1,  // 2: meridian.fsm.v1.Key.state:type_name -> meridian.fsm.v1.KeyState
 	4,  // 3: meridian.fsm.v1.Key.versions:type_name -> meridian.fsm.v1.KeyVersion
 	3,  // 4: meridian.fsm.v1.CreateKey.key:type_name -> meridian.fsm.v1.Key
-	21, // 5: meridian.fsm.v1.TagKey.tags:type_name -> meridian.fsm.v1.TagKey.TagsEntry
+	23, // 5: meridian.fsm.v1.TagKey.tags:type_name -> meridian.fsm.v1.TagKey.TagsEntry
 	4,  // 6: meridian.fsm.v1.RotateKey.version:type_name -> meridian.fsm.v1.KeyVersion
-	3,  // 7: meridian.fsm.v1.Result.key:type_name -> meridian.fsm.v1.Key
-	3,  // 8: meridian.fsm.v1.SnapshotRecord.key:type_name -> meridian.fsm.v1.Key
-	5,  // 9: meridian.fsm.v1.SnapshotRecord.alias:type_name -> meridian.fsm.v1.Alias
-	6,  // 10: meridian.fsm.v1.SnapshotRecord.node:type_name -> meridian.fsm.v1.Node
-	19, // 11: meridian.fsm.v1.SnapshotRecord.request:type_name -> meridian.fsm.v1.AppliedRequest
-	16, // 12: meridian.fsm.v1.AppliedRequest.result:type_name -> meridian.fsm.v1.Result
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	17, // 7: meridian.fsm.v1.RewrapVersions.versions:type_name -> meridian.fsm.v1.Rewrap
+	3,  // 8: meridian.fsm.v1.Result.key:type_name -> meridian.fsm.v1.Key
+	3,  // 9: meridian.fsm.v1.SnapshotRecord.key:type_name -> meridian.fsm.v1.Key
+	5,  // 10: meridian.fsm.v1.SnapshotRecord.alias:type_name -> meridian.fsm.v1.Alias
+	6,  // 11: meridian.fsm.v1.SnapshotRecord.node:type_name -> meridian.fsm.v1.Node
+	21, // 12: meridian.fsm.v1.SnapshotRecord.request:type_name -> meridian.fsm.v1.AppliedRequest
+	18, // 13: meridian.fsm.v1.AppliedRequest.result:type_name -> meridian.fsm.v1.Result
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -1622,7 +1770,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 	if File_fsm_fsmpb_fsm_proto != nil {
 		return
 	}
-	file_fsm_fsmpb_fsm_proto_msgTypes[16].OneofWrappers = []any{
+	file_fsm_fsmpb_fsm_proto_msgTypes[18].OneofWrappers = []any{
 		(*SnapshotRecord_Key)(nil),
 		(*SnapshotRecord_Alias)(nil),
 		(*SnapshotRecord_Node)(nil),
@@ -1634,7 +1782,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
