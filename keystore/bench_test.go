@@ -12,13 +12,27 @@ import (
 // keystore <= 3x raw for 32-byte payloads.
 
 func benchKey(b *testing.B) (*harness, string) {
-	h := newHarness(b, Config{})
+	return benchLevelKey(b, ProtectionSoftware)
+}
+
+func benchLevelKey(b *testing.B, level ProtectionLevel) (*harness, string) {
+	h := newLevelHarness(b, Config{}, level)
 	k := h.create("", "")
 	return h, k.KeyID
 }
 
 func BenchmarkKeystoreEncrypt32(b *testing.B) {
-	h, id := benchKey(b)
+	benchEncrypt32(b, ProtectionSoftware)
+}
+
+// HSM level on the soft backend: the cost of the KeyOps path itself (a
+// PKCS#11 token adds its own C_Encrypt latency on top).
+func BenchmarkKeystoreEncrypt32HSMLevel(b *testing.B) {
+	benchEncrypt32(b, ProtectionHSM)
+}
+
+func benchEncrypt32(b *testing.B, level ProtectionLevel) {
+	h, id := benchLevelKey(b, level)
 	in := EncryptInput{KeyID: id, Plaintext: make([]byte, 32)}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -29,7 +43,15 @@ func BenchmarkKeystoreEncrypt32(b *testing.B) {
 }
 
 func BenchmarkKeystoreDecrypt32(b *testing.B) {
-	h, id := benchKey(b)
+	benchDecrypt32(b, ProtectionSoftware)
+}
+
+func BenchmarkKeystoreDecrypt32HSMLevel(b *testing.B) {
+	benchDecrypt32(b, ProtectionHSM)
+}
+
+func benchDecrypt32(b *testing.B, level ProtectionLevel) {
+	h, id := benchLevelKey(b, level)
 	out, err := h.s.Encrypt(bg, EncryptInput{KeyID: id, Plaintext: make([]byte, 32)})
 	if err != nil {
 		b.Fatal(err)

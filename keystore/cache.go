@@ -14,7 +14,7 @@ import (
 // operation still uses them); Close evicts everything.
 type cache struct {
 	mu       sync.RWMutex
-	keys     map[string]map[uint32]*material
+	keys     map[string]map[slot]*material
 	n        int
 	max      int
 	inflight map[cacheKey]*flight
@@ -22,8 +22,16 @@ type cache struct {
 }
 
 type cacheKey struct {
-	id      string
+	id string
+	slot
+}
+
+// slot is one cached object of a key: a version's secret material (or its
+// HSM handle), or its parsed public key (public), which Verify and RSA
+// encryption use without the HSM.
+type slot struct {
 	version uint32
+	public  bool
 }
 
 // flight is one unwrap in progress; concurrent first uses wait for it
@@ -36,7 +44,7 @@ type flight struct {
 
 func newCache(max int) *cache {
 	return &cache{
-		keys:     make(map[string]map[uint32]*material),
+		keys:     make(map[string]map[slot]*material),
 		max:      max,
 		inflight: make(map[cacheKey]*flight),
 	}
@@ -54,7 +62,7 @@ var errCacheClosed = fmt.Errorf("%w: keystore closed", ErrUnavailable)
 func (c *cache) get(ctx context.Context, ck cacheKey, load func(context.Context) (*material, error), keep func() bool) (*material, error) {
 	for {
 		c.mu.RLock()
-		m := c.keys[ck.id][ck.version]
+		m := c.keys[ck.id][ck.slot]
 		if m != nil {
 			m.acquire()
 		}
@@ -68,7 +76,7 @@ func (c *cache) get(ctx context.Context, ck cacheKey, load func(context.Context)
 			c.mu.Unlock()
 			return nil, errCacheClosed
 		}
-		if m := c.keys[ck.id][ck.version]; m != nil {
+		if m := c.keys[ck.id][ck.slot]; m != nil {
 			m.acquire()
 			c.mu.Unlock()
 			return m, nil
@@ -115,11 +123,28 @@ func (c *cache) insert(ck cacheKey, m *material) {
 	}
 	vs := c.keys[ck.id]
 	if vs == nil {
-		vs = make(map[uint32]*material, 1)
+		vs = make(map[slot]*material, 1)
 		c.keys[ck.id] = vs
 	}
-	vs[ck.version] = m
+	vs[ck.slot] = m
 	c.n++
+}
+
+// drop evicts ck if it still holds m: an HSM lost m's handle, and the next
+// use must import the version again. A newer entry that a concurrent user
+// already re-imported is left alone.
+func (c *cache) drop(ck cacheKey, m *material) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.keys[ck.id][ck.slot] != m {
+		return
+	}
+	delete(c.keys[ck.id], ck.slot)
+	if len(c.keys[ck.id]) == 0 {
+		delete(c.keys, ck.id)
+	}
+	c.n--
+	m.release()
 }
 
 // evict drops every cached version of keyID ("" = every key). It is the
@@ -165,21 +190,48 @@ func (c *cache) len() int {
 }
 
 // material returns version v of key k ready to use, acquired; the caller
-// releases it. A miss unwraps the version's blob with the HSM.
+// releases it. A miss unwraps the version's blob with the HSM (SOFTWARE) or
+// imports it into the HSM (protection level HSM). Operations that may meet
+// a lost HSM handle use withMaterial instead.
 func (s *Store) material(ctx context.Context, k *fsmpb.Key, v *fsmpb.KeyVersion) (*material, error) {
-	ck := cacheKey{k.GetId(), v.GetVersion()}
-	return s.cache.get(ctx, ck, func(ctx context.Context) (*material, error) {
-		raw, err := s.hsm.Unwrap(ctx, v.GetDomainKeyVersion(), v.GetWrappedMaterial())
+	ck := cacheKey{k.GetId(), slot{version: v.GetVersion()}}
+	load := s.unwrapMaterial
+	if hsmLevel(k) {
+		load = s.importMaterial
+	}
+	return s.cache.get(ctx, ck, func(ctx context.Context) (*material, error) { return load(ctx, k, v) }, s.stillEnabled(ck.id))
+}
+
+// publicMaterial returns version v's parsed public key (asymmetric keys),
+// acquired. It needs neither the domain key nor the HSM.
+func (s *Store) publicMaterial(ctx context.Context, k *fsmpb.Key, v *fsmpb.KeyVersion) (*material, error) {
+	ck := cacheKey{k.GetId(), slot{version: v.GetVersion(), public: true}}
+	return s.cache.get(ctx, ck, func(context.Context) (*material, error) {
+		m, err := newPublicMaterial(keySpec(k), v.GetPublicKey())
 		if err != nil {
-			return nil, hsmErr(fmt.Sprintf("unwrap key %s v%d", k.GetId(), v.GetVersion()), err)
-		}
-		m, err := newMaterial(keySpec(k), raw)
-		if err != nil {
-			return nil, fmt.Errorf("load key %s v%d: %w: %w", k.GetId(), v.GetVersion(), ErrInternal, err)
+			return nil, fmt.Errorf("load public key of %s v%d: %w: %w", k.GetId(), v.GetVersion(), ErrInternal, err)
 		}
 		return m, nil
-	}, func() bool {
-		cur, ok := s.state.Key(ck.id)
+	}, s.stillEnabled(ck.id))
+}
+
+// stillEnabled is the cache's keep check for key id (see cache.get).
+func (s *Store) stillEnabled(id string) func() bool {
+	return func() bool {
+		cur, ok := s.state.Key(id)
 		return ok && cur.GetState() == fsmpb.KeyState_KEY_STATE_ENABLED
-	})
+	}
+}
+
+// unwrapMaterial unwraps a SOFTWARE-level version into process memory.
+func (s *Store) unwrapMaterial(ctx context.Context, k *fsmpb.Key, v *fsmpb.KeyVersion) (*material, error) {
+	raw, err := s.hsm.Unwrap(ctx, v.GetDomainKeyVersion(), v.GetWrappedMaterial())
+	if err != nil {
+		return nil, hsmErr(fmt.Sprintf("unwrap key %s v%d", k.GetId(), v.GetVersion()), err)
+	}
+	m, err := newMaterial(keySpec(k), raw)
+	if err != nil {
+		return nil, fmt.Errorf("load key %s v%d: %w: %w", k.GetId(), v.GetVersion(), ErrInternal, err)
+	}
+	return m, nil
 }

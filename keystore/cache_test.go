@@ -18,7 +18,7 @@ import (
 func (h *harness) cached(id string, v uint32) *material {
 	h.s.cache.mu.RLock()
 	defer h.s.cache.mu.RUnlock()
-	return h.s.cache.keys[id][v]
+	return h.s.cache.keys[id][slot{version: v}]
 }
 
 func TestCacheWipedOnDisableDeletionAndClose(t *testing.T) {
@@ -96,7 +96,7 @@ func TestCacheSingleUnwrapAndBound(t *testing.T) {
 	var loads int
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	ck := cacheKey{k.KeyID, 1}
+	ck := cacheKey{k.KeyID, slot{version: 1}}
 	for i := 0; i < 8; i++ {
 		wg.Add(1)
 		go func() {
@@ -134,8 +134,10 @@ func TestCacheSingleUnwrapAndBound(t *testing.T) {
 
 // No plaintext key material in the replicated state, its snapshot or the
 // log entries: only wrapped blobs (and public keys) leave the node.
-func TestNoPlaintextMaterialInState(t *testing.T) {
-	h := newHarness(t, Config{})
+func TestNoPlaintextMaterialInState(t *testing.T) { bothLevels(t, testNoPlaintextMaterialInState) }
+
+func testNoPlaintextMaterialInState(t *testing.T, level ProtectionLevel) {
+	h := newLevelHarness(t, Config{}, level)
 	for _, spec := range []KeySpec{SpecSymmetricDefault, SpecHMAC512, SpecRSA2048, SpecECCP384} {
 		h.create(spec, "")
 	}

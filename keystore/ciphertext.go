@@ -12,14 +12,31 @@ import (
 //	format (1) | key id length L (1) | key id (L) | key version (4, big endian)
 //
 // then, for formatSymmetric, the 24-byte XAES-256-GCM nonce and the sealed
-// bytes (ciphertext and 16-byte tag); for formatRSA, the RSAES-OAEP
-// ciphertext. docs/CRYPTO.md describes the format and its AAD.
+// bytes (ciphertext and 16-byte tag); for formatHSMSymmetric (symmetric
+// keys of protection level HSM), the 12-byte AES-256-GCM nonce and the
+// sealed bytes; for formatRSA, the RSAES-OAEP ciphertext. docs/CRYPTO.md
+// describes the formats and their AAD.
 const (
-	formatSymmetric byte = 0x01
-	formatRSA       byte = 0x02
+	formatSymmetric    byte = 0x01
+	formatRSA          byte = 0x02
+	formatHSMSymmetric byte = 0x03
+
+	gcmNonceSize = 12
+	gcmTagSize   = 16
 
 	maxBlobKeyID = 255
 )
+
+// nonceSize is the nonce length of a format (0: none).
+func nonceSize(format byte) int {
+	switch format {
+	case formatSymmetric:
+		return xaes.NonceSize
+	case formatHSMSymmetric:
+		return gcmNonceSize
+	}
+	return 0
+}
 
 // errInvalidCiphertext is the one error every undecryptable blob gives:
 // malformed, foreign, truncated, tampered, unknown key or version, or the
@@ -36,7 +53,7 @@ type ciphertext struct {
 	keyID   []byte
 	version uint32
 	header  []byte // format through nonce (symmetric) or version (RSA): bound as AAD
-	nonce   []byte // symmetric only
+	nonce   []byte // symmetric formats only
 	body    []byte // sealed bytes (symmetric) or OAEP ciphertext (RSA)
 }
 
@@ -47,7 +64,7 @@ func parseCiphertext(b []byte) (c ciphertext, ok bool) {
 		return c, false
 	}
 	c.format = b[0]
-	if c.format != formatSymmetric && c.format != formatRSA {
+	if c.format != formatSymmetric && c.format != formatRSA && c.format != formatHSMSymmetric {
 		return c, false
 	}
 	idLen := int(b[1])
@@ -64,12 +81,13 @@ func parseCiphertext(b []byte) (c ciphertext, ok bool) {
 	if c.version == 0 {
 		return c, false
 	}
-	if c.format == formatSymmetric {
-		if len(b) < pos+xaes.NonceSize+xaes.Overhead {
+	if n := nonceSize(c.format); n > 0 {
+		// Both symmetric formats end in a 16-byte GCM tag.
+		if len(b) < pos+n+gcmTagSize {
 			return c, false
 		}
-		c.nonce = b[pos : pos+xaes.NonceSize]
-		pos += xaes.NonceSize
+		c.nonce = b[pos : pos+n]
+		pos += n
 	} else if len(b) == pos {
 		return c, false
 	}
@@ -80,11 +98,7 @@ func parseCiphertext(b []byte) (c ciphertext, ok bool) {
 
 // headerSize is the size of a blob's header for a key id.
 func headerSize(format byte, keyID string) int {
-	n := 2 + len(keyID) + 4
-	if format == formatSymmetric {
-		n += xaes.NonceSize
-	}
-	return n
+	return 2 + len(keyID) + 4 + nonceSize(format)
 }
 
 // appendHeader appends format, key id and version (not the nonce).

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/meridiankms/meridian/fsm"
 	"github.com/meridiankms/meridian/fsm/fsmpb"
 )
 
@@ -45,6 +46,14 @@ type Config struct {
 	// RotateRetries bounds how often RotateKeyOnDemand recomputes the
 	// version after losing a race with another rotation.
 	RotateRetries int
+	// Staleness reports how long ago this node last heard from the Raft
+	// leader: 0 on the leader, negative if it never has. Keys with a max
+	// staleness are refused while it exceeds their bound. nil: this node
+	// is never stale (single-node setups and tests).
+	Staleness func() time.Duration
+	// RewrapBatch is how many key versions one REWRAP_VERSIONS command of
+	// RotateDomainKey carries (at most fsm.MaxRewrapBatch).
+	RewrapBatch int
 }
 
 // DefaultConfig returns the production defaults.
@@ -57,6 +66,7 @@ func DefaultConfig() Config {
 		NewRequestID:      newUUID,
 		MaxCachedVersions: 100_000,
 		RotateRetries:     5,
+		RewrapBatch:       100,
 	}
 }
 
@@ -87,6 +97,9 @@ func (c Config) withDefaults() Config {
 	if c.RotateRetries == 0 {
 		c.RotateRetries = d.RotateRetries
 	}
+	if c.RewrapBatch == 0 {
+		c.RewrapBatch = d.RewrapBatch
+	}
 	return c
 }
 
@@ -100,6 +113,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: max cached versions %d is negative", errInvalidConfig, c.MaxCachedVersions)
 	case c.RotateRetries < 0:
 		return fmt.Errorf("%w: rotate retries %d is negative", errInvalidConfig, c.RotateRetries)
+	case c.RewrapBatch < 0 || c.RewrapBatch > fsm.MaxRewrapBatch:
+		return fmt.Errorf("%w: re-wrap batch %d; must be 1-%d", errInvalidConfig, c.RewrapBatch, fsm.MaxRewrapBatch)
 	}
 	return nil
 }

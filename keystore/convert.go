@@ -36,6 +36,7 @@ func metadata(k *fsmpb.Key) KeyMetadata {
 		EncryptionAlgorithms: encryptionAlgorithms(spec, usage),
 		SigningAlgorithms:    signingAlgorithms(spec, usage),
 		MacAlgorithms:        macAlgorithms(spec),
+		MaxStaleness:         maxStaleness(k),
 	}
 	if state == StatePendingDeletion {
 		m.PendingWindowDays = k.GetPendingWindowDays()

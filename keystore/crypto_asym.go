@@ -22,7 +22,7 @@ func oaepMax(pub *rsa.PublicKey, h crypto.Hash) int {
 // build a blob offline by prefixing the header.
 func sealRSA(m *material, keyID string, version uint32, alg EncryptionAlgorithm, spec KeySpec, pt []byte) ([]byte, error) {
 	h := oaepHash[alg]
-	pub := &m.rsa.PublicKey
+	pub := m.rsaPub
 	if max := oaepMax(pub, h); len(pt) > max {
 		return nil, validationErr("plaintext is %d bytes; %s with %s takes at most %d", len(pt), spec, alg, max)
 	}
@@ -37,8 +37,21 @@ func sealRSA(m *material, keyID string, version uint32, alg EncryptionAlgorithm,
 	return append(out, ct...), nil
 }
 
-func openRSA(m *material, alg EncryptionAlgorithm, body []byte) ([]byte, error) {
-	return rsa.DecryptOAEP(oaepHash[alg].New(), nil, m.rsa, body, nil)
+// decryptRSA decrypts a formatRSA blob's OAEP ciphertext, in Go or in the
+// HSM; every failure the bytes can cause is errInvalidCiphertext.
+func decryptRSA(ctx context.Context, m *material, alg EncryptionAlgorithm, c ciphertext) ([]byte, error) {
+	if m.handle != nil {
+		pt, err := m.ops.DecryptOAEP(ctx, m.handle, oaepHash[alg], c.body)
+		if err != nil {
+			return nil, hsmDecryptErr(fmt.Sprintf("decrypt with key %s v%d in the HSM", c.keyID, c.version), err)
+		}
+		return pt, nil
+	}
+	pt, err := rsa.DecryptOAEP(oaepHash[alg].New(), nil, m.rsa, c.body, nil)
+	if err != nil {
+		return nil, errInvalidCiphertext
+	}
+	return pt, nil
 }
 
 // signingKey resolves a usable SIGN_VERIFY key and checks the algorithm
@@ -90,12 +103,30 @@ func (s *Store) Sign(ctx context.Context, in SignInput) (SignOutput, error) {
 		return SignOutput{}, err
 	}
 	v := currentVersion(k)
-	m, err := s.material(ctx, k, v)
+	var sig []byte
+	err = s.withMaterial(ctx, k, v, func(m *material) (err error) {
+		if sig, err = sign(ctx, m, info, digest); err != nil {
+			return fmt.Errorf("sign with key %s v%d: %w", k.GetId(), v.GetVersion(), err)
+		}
+		return nil
+	})
 	if err != nil {
 		return SignOutput{}, err
 	}
-	defer m.release()
+	return SignOutput{Signature: sig, KeyID: k.GetId(), KeyVersion: v.GetVersion(), SigningAlgorithm: in.SigningAlgorithm}, nil
+}
+
+// sign signs digest in Go or, for an HSM-level version, in the HSM.
+func sign(ctx context.Context, m *material, info signInfo, digest []byte) ([]byte, error) {
+	if m.handle != nil {
+		sig, err := m.ops.Sign(ctx, m.handle, info.hash, info.pss, digest)
+		if err != nil {
+			return nil, hsmErr("in the HSM", err)
+		}
+		return sig, nil
+	}
 	var sig []byte
+	var err error
 	switch {
 	case info.family == famECC:
 		sig, err = ecdsa.SignASN1(rand.Reader, m.ec, digest)
@@ -105,9 +136,9 @@ func (s *Store) Sign(ctx context.Context, in SignInput) (SignOutput, error) {
 		sig, err = rsa.SignPKCS1v15(rand.Reader, m.rsa, info.hash, digest)
 	}
 	if err != nil {
-		return SignOutput{}, fmt.Errorf("sign with key %s v%d: %w: %w", k.GetId(), v.GetVersion(), ErrInternal, err)
+		return nil, fmt.Errorf("%w: %w", ErrInternal, err)
 	}
-	return SignOutput{Signature: sig, KeyID: k.GetId(), KeyVersion: v.GetVersion(), SigningAlgorithm: in.SigningAlgorithm}, nil
+	return sig, nil
 }
 
 // errBadSignature is what Verify returns for a signature that does not
@@ -124,8 +155,10 @@ func (s *Store) Verify(ctx context.Context, in VerifyInput) (VerifyOutput, error
 	if err != nil {
 		return VerifyOutput{}, err
 	}
+	// The public key suffices, at either protection level: Verify needs
+	// neither the domain key nor the HSM.
 	v := currentVersion(k)
-	m, err := s.material(ctx, k, v)
+	m, err := s.publicMaterial(ctx, k, v)
 	if err != nil {
 		return VerifyOutput{}, err
 	}
@@ -133,11 +166,11 @@ func (s *Store) Verify(ctx context.Context, in VerifyInput) (VerifyOutput, error
 	valid := false
 	switch {
 	case info.family == famECC:
-		valid = ecdsa.VerifyASN1(&m.ec.PublicKey, digest, in.Signature)
+		valid = ecdsa.VerifyASN1(m.ecPub, digest, in.Signature)
 	case info.pss:
-		valid = rsa.VerifyPSS(&m.rsa.PublicKey, info.hash, digest, in.Signature, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil
+		valid = rsa.VerifyPSS(m.rsaPub, info.hash, digest, in.Signature, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil
 	default:
-		valid = rsa.VerifyPKCS1v15(&m.rsa.PublicKey, info.hash, digest, in.Signature) == nil
+		valid = rsa.VerifyPKCS1v15(m.rsaPub, info.hash, digest, in.Signature) == nil
 	}
 	if !valid {
 		return VerifyOutput{}, errBadSignature

@@ -12,8 +12,10 @@ import (
 	"testing"
 )
 
-func TestSignVerifyEveryAlgorithm(t *testing.T) {
-	h := newHarness(t, Config{})
+func TestSignVerifyEveryAlgorithm(t *testing.T) { bothLevels(t, testSignVerifyEveryAlgorithm) }
+
+func testSignVerifyEveryAlgorithm(t *testing.T, level ProtectionLevel) {
+	h := newLevelHarness(t, Config{}, level)
 	rsaKey := h.create(SpecRSA2048, UsageSignVerify)
 	keys := map[SigningAlgorithm]KeyMetadata{SignECDSASHA256: h.create(SpecECCP256, ""), SignECDSASHA384: h.create(SpecECCP384, ""),
 		SignECDSASHA512: h.create(SpecECCP521, "")}
@@ -70,8 +72,10 @@ func TestSignVerifyEveryAlgorithm(t *testing.T) {
 	}
 }
 
-func TestSignValidation(t *testing.T) {
-	h := newHarness(t, Config{})
+func TestSignValidation(t *testing.T) { bothLevels(t, testSignValidation) }
+
+func testSignValidation(t *testing.T, level ProtectionLevel) {
+	h := newLevelHarness(t, Config{}, level)
 	p256 := h.create(SpecECCP256, "")
 	rsaEnc := h.create(SpecRSA2048, UsageEncryptDecrypt)
 	tests := []struct {
@@ -106,8 +110,10 @@ func TestSignValidation(t *testing.T) {
 	wantErr(t, err, ErrUnsupported, "only asymmetric keys")
 }
 
-func TestRSAEncryption(t *testing.T) {
-	h := newHarness(t, Config{})
+func TestRSAEncryption(t *testing.T) { bothLevels(t, testRSAEncryption) }
+
+func testRSAEncryption(t *testing.T, level ProtectionLevel) {
+	h := newLevelHarness(t, Config{}, level)
 	k := h.create(SpecRSA2048, "")
 	pk, err := h.s.GetPublicKey(bg, k.KeyID)
 	must(t, err)
@@ -165,8 +171,10 @@ func TestRSAEncryption(t *testing.T) {
 	wantErr(t, err, ErrValidation, "only with symmetric keys")
 }
 
-func TestReEncrypt(t *testing.T) {
-	h := newHarness(t, Config{})
+func TestReEncrypt(t *testing.T) { bothLevels(t, testReEncrypt) }
+
+func testReEncrypt(t *testing.T, level ProtectionLevel) {
+	h := newLevelHarness(t, Config{}, level)
 	a, b := h.create("", ""), h.create("", "")
 	r := h.create(SpecRSA2048, "")
 	ca, cb := map[string]string{"from": "a"}, map[string]string{"to": "b"}
@@ -209,8 +217,10 @@ func TestReEncrypt(t *testing.T) {
 	wantErr(t, err, ErrValidation, "encryption algorithm is required")
 }
 
-func TestDataKeys(t *testing.T) {
-	h := newHarness(t, Config{})
+func TestDataKeys(t *testing.T) { bothLevels(t, testDataKeys) }
+
+func testDataKeys(t *testing.T, level ProtectionLevel) {
+	h := newLevelHarness(t, Config{}, level)
 	k := h.create("", "")
 	ectx := map[string]string{"bucket": "b1"}
 	for _, tc := range []struct {
@@ -259,8 +269,10 @@ func TestDataKeys(t *testing.T) {
 	}
 }
 
-func TestDataKeyPairs(t *testing.T) {
-	h := newHarness(t, Config{})
+func TestDataKeyPairs(t *testing.T) { bothLevels(t, testDataKeyPairs) }
+
+func testDataKeyPairs(t *testing.T, level ProtectionLevel) {
+	h := newLevelHarness(t, Config{}, level)
 	k := h.create("", "")
 	ectx := map[string]string{"use": "pair"}
 	for _, spec := range []DataKeyPairSpec{PairRSA2048, PairECCP256, PairECCP384, PairECCP521} {
@@ -295,8 +307,10 @@ func TestDataKeyPairs(t *testing.T) {
 	wantErr(t, err, ErrValidation, "key pair spec")
 }
 
-func TestMacs(t *testing.T) {
-	h := newHarness(t, Config{})
+func TestMacs(t *testing.T) { bothLevels(t, testMacs) }
+
+func testMacs(t *testing.T, level ProtectionLevel) {
+	h := newLevelHarness(t, Config{}, level)
 	for spec, alg := range map[KeySpec]MacAlgorithm{SpecHMAC256: MacHMACSHA256, SpecHMAC384: MacHMACSHA384, SpecHMAC512: MacHMACSHA512} {
 		t.Run(string(spec), func(t *testing.T) {
 			k := h.create(spec, "")

@@ -148,20 +148,44 @@ func encAlgFor(k *fsmpb.Key, alg EncryptionAlgorithm) (EncryptionAlgorithm, erro
 // encryptWith encrypts under k's current version with a checked algorithm.
 func (s *Store) encryptWith(ctx context.Context, k *fsmpb.Key, alg EncryptionAlgorithm, pt, ctxEnc []byte, hasCtx bool) ([]byte, uint32, error) {
 	v := currentVersion(k)
-	m, err := s.material(ctx, k, v)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer m.release()
-	if alg == EncSymmetricDefault {
-		blob, err := sealSymmetric(m, k.GetId(), v.GetVersion(), pt, ctxEnc)
+	if alg != EncSymmetricDefault {
+		if hasCtx {
+			return nil, 0, validationErr("encryption context is supported only with symmetric keys; key %s is %s", k.GetId(), keySpec(k))
+		}
+		// RSA encryption needs only the public key, at either level.
+		m, err := s.publicMaterial(ctx, k, v)
+		if err != nil {
+			return nil, 0, err
+		}
+		defer m.release()
+		blob, err := sealRSA(m, k.GetId(), v.GetVersion(), alg, keySpec(k), pt)
 		return blob, v.GetVersion(), err
 	}
-	if hasCtx {
-		return nil, 0, validationErr("encryption context is supported only with symmetric keys; key %s is %s", k.GetId(), keySpec(k))
-	}
-	blob, err := sealRSA(m, k.GetId(), v.GetVersion(), alg, keySpec(k), pt)
+	var blob []byte
+	err := s.withMaterial(ctx, k, v, func(m *material) (err error) {
+		if m.handle != nil {
+			blob, err = s.sealHSM(ctx, m, k.GetId(), v.GetVersion(), pt, ctxEnc)
+		} else {
+			blob, err = sealSymmetric(m, k.GetId(), v.GetVersion(), pt, ctxEnc)
+		}
+		return err
+	})
 	return blob, v.GetVersion(), err
+}
+
+// blobFormat is the ciphertext format a key's blobs have (0: none).
+func blobFormat(k *fsmpb.Key) byte {
+	switch specs[keySpec(k)].family {
+	case famSymmetric:
+		if hsmLevel(k) {
+			return formatHSMSymmetric
+		}
+		return formatSymmetric
+	case famRSA:
+		// Both levels: OAEP is encrypted in Go with the public key.
+		return formatRSA
+	}
+	return 0
 }
 
 // sealSymmetric builds a formatSymmetric blob in one allocation (plus one
@@ -198,13 +222,14 @@ func (s *Store) open(ctx context.Context, blob, ctxEnc []byte, hasCtx bool, alg 
 	if !ok {
 		return nil, nil, 0, "", errInvalidCiphertext
 	}
+	if err := s.checkFresh(k); err != nil {
+		return nil, nil, 0, "", err
+	}
 	if err := checkUsableState(k); err != nil {
 		return nil, nil, 0, "", err
 	}
 	fam := specs[keySpec(k)].family
-	if keyUsage(k) != UsageEncryptDecrypt ||
-		(c.format == formatSymmetric) != (fam == famSymmetric) ||
-		(c.format == formatRSA) != (fam == famRSA) {
+	if keyUsage(k) != UsageEncryptDecrypt || c.format != blobFormat(k) {
 		return nil, nil, 0, "", errInvalidCiphertext
 	}
 	if used, err = encAlgFor(k, alg); err != nil {
@@ -217,22 +242,25 @@ func (s *Store) open(ctx context.Context, blob, ctxEnc []byte, hasCtx bool, alg 
 	if v == nil {
 		return nil, nil, 0, "", errInvalidCiphertext
 	}
-	m, err := s.material(ctx, k, v)
+	err = s.withMaterial(ctx, k, v, func(m *material) (err error) {
+		switch {
+		case fam == famRSA:
+			pt, err = decryptRSA(ctx, m, used, c)
+		case m.handle != nil:
+			pt, err = openHSM(ctx, m, c, ctxEnc)
+		default:
+			aad := c.header
+			if len(ctxEnc) > 0 {
+				aad = append(append(make([]byte, 0, len(c.header)+len(ctxEnc)), c.header...), ctxEnc...)
+			}
+			if pt, err = m.sym.Open(nil, c.nonce, c.body, aad); err != nil {
+				err = errInvalidCiphertext
+			}
+		}
+		return err
+	})
 	if err != nil {
 		return nil, nil, 0, "", err
-	}
-	defer m.release()
-	if fam == famRSA {
-		pt, err = openRSA(m, used, c.body)
-	} else {
-		aad := c.header
-		if len(ctxEnc) > 0 {
-			aad = append(append(make([]byte, 0, len(c.header)+len(ctxEnc)), c.header...), ctxEnc...)
-		}
-		pt, err = m.sym.Open(nil, c.nonce, c.body, aad)
-	}
-	if err != nil {
-		return nil, nil, 0, "", errInvalidCiphertext
 	}
 	return pt, k, c.version, used, nil
 }

@@ -10,8 +10,14 @@ import (
 	"time"
 )
 
-func TestEncryptDecryptRoundTrip(t *testing.T) {
-	h := newHarness(t, Config{})
+func TestEncryptDecryptRoundTrip(t *testing.T) { bothLevels(t, testEncryptDecryptRoundTrip) }
+
+func testEncryptDecryptRoundTrip(t *testing.T, level ProtectionLevel) {
+	h := newLevelHarness(t, Config{}, level)
+	format, nonce := formatSymmetric, 24
+	if level == ProtectionHSM {
+		format, nonce = formatHSMSymmetric, 12
+	}
 	k := h.create("", "")
 	other := h.create("", "")
 	ectx := map[string]string{"tenant": "acme", "purpose": "test"}
@@ -20,7 +26,7 @@ func TestEncryptDecryptRoundTrip(t *testing.T) {
 		out, err := h.s.Encrypt(bg, EncryptInput{KeyID: k.KeyID, Plaintext: pt, EncryptionContext: ectx})
 		must(t, err)
 		if out.KeyID != k.KeyID || out.KeyVersion != 1 || out.EncryptionAlgorithm != EncSymmetricDefault ||
-			len(out.CiphertextBlob) != 2+36+4+24+size+16 || out.CiphertextBlob[0] != formatSymmetric {
+			len(out.CiphertextBlob) != 2+36+4+nonce+size+16 || out.CiphertextBlob[0] != format {
 			t.Fatalf("size %d: output %+v (blob %d bytes)", size, out, len(out.CiphertextBlob))
 		}
 		for _, keyID := range []string{"", k.KeyID, "meridian:key/" + k.KeyID} {
@@ -43,8 +49,10 @@ func TestEncryptDecryptRoundTrip(t *testing.T) {
 	}
 }
 
-func TestEncryptValidation(t *testing.T) {
-	h := newHarness(t, Config{})
+func TestEncryptValidation(t *testing.T) { bothLevels(t, testEncryptValidation) }
+
+func testEncryptValidation(t *testing.T, level ProtectionLevel) {
+	h := newLevelHarness(t, Config{}, level)
 	k := h.create("", "")
 	mac := h.create(SpecHMAC256, "")
 	signer := h.create(SpecECCP256, "")
@@ -79,8 +87,10 @@ func TestEncryptValidation(t *testing.T) {
 }
 
 // Every way a blob can be wrong gives the very same error value: no oracle.
-func TestInvalidCiphertextNoOracle(t *testing.T) {
-	h := newHarness(t, Config{})
+func TestInvalidCiphertextNoOracle(t *testing.T) { bothLevels(t, testInvalidCiphertextNoOracle) }
+
+func testInvalidCiphertextNoOracle(t *testing.T, level ProtectionLevel) {
+	h := newLevelHarness(t, Config{}, level)
 	k := h.create("", "")
 	ectx := map[string]string{"a": "1", "b": "2"}
 	out, err := h.s.Encrypt(bg, EncryptInput{KeyID: k.KeyID, Plaintext: []byte("attack at dawn"), EncryptionContext: ectx})
@@ -138,8 +148,10 @@ func TestInvalidCiphertextNoOracle(t *testing.T) {
 	}
 }
 
-func TestRotationOlderVersionsDecrypt(t *testing.T) {
-	h := newHarness(t, Config{})
+func TestRotationOlderVersionsDecrypt(t *testing.T) { bothLevels(t, testRotationOlderVersionsDecrypt) }
+
+func testRotationOlderVersionsDecrypt(t *testing.T, level ProtectionLevel) {
+	h := newLevelHarness(t, Config{}, level)
 	k := h.create("", "")
 	var blobs [][]byte
 	for v := uint32(1); v <= 4; v++ {

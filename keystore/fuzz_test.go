@@ -3,6 +3,7 @@ package keystore
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -13,7 +14,9 @@ func sampleBlobs() [][]byte {
 	sym = append(sym, bytes.Repeat([]byte{0xaa}, 24+5+16)...)
 	rsa, _ := appendHeader(nil, formatRSA, id, 1)
 	rsa = append(rsa, bytes.Repeat([]byte{0x55}, 256)...)
-	return [][]byte{sym, rsa, {}, {0x01}, {0x01, 0x00}, {0x02, 0xff, 0x01}, {0x03, 0x01, 'a', 0, 0, 0, 1}, []byte("not a blob at all")}
+	gcm, _ := appendHeader(nil, formatHSMSymmetric, id, 2)
+	gcm = append(gcm, bytes.Repeat([]byte{0x33}, 12+5+16)...)
+	return [][]byte{sym, rsa, gcm, {}, {0x01}, {0x01, 0x00}, {0x02, 0xff, 0x01}, {0x03, 0x01, 'a', 0, 0, 0, 1}, []byte("not a blob at all")}
 }
 
 // FuzzParseCiphertext: the parser never panics, and whatever it accepts is
@@ -41,21 +44,34 @@ func FuzzParseCiphertext(f *testing.F) {
 		if c.format == formatSymmetric && (len(c.nonce) != 24 || len(c.body) < 16) {
 			t.Fatalf("symmetric blob with nonce %d bytes, body %d", len(c.nonce), len(c.body))
 		}
+		if c.format == formatHSMSymmetric && (len(c.nonce) != 12 || len(c.body) < 16) {
+			t.Fatalf("HSM-level symmetric blob with nonce %d bytes, body %d", len(c.nonce), len(c.body))
+		}
 	})
 }
 
 // FuzzDecrypt: Decrypt on arbitrary bytes never panics and, unless the bytes
 // are a real blob or out of the size range, gives the one InvalidCiphertext
-// error. The seeds include real blobs of this store's keys.
+// error. The seeds include real blobs of this store's keys, at both
+// protection levels.
 func FuzzDecrypt(f *testing.F) {
 	h := newHarness(f, Config{})
 	sym := h.create("", "")
 	rsaKey := h.create(SpecRSA2048, "")
-	e, err := h.s.Encrypt(bg, EncryptInput{KeyID: sym.KeyID, Plaintext: []byte("seed")})
-	must(f, err)
-	r, err := h.s.Encrypt(bg, EncryptInput{KeyID: rsaKey.KeyID, Plaintext: []byte("seed"), EncryptionAlgorithm: EncRSAOAEPSHA256})
-	must(f, err)
-	real := [][]byte{e.CiphertextBlob, r.CiphertextBlob}
+	h.level = ProtectionHSM
+	hsmSym := h.create("", "")
+	hsmRSA := h.create(SpecRSA2048, "")
+	var real [][]byte
+	for _, in := range []EncryptInput{
+		{KeyID: sym.KeyID, Plaintext: []byte("seed")},
+		{KeyID: rsaKey.KeyID, Plaintext: []byte("seed"), EncryptionAlgorithm: EncRSAOAEPSHA256},
+		{KeyID: hsmSym.KeyID, Plaintext: []byte("seed")},
+		{KeyID: hsmRSA.KeyID, Plaintext: []byte("seed"), EncryptionAlgorithm: EncRSAOAEPSHA256},
+	} {
+		e, err := h.s.Encrypt(bg, in)
+		must(f, err)
+		real = append(real, e.CiphertextBlob)
+	}
 	for _, b := range append(sampleBlobs(), real...) {
 		f.Add(b)
 	}
@@ -64,7 +80,7 @@ func FuzzDecrypt(f *testing.F) {
 			_, err := h.s.Decrypt(bg, DecryptInput{CiphertextBlob: b, EncryptionAlgorithm: alg})
 			switch {
 			case err == nil:
-				if !bytes.Equal(b, real[0]) && !bytes.Equal(b, real[1]) {
+				if !slices.ContainsFunc(real, func(r []byte) bool { return bytes.Equal(b, r) }) {
 					t.Fatalf("foreign bytes %x decrypted", b)
 				}
 			case err == errInvalidCiphertext:

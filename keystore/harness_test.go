@@ -92,6 +92,7 @@ type harness struct {
 	ap    *testApplier
 	clock *testClock
 	s     *Store
+	level ProtectionLevel // of the keys create makes ("" = SOFTWARE)
 }
 
 // testLogger routes logs to t.Log.
@@ -144,12 +145,29 @@ func newHarness(t testing.TB, cfg Config) *harness {
 	return &harness{t: t, fsm: f, hsm: h, ap: ap, clock: clock, s: s}
 }
 
+// newLevelHarness is newHarness whose create makes keys of level.
+func newLevelHarness(t testing.TB, cfg Config, level ProtectionLevel) *harness {
+	t.Helper()
+	h := newHarness(t, cfg)
+	h.level = level
+	return h
+}
+
+// bothLevels runs one operation suite for each protection level, with the
+// soft backend's key operations standing in for an HSM: behaviour, errors
+// and formats must match.
+func bothLevels(t *testing.T, test func(t *testing.T, level ProtectionLevel)) {
+	for _, level := range []ProtectionLevel{ProtectionSoftware, ProtectionHSM} {
+		t.Run(string(level), func(t *testing.T) { test(t, level) })
+	}
+}
+
 var bg = context.Background()
 
-// create makes a key or fails the test.
+// create makes a key of h.level or fails the test.
 func (h *harness) create(spec KeySpec, usage KeyUsage) KeyMetadata {
 	h.t.Helper()
-	m, _, err := h.s.CreateKey(bg, CreateKeyInput{KeySpec: spec, KeyUsage: usage})
+	m, _, err := h.s.CreateKey(bg, CreateKeyInput{KeySpec: spec, KeyUsage: usage, ProtectionLevel: h.level})
 	if err != nil {
 		h.t.Fatalf("CreateKey %s %s: %v", spec, usage, err)
 	}

@@ -6,16 +6,21 @@ import (
 	"strings"
 
 	"github.com/meridiankms/meridian/fsm/fsmpb"
+	"github.com/meridiankms/meridian/hsm"
 )
 
 // CreateKey generates the key's first version at this node (wrapped under
-// the domain key) and replicates the new key.
+// the domain key) and replicates the new key. Protection level HSM keys are
+// generated and wrapped the same way; they differ in use (see hsmlevel.go)
+// and, being plain AES-GCM for symmetric keys, should be rotated before
+// about 2^32 encryptions per version (docs/CRYPTO.md).
 func (s *Store) CreateKey(ctx context.Context, in CreateKeyInput) (KeyMetadata, WriteResult, error) {
 	spec, usage, err := checkSpecUsage(in.KeySpec, in.KeyUsage)
 	if err != nil {
 		return KeyMetadata{}, WriteResult{}, err
 	}
-	if err := checkOriginProtection(in.Origin, in.ProtectionLevel); err != nil {
+	level, err := s.checkOriginProtection(in.Origin, in.ProtectionLevel)
+	if err != nil {
 		return KeyMetadata{}, WriteResult{}, err
 	}
 	if err := checkDescription(in.Description); err != nil {
@@ -26,6 +31,10 @@ func (s *Store) CreateKey(ctx context.Context, in CreateKeyInput) (KeyMetadata, 
 		return KeyMetadata{}, WriteResult{}, err
 	}
 	if err := checkRequestID(in.RequestID); err != nil {
+		return KeyMetadata{}, WriteResult{}, err
+	}
+	staleMs, err := checkMaxStaleness(in.MaxStaleness)
+	if err != nil {
 		return KeyMetadata{}, WriteResult{}, err
 	}
 	now := s.now()
@@ -41,9 +50,10 @@ func (s *Store) CreateKey(ctx context.Context, in CreateKeyInput) (KeyMetadata, 
 		Usage:           enumNumber(usageByNumber, usage),
 		State:           fsmpb.KeyState_KEY_STATE_ENABLED,
 		Origin:          enumNumber(originByNumber, OriginMeridian),
-		ProtectionLevel: enumNumber(protectionByNumber, ProtectionSoftware),
+		ProtectionLevel: enumNumber(protectionByNumber, level),
 		CreatedUnixNano: now.UnixNano(),
 		Versions:        []*fsmpb.KeyVersion{v},
+		MaxStalenessMs:  staleMs,
 	}
 	res, err := s.propose(ctx, "create key", fsmpb.CommandType_COMMAND_TYPE_CREATE_KEY, &fsmpb.CreateKey{Key: key}, in.RequestID)
 	if err != nil {
@@ -82,25 +92,38 @@ func checkSpecUsage(spec KeySpec, usage KeyUsage) (KeySpec, KeyUsage, error) {
 	return spec, usage, nil
 }
 
-// checkOriginProtection accepts the origin and protection level this build
-// serves. HSM protection is the PKCS#11 backend's; newVersion is its seam.
-func checkOriginProtection(o Origin, p ProtectionLevel) error {
+// checkOriginProtection accepts the origin and protection level this node
+// can create, and returns the level (default SOFTWARE). HSM needs a backend
+// that runs key operations (hsm.KeyOps).
+func (s *Store) checkOriginProtection(o Origin, p ProtectionLevel) (ProtectionLevel, error) {
 	if o != "" && o != OriginMeridian {
-		return validationErr("origin %s is not supported; use MERIDIAN", quote(string(o)))
+		return "", validationErr("origin %s is not supported; use MERIDIAN", quote(string(o)))
 	}
 	switch p {
 	case "", ProtectionSoftware:
-		return nil
+		return ProtectionSoftware, nil
 	case ProtectionHSM:
-		return userErr(ErrUnsupported, "protection level HSM needs a PKCS#11 HSM backend, which a later release adds; use SOFTWARE")
+		if _, ok := s.hsm.(hsm.KeyOps); !ok {
+			return "", userErr(ErrUnsupported, "protection level HSM needs an HSM backend with key operations; this node's backend (%s) has none: use SOFTWARE, or create the key through a node whose HSM supports them",
+				backendName(s.hsm))
+		}
+		return ProtectionHSM, nil
 	}
-	return validationErr("protection level %s is not SOFTWARE or HSM", quote(string(p)))
+	return "", validationErr("protection level %s is not SOFTWARE or HSM", quote(string(p)))
 }
 
-// DescribeKey returns a key's metadata from the local replica.
+// DescribeKey returns a key's metadata from the local replica. It is a
+// data-plane read, so a key's staleness bound applies to it too: a stale
+// node would describe a state the majority may have left. A symmetric key
+// of ProtectionLevel HSM encrypts with AES-GCM and random 96-bit nonces, so
+// each version is good for about 2^32 encryptions: such keys should rotate
+// (docs/CRYPTO.md).
 func (s *Store) DescribeKey(ctx context.Context, keyID string) (KeyMetadata, error) {
 	k, err := s.resolve(keyID)
 	if err != nil {
+		return KeyMetadata{}, err
+	}
+	if err := s.checkFresh(k); err != nil {
 		return KeyMetadata{}, err
 	}
 	return metadata(k), nil

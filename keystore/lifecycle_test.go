@@ -12,8 +12,10 @@ import (
 	"github.com/meridiankms/meridian/cluster"
 )
 
-func TestCreateKeyEverySpec(t *testing.T) {
-	h := newHarness(t, Config{})
+func TestCreateKeyEverySpec(t *testing.T) { bothLevels(t, testCreateKeyEverySpec) }
+
+func testCreateKeyEverySpec(t *testing.T, level ProtectionLevel) {
+	h := newLevelHarness(t, Config{}, level)
 	tests := []struct {
 		spec             KeySpec
 		usage, wantUsage KeyUsage
@@ -34,14 +36,14 @@ func TestCreateKeyEverySpec(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%s/%s", tc.spec, tc.usage), func(t *testing.T) {
 			m, wr, err := h.s.CreateKey(bg, CreateKeyInput{KeySpec: tc.spec, KeyUsage: tc.usage, Description: "d",
-				Tags: []Tag{{"team", "x"}}})
+				Tags: []Tag{{"team", "x"}}, ProtectionLevel: level})
 			must(t, err)
 			wantSpec := tc.spec
 			if wantSpec == "" {
 				wantSpec = SpecSymmetricDefault
 			}
 			if !isUUID(m.KeyID) || m.KeyName != "meridian:key/"+m.KeyID || m.KeySpec != wantSpec || m.KeyUsage != tc.wantUsage ||
-				m.KeyState != StateEnabled || !m.Enabled || m.Origin != OriginMeridian || m.ProtectionLevel != ProtectionSoftware ||
+				m.KeyState != StateEnabled || !m.Enabled || m.Origin != OriginMeridian || m.ProtectionLevel != level ||
 				m.CurrentVersion != 1 || m.Description != "d" || !m.CreationDate.Equal(h.clock.Now()) || wr.CommitIndex == 0 {
 				t.Fatalf("metadata %+v, write %+v", m, wr)
 			}
@@ -88,7 +90,6 @@ func TestCreateKeyValidation(t *testing.T) {
 		{"hmac encrypt", CreateKeyInput{KeySpec: SpecHMAC256, KeyUsage: UsageEncryptDecrypt}, ErrValidation, "does not support"},
 		{"rsa mac", CreateKeyInput{KeySpec: SpecRSA2048, KeyUsage: UsageGenerateVerifyMAC}, ErrValidation, "ENCRYPT_DECRYPT or SIGN_VERIFY"},
 		{"origin", CreateKeyInput{Origin: "EXTERNAL"}, ErrValidation, "origin"},
-		{"protection HSM", CreateKeyInput{ProtectionLevel: ProtectionHSM}, ErrUnsupported, "PKCS#11"},
 		{"protection unknown", CreateKeyInput{ProtectionLevel: "CLOUD"}, ErrValidation, "protection level"},
 		{"description", CreateKeyInput{Description: strings.Repeat("d", 8193)}, ErrValidation, "description is 8193 bytes; must be at most 8192"},
 		{"too many tags", CreateKeyInput{Tags: tags}, ErrValidation, "51 tags"},
@@ -438,7 +439,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []Config{{MaxCachedVersions: -1}, {RotateRetries: -1}, {SchedulerTimeout: -time.Second}} {
+	for _, c := range []Config{{MaxCachedVersions: -1}, {RotateRetries: -1}, {SchedulerTimeout: -time.Second}, {RewrapBatch: -1}, {RewrapBatch: 1001}} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%+v validated", c)
 		}

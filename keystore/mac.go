@@ -3,6 +3,7 @@ package keystore
 import (
 	"context"
 	"crypto/hmac"
+	"fmt"
 
 	"github.com/meridiankms/meridian/fsm/fsmpb"
 )
@@ -35,14 +36,24 @@ func (s *Store) macKey(in MacInput) (*fsmpb.Key, error) {
 // computeMac returns the HMAC of msg under k's current version.
 func (s *Store) computeMac(ctx context.Context, k *fsmpb.Key, msg []byte) ([]byte, uint32, error) {
 	v := currentVersion(k)
-	m, err := s.material(ctx, k, v)
+	var mac []byte
+	err := s.withMaterial(ctx, k, v, func(m *material) error {
+		if m.handle != nil {
+			var err error
+			if mac, err = m.ops.HMAC(ctx, m.handle, msg); err != nil {
+				return hsmErr(fmt.Sprintf("MAC with key %s v%d in the HSM", k.GetId(), v.GetVersion()), err)
+			}
+			return nil
+		}
+		h := hmac.New(m.macHash.New, m.mac)
+		h.Write(msg)
+		mac = h.Sum(nil)
+		return nil
+	})
 	if err != nil {
 		return nil, 0, err
 	}
-	defer m.release()
-	h := hmac.New(m.macHash.New, m.mac)
-	h.Write(msg)
-	return h.Sum(nil), v.GetVersion(), nil
+	return mac, v.GetVersion(), nil
 }
 
 // GenerateMac computes an HMAC with an HMAC key.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/meridiankms/meridian/fsm/fsmpb"
+	"github.com/meridiankms/meridian/hsm"
 	"github.com/meridiankms/meridian/keystore/internal/xaes"
 )
 
@@ -21,9 +22,11 @@ import (
 // only the wrapped blob (plus the public key, for asymmetric specs) goes
 // into the returned record, and so into the Raft log.
 //
-// This is the protection-level seam: SOFTWARE keys are generated here in
-// process memory; an HSM-level key will instead be generated inside the
-// token (by the PKCS#11 backend) and come back already wrapped.
+// Both protection levels generate here, in process memory, and wrap at
+// once: an HSM-level version differs only in where it is used (imported
+// into the HSM as a non-extractable object). Generating HSM-level material
+// inside the token (C_GenerateKey/C_GenerateKeyPair, then C_WrapKey under
+// the DK) is a later step; this function is its seam.
 func (s *Store) newVersion(ctx context.Context, spec KeySpec, version uint32, onDemand bool, now time.Time) (*fsmpb.KeyVersion, error) {
 	material, public, err := s.generateMaterial(ctx, spec)
 	if err != nil {
@@ -110,6 +113,47 @@ type material struct {
 	macHash crypto.Hash
 	rsa     *rsa.PrivateKey
 	ec      *ecdsa.PrivateKey
+
+	// Public material (slot.public): the version's public key only.
+	rsaPub *rsa.PublicKey
+	ecPub  *ecdsa.PublicKey
+
+	// Protection level HSM: the version lives inside the HSM behind
+	// handle, and ops runs every operation there. onWipe destroys the HSM
+	// object (asynchronously: a wipe can run on raft's apply goroutine).
+	ops    hsm.KeyOps
+	handle hsm.KeyHandle
+	onWipe func()
+}
+
+// newPublicMaterial parses a version's stored PKIX public key and checks
+// it against the spec.
+func newPublicMaterial(spec KeySpec, pkix []byte) (*material, error) {
+	info := specs[spec]
+	if info.family != famRSA && info.family != famECC {
+		return nil, fmt.Errorf("key spec %s has no public key", spec)
+	}
+	pub, err := x509.ParsePKIXPublicKey(pkix)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s public key: %w", spec, err)
+	}
+	m := &material{}
+	switch p := pub.(type) {
+	case *rsa.PublicKey:
+		if info.family != famRSA || p.N.BitLen() != info.bits {
+			return nil, fmt.Errorf("stored public key does not match spec %s", spec)
+		}
+		m.rsaPub = p
+	case *ecdsa.PublicKey:
+		if info.family != famECC || p.Curve != info.curve {
+			return nil, fmt.Errorf("stored public key does not match spec %s", spec)
+		}
+		m.ecPub = p
+	default:
+		return nil, fmt.Errorf("stored public key for %s has type %T", spec, pub)
+	}
+	m.refs.Store(1)
+	return m, nil
 }
 
 // newMaterial builds the ready-to-use form of raw (unwrapped) material and
@@ -169,12 +213,19 @@ func (m *material) release() {
 	}
 }
 
-// wipe zeroes what Go lets us zero: the HMAC key bytes, the XAES subkey and
+// wipe destroys an HSM-level version's object, and zeroes what Go lets us
+// zero of a SOFTWARE-level one: the HMAC key bytes, the XAES subkey and
 // the big.Int words of private keys. It cannot zero AES key schedules,
 // crypto/hmac's padded keys, or the private copies crypto/rsa and
 // crypto/ecdsa keep inside their FIPS module: those become garbage and are
 // reclaimed unzeroed by the collector.
 func (m *material) wipe() {
+	if m.handle != nil {
+		if m.onWipe != nil {
+			m.onWipe()
+		}
+		m.handle, m.ops, m.onWipe = nil, nil, nil
+	}
 	clear(m.mac)
 	m.mac = nil
 	if m.sym != nil {

@@ -102,11 +102,14 @@ func (s *Store) resolveKeyOnly(what, ref string) (*fsmpb.Key, error) {
 	return k, nil
 }
 
-// usable resolves ref for a cryptographic operation: the key must be
-// ENABLED.
+// usable resolves ref for a cryptographic operation: this node must be
+// fresh enough for the key's staleness bound, and the key ENABLED.
 func (s *Store) usable(ref string) (*fsmpb.Key, error) {
 	k, err := s.resolve(ref)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.checkFresh(k); err != nil {
 		return nil, err
 	}
 	return k, checkUsableState(k)

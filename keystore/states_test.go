@@ -19,11 +19,17 @@ type keySet struct {
 
 func makeKeySet(t *testing.T, h *harness) *keySet {
 	t.Helper()
+	return makeKeySetWith(t, h, h.create)
+}
+
+// makeKeySetWith is makeKeySet with the keys made by create.
+func makeKeySetWith(t *testing.T, h *harness, create func(KeySpec, KeyUsage) KeyMetadata) *keySet {
+	t.Helper()
 	ks := &keySet{
-		sym:    h.create("", ""),
-		rsaEnc: h.create(SpecRSA2048, UsageEncryptDecrypt),
-		signer: h.create(SpecECCP256, ""),
-		mac:    h.create(SpecHMAC256, ""),
+		sym:    create("", ""),
+		rsaEnc: create(SpecRSA2048, UsageEncryptDecrypt),
+		signer: create(SpecECCP256, ""),
+		mac:    create(SpecHMAC256, ""),
 	}
 	e, err := h.s.Encrypt(bg, EncryptInput{KeyID: ks.sym.KeyID, Plaintext: []byte("x")})
 	must(t, err)
@@ -89,8 +95,10 @@ func (ks *keySet) ids() []string {
 	return []string{ks.sym.KeyID, ks.rsaEnc.KeyID, ks.signer.KeyID, ks.mac.KeyID}
 }
 
-func TestKeyStatesRefuseCrypto(t *testing.T) {
-	h := newHarness(t, Config{})
+func TestKeyStatesRefuseCrypto(t *testing.T) { bothLevels(t, testKeyStatesRefuseCrypto) }
+
+func testKeyStatesRefuseCrypto(t *testing.T, level ProtectionLevel) {
+	h := newLevelHarness(t, Config{}, level)
 	ks := makeKeySet(t, h)
 	ops := cryptoOps(h, ks)
 	for name, op := range ops {
@@ -211,7 +219,11 @@ func TestRotateOnDemandRetriesConflict(t *testing.T) {
 
 // Crypto racing disable/enable: no data race, and only ErrDisabled.
 func TestConcurrentCryptoAndStateChanges(t *testing.T) {
-	h := newHarness(t, Config{})
+	bothLevels(t, testConcurrentCryptoAndStateChanges)
+}
+
+func testConcurrentCryptoAndStateChanges(t *testing.T, level ProtectionLevel) {
+	h := newLevelHarness(t, Config{}, level)
 	k := h.create("", "")
 	out, err := h.s.Encrypt(bg, EncryptInput{KeyID: k.KeyID, Plaintext: []byte("x")})
 	must(t, err)

@@ -24,6 +24,11 @@ type Store struct {
 	ap    Applier
 	cache *cache
 
+	reaper  handleReaper // destroys HSM objects of evicted HSM-level versions
+	gcmUses sync.Map     // cacheKey -> *atomic.Uint64: HSM-level encryptions per version
+	// gcmWarnAt and gcmWarnEvery: see countGCM (tests lower them).
+	gcmWarnAt, gcmWarnEvery uint64
+
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -48,10 +53,14 @@ func New(cfg Config, state *fsm.FSM, h hsm.HSM, ap Applier) (*Store, error) {
 		ap:    ap,
 		cache: newCache(cfg.MaxCachedVersions),
 		stop:  make(chan struct{}),
+
+		gcmWarnAt:    gcmWarnAt,
+		gcmWarnEvery: gcmWarnEvery,
 	}
 	if cfg.NodeID != "" {
 		s.log = s.log.With("node", cfg.NodeID)
 	}
+	s.reaper.log = s.log.Warn
 	// Any change to a key (disable, deletion, rotation, restore) drops its
 	// unwrapped material; the next use unwraps again from the new state.
 	state.Subscribe(s.cache.evict)
@@ -62,13 +71,15 @@ func New(cfg Config, state *fsm.FSM, h hsm.HSM, ap Applier) (*Store, error) {
 	return s, nil
 }
 
-// Close stops the scheduler, waits for it, and wipes the key-material
-// cache. The fsm and HSM belong to the caller and stay open.
+// Close stops the scheduler, waits for it, wipes the key-material cache
+// and destroys the HSM objects of HSM-level versions (waiting for that).
+// The fsm and HSM belong to the caller and stay open.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		s.wg.Wait()
 		s.cache.close()
+		s.reaper.close()
 	})
 	return nil
 }
@@ -76,14 +87,16 @@ func (s *Store) Close() error {
 func (s *Store) now() time.Time { return s.cfg.Now() }
 
 // hsmErr maps an HSM failure: the caller's context passes through; a
-// missing domain key or a failing or closed device is ErrUnavailable
-// (another node may serve); anything else is ErrInternal. The detail is for
+// missing domain key, a failing or closed device, or an HSM object lost
+// twice in a row is ErrUnavailable (another node may serve); anything else
+// is ErrInternal. The detail is for
 // logs: transport does not show it.
 func hsmErr(op string, err error) error {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: %w", op, err)
-	case errors.Is(err, hsm.ErrNoDomainKey), errors.Is(err, hsm.ErrUnavailable), errors.Is(err, hsm.ErrClosed):
+	case errors.Is(err, hsm.ErrNoDomainKey), errors.Is(err, hsm.ErrUnavailable), errors.Is(err, hsm.ErrClosed),
+		errors.Is(err, hsm.ErrHandleInvalid):
 		return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w: %w", op, ErrInternal, err)
