@@ -1,157 +1,141 @@
 // Package client is the Go SDK for Meridian's gRPC API (meridian.v1.KeyManagement).
 //
 // A Client wraps every RPC with the behaviour a caller would otherwise have to
-// re-implement: request ids on writes so retries are safe, bounded retries on
-// Unavailable, typed errors carrying the AWS-style exception name, and the
-// newest commit index seen (the consistency token). Routing is behind a small
-// internal router so nearest-node selection and failover can replace today's
-// "first reachable address" without changing the API.
+// re-implement: discovery of the cluster from any seed address, routing to
+// the nearest healthy node (own region first, then lowest measured RTT),
+// failover with bounded retries, optional hedging of data-plane calls,
+// request ids on writes so retries are safe, typed errors carrying the
+// AWS-style exception name, and the newest commit index seen (the
+// consistency token), sent with every call so a key created through one
+// region is usable at once through another.
 package client
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-
-	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"google.golang.org/grpc/keepalive"
 )
 
-// Configuration errors returned by Config.Validate and New.
-var (
-	// ErrNoAddrs means Config.Addrs is empty.
-	ErrNoAddrs = errors.New("no node addresses configured")
-	// ErrNoTransportSecurity means neither TLS nor Insecure was chosen:
-	// plaintext must be asked for explicitly.
-	ErrNoTransportSecurity = errors.New("no TLS configuration given and Insecure not set")
-	// ErrConflictingSecurity means both TLS and Insecure were set.
-	ErrConflictingSecurity = errors.New("both TLS and Insecure set")
-	// ErrNoReachableNode means no configured address answered within DialTimeout.
-	ErrNoReachableNode = errors.New("no reachable node")
-	// ErrClosed is returned by calls made after Close.
-	ErrClosed = errors.New("client closed")
-)
+// ConsistencyTokenHeader is the request metadata key carrying the newest
+// commit index the client has seen; a node answers only once it has applied
+// at least that index (or Unavailable, and the client tries another node).
+const ConsistencyTokenHeader = "x-meridian-consistency-token"
 
-// Config configures a Client. Start from DefaultConfig.
-type Config struct {
-	// Addrs are node API addresses (host:port). Today the first one that
-	// becomes reachable within DialTimeout serves every call.
-	Addrs []string
-	// DialTimeout bounds how long New waits for each address to connect.
-	DialTimeout time.Duration
-	// CallTimeout applies to a call (all its attempts together) whose ctx has
-	// no deadline. Zero means no default deadline.
-	CallTimeout time.Duration
-	// Insecure allows plaintext gRPC. It must be set explicitly when TLS is nil,
-	// so nobody sends key material in the clear by accident.
-	Insecure bool
-	// TLS configures transport security. Mutually exclusive with Insecure.
-	TLS *tls.Config
-	// MaxAttempts bounds the attempts per call, the first included (>= 1).
-	MaxAttempts int
-	// BackoffBase is the wait before the first retry; it doubles per retry.
-	BackoffBase time.Duration
-	// BackoffMax caps the wait between attempts.
-	BackoffMax time.Duration
-	// DialOptions are appended to the client's own options (tests, interceptors).
-	DialOptions []grpc.DialOption
-}
-
-// DefaultConfig returns a Config for addrs with conservative timeouts and
-// four attempts per call. Transport security is left for the caller to choose.
-func DefaultConfig(addrs ...string) Config {
-	return Config{
-		Addrs:       addrs,
-		DialTimeout: 5 * time.Second,
-		CallTimeout: 30 * time.Second,
-		MaxAttempts: 4,
-		BackoffBase: 50 * time.Millisecond,
-		BackoffMax:  time.Second,
-	}
-}
-
-// Validate reports the first problem with the configuration.
-func (c Config) Validate() error {
-	switch {
-	case len(c.Addrs) == 0:
-		return ErrNoAddrs
-	case c.TLS == nil && !c.Insecure:
-		return ErrNoTransportSecurity
-	case c.TLS != nil && c.Insecure:
-		return ErrConflictingSecurity
-	case c.DialTimeout <= 0:
-		return fmt.Errorf("dial timeout %v: must be positive", c.DialTimeout)
-	case c.CallTimeout < 0:
-		return fmt.Errorf("call timeout %v: must not be negative", c.CallTimeout)
-	case c.MaxAttempts < 1:
-		return fmt.Errorf("max attempts %d: must be at least 1", c.MaxAttempts)
-	case c.BackoffBase < 0 || c.BackoffMax < c.BackoffBase:
-		return fmt.Errorf("backoff %v..%v: need 0 <= base <= max", c.BackoffBase, c.BackoffMax)
-	}
-	for i, a := range c.Addrs {
-		if a == "" {
-			return fmt.Errorf("address %d is empty", i)
-		}
-	}
-	return nil
-}
+// reconnectMaxDelay caps gRPC's reconnect backoff (default two minutes), so a
+// node that comes back is reachable again within a probe interval or so.
+const reconnectMaxDelay = 5 * time.Second
 
 // Client calls Meridian nodes. It is safe for concurrent use.
 type Client struct {
 	cfg        Config
+	opts       []grpc.DialOption
 	router     *router
 	lastCommit atomic.Uint64
 	closed     atomic.Bool
+	kick       chan struct{} // a failed call asks the background loop to refresh
+	stop       context.CancelFunc
+	wg         sync.WaitGroup
 }
 
-// New validates cfg and connects to the first address that becomes ready
-// within cfg.DialTimeout (trying them in order), or returns ErrNoReachableNode
-// with each address's failure.
+// New validates cfg, connects to the first seed that becomes ready within
+// cfg.DialTimeout (trying them in order; ErrNoReachableNode with each
+// seed's failure if none does), learns the members from it, measures the
+// RTT to each, and starts the background refresh and probing that Close
+// stops. A seed without the Members RPC makes the configured addresses the
+// node set.
 func New(ctx context.Context, cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("client config: %w", err)
 	}
-	creds := insecure.NewCredentials()
-	if cfg.TLS != nil {
-		creds = credentials.NewTLS(cfg.TLS)
-	}
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, cfg.DialOptions...)
+	c := &Client{cfg: cfg, opts: dialOptions(cfg), kick: make(chan struct{}, 1)}
+	c.router = newRouter(cfg.Region, c.dial)
+	var seed *node
 	var errs []error
 	for _, addr := range cfg.Addrs {
-		ep, err := dial(ctx, addr, cfg.DialTimeout, opts)
+		n, err := c.dialReady(ctx, addr)
 		if err == nil {
-			return &Client{cfg: cfg, router: newRouter(ep)}, nil
+			seed = n
+			break
 		}
 		errs = append(errs, err)
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, fmt.Errorf("%w: %w", ErrNoReachableNode, errors.Join(errs...))
+	if seed == nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoReachableNode, errors.Join(errs...))
+	}
+	c.router.setStatic(cfg.Addrs, seed)
+
+	ictx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	if !cfg.DisableDiscovery {
+		var errs []error
+		c.tryMembers(ictx, seed.api, &errs) // Unimplemented: an older server, keep the seeds
+	}
+	c.probeAll(ictx, initialProbeSamples)
+
+	bg, stop := context.WithCancel(context.Background())
+	c.stop = stop
+	c.wg.Go(func() { c.background(bg) })
+	return c, nil
 }
 
-// dial connects to one address and waits until the connection is ready, so
-// that New can skip addresses that do not answer.
-func dial(ctx context.Context, addr string, timeout time.Duration, opts []grpc.DialOption) (*endpoint, error) {
-	conn, err := grpc.NewClient(addr, opts...)
+func dialOptions(cfg Config) []grpc.DialOption {
+	creds := insecure.NewCredentials()
+	if cfg.TLS != nil {
+		creds = credentials.NewTLS(cfg.TLS)
+	}
+	bo := backoff.DefaultConfig
+	bo.MaxDelay = reconnectMaxDelay
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: cfg.DialTimeout}),
+	}
+	if cfg.KeepaliveTime > 0 {
+		opts = append(opts, grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time:                cfg.KeepaliveTime,
+			Timeout:             cfg.KeepaliveTimeout,
+			PermitWithoutStream: true, // keep idle connections to far nodes warm for failover
+		}))
+	}
+	return append(opts, cfg.DialOptions...)
+}
+
+// dial makes a lazy connection: nothing is sent until it is used or warmed.
+func (c *Client) dial(addr string) (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient(addr, c.opts...)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	return conn, nil
+}
+
+// dialReady connects to one seed and waits until the connection is ready, so
+// that New can skip seeds that do not answer.
+func (c *Client) dialReady(ctx context.Context, addr string) (*node, error) {
+	conn, err := c.dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
 	conn.Connect()
 	for {
 		s := conn.GetState()
 		switch s {
 		case connectivity.Ready:
-			return &endpoint{addr: addr, conn: conn, api: apiv1.NewKeyManagementClient(conn)}, nil
+			return newNode(addr, conn), nil
 		case connectivity.TransientFailure:
 			// A refused connection lands here at once; move on to the next
 			// address instead of waiting out the whole timeout.
@@ -160,21 +144,24 @@ func dial(ctx context.Context, addr string, timeout time.Duration, opts []grpc.D
 		}
 		if !conn.WaitForStateChange(ctx, s) {
 			conn.Close()
-			return nil, fmt.Errorf("dial %s: not ready after %v (last state %v): %w", addr, timeout, s, ctx.Err())
+			return nil, fmt.Errorf("dial %s: not ready after %v (last state %v): %w", addr, c.cfg.DialTimeout, s, ctx.Err())
 		}
 	}
 }
 
-// Close releases every connection. Calls after Close fail with ErrClosed.
+// Close stops discovery and probing, waits for them, and releases every
+// connection. Calls after Close fail with ErrClosed.
 func (c *Client) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
+	c.stop()
+	c.wg.Wait()
 	return c.router.close()
 }
 
 // LastCommitIndex is the highest commit index returned by any write made
-// through this client: the consistency token a later request can carry.
+// through this client: the consistency token later requests carry.
 func (c *Client) LastCommitIndex() uint64 { return c.lastCommit.Load() }
 
 // observeCommit raises lastCommit to idx if idx is newer; concurrent writes
@@ -188,5 +175,24 @@ func (c *Client) observeCommit(idx uint64) {
 	}
 }
 
-// Addr is the address of the node calls are currently sent to.
-func (c *Client) Addr() string { return c.router.pick().addr }
+// Addr is the address of the node the next call would be sent to.
+func (c *Client) Addr() string {
+	v := c.router.current()
+	if i := v.pick(nil, time.Now().UnixNano()); i >= 0 {
+		return v.routes[i].n.addr
+	}
+	return ""
+}
+
+// Nodes lists the nodes the client routes to, nearest first.
+func (c *Client) Nodes() []NodeStatus { return c.router.snapshot() }
+
+// markDown keeps n out of rotation for DownFor and asks for a refresh, since
+// a failing node often means the membership changed.
+func (c *Client) markDown(n *node) {
+	n.downUntil.Store(time.Now().Add(c.cfg.DownFor).UnixNano())
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}

@@ -368,7 +368,7 @@ func TestClosedClientRefusesCalls(t *testing.T) {
 // Every Client method reaches the RPC of the same name, and exactly the
 // requests with a request_id field get one.
 func TestEveryMethodRoutesAndWritesCarryIDs(t *testing.T) {
-	f := &fakeKMS{}
+	f := &fakeKMS{recordMembers: true}
 	c := newTestClient(t, nil, startFake(t, f))
 	ct := reflect.TypeOf(c)
 	ctxT := reflect.TypeOf((*context.Context)(nil)).Elem()

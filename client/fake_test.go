@@ -36,6 +36,9 @@ type fakeKMS struct {
 	block bool
 	// started receives one value per call that reached the interceptor.
 	started chan string
+	// recordMembers makes Members calls count like any other; otherwise the
+	// client's own discovery calls pass by unseen and untouched.
+	recordMembers bool
 
 	calls      []string // full method names, in arrival order
 	requestIDs []string // request_id of each call ("" for reads)
@@ -45,6 +48,12 @@ type fakeKMS struct {
 }
 
 func (f *fakeKMS) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	f.mu.Lock()
+	skip := methodName(info.FullMethod) == "Members" && !f.recordMembers
+	f.mu.Unlock()
+	if skip {
+		return h(ctx, req)
+	}
 	id := ""
 	if m, ok := req.(proto.Message); ok {
 		if fd := m.ProtoReflect().Descriptor().Fields().ByName("request_id"); fd != nil {

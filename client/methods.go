@@ -173,3 +173,9 @@ func (c *Client) VerifyMac(ctx context.Context, req *apiv1.VerifyMacRequest) (*a
 func (c *Client) GenerateRandom(ctx context.Context, req *apiv1.GenerateRandomRequest) (*apiv1.GenerateRandomResponse, error) {
 	return read(ctx, c, apiv1.KeyManagementClient.GenerateRandom, req)
 }
+
+// Members lists the cluster's nodes (region, zone, role, health, leader) as
+// the serving node sees them; the client itself uses it for discovery.
+func (c *Client) Members(ctx context.Context, req *apiv1.MembersRequest) (*apiv1.MembersResponse, error) {
+	return read(ctx, c, apiv1.KeyManagementClient.Members, req)
+}

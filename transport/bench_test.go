@@ -57,7 +57,7 @@ func BenchmarkEncrypt(b *testing.B) {
 	echoClient := apiv1.NewKeyManagementClient(conn)
 
 	// Info, as in production: the Debug access log is off.
-	h := startHarness(b, slog.LevelInfo)
+	h := startHarness(b, slog.LevelInfo, nil)
 	for _, par := range []int{1, 64} {
 		b.Run("echo/callers="+strconv.Itoa(par), func(b *testing.B) { benchEncrypt(b, echoClient, par) })
 		b.Run("meridian/callers="+strconv.Itoa(par), func(b *testing.B) { benchEncrypt(b, h.client, par) })

@@ -1,7 +1,11 @@
 package transport
 
 import (
+	"fmt"
 	"math"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/keystore"
@@ -40,8 +44,32 @@ func createKeyIn(r *apiv1.CreateKeyRequest) (keystore.CreateKeyInput, error) {
 		ProtectionLevel: protectionLevels.in(&c, r.GetProtectionLevel()),
 		Tags:            tagsIn(r.GetTags()),
 		RequestID:       r.GetRequestId(),
+		MaxStaleness:    durationIn(&c, "max_staleness", r.GetMaxStaleness()),
 	}
 	return in, c.err
+}
+
+// durationIn converts a request's Duration; unset is 0. A malformed
+// Duration (nanos out of range or of the other sign), a negative one, or
+// one beyond time.Duration's ~292 years is refused: AsDuration would
+// silently clamp it.
+func durationIn(c *conv, field string, d *durationpb.Duration) time.Duration {
+	if d == nil {
+		return 0
+	}
+	if err := d.CheckValid(); err != nil {
+		c.fail(fmt.Errorf("%s: %v: %w", field, err, keystore.ErrValidation))
+		return 0
+	}
+	if d.GetSeconds() < 0 || d.GetNanos() < 0 {
+		c.fail(fmt.Errorf("%s %s is negative: %w", field, d.AsDuration(), keystore.ErrValidation))
+		return 0
+	}
+	if d.GetSeconds() >= int64(math.MaxInt64/time.Second) {
+		c.fail(fmt.Errorf("%s of %d seconds is too long: %w", field, d.GetSeconds(), keystore.ErrValidation))
+		return 0
+	}
+	return d.AsDuration()
 }
 
 func encryptIn(r *apiv1.EncryptRequest) (keystore.EncryptInput, error) {

@@ -1,8 +1,10 @@
 package transport
 
 import (
+	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
@@ -54,7 +56,21 @@ func keyMetadataOut(c *conv, m keystore.KeyMetadata) *apiv1.KeyMetadata {
 		EncryptionAlgorithms:        encryptionAlgorithms.outList(c, m.EncryptionAlgorithms),
 		SigningAlgorithms:           signingAlgorithms.outList(c, m.SigningAlgorithms),
 		MacAlgorithms:               macAlgorithms.outList(c, m.MacAlgorithms),
+		MaxStaleness:                durationOut(c, "max_staleness", m.MaxStaleness),
 	}
+}
+
+// durationOut maps 0 ("no bound") to an absent field. A negative value
+// cannot come from a valid key, so it is a bug here, hence internal.
+func durationOut(c *conv, field string, d time.Duration) *durationpb.Duration {
+	if d == 0 {
+		return nil
+	}
+	if d < 0 {
+		c.fail(fmt.Errorf("keystore returned negative %s %s: %w", field, d, keystore.ErrInternal))
+		return nil
+	}
+	return durationpb.New(d)
 }
 
 func listKeysOut(p keystore.Page[keystore.KeyListEntry]) *apiv1.ListKeysResponse {

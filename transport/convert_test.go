@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/keystore"
@@ -80,6 +81,74 @@ func TestEnumRoundTrips(t *testing.T) {
 	checkEnum(t, dataKeySpecs, apiv1.DataKeySpec_name)
 	checkEnum(t, dataKeyPairSpecs, apiv1.DataKeyPairSpec_name)
 	checkEnum(t, rotationTypes, apiv1.RotationType_name)
+	checkEnum(t, memberRoles, apiv1.MemberRole_name)
+	checkEnum(t, memberStatusTable, apiv1.MemberStatus_name)
+}
+
+// max_staleness: unset and zero mean no bound; anything negative, malformed
+// or beyond time.Duration is the caller's error, never silently clamped.
+func TestDurationIn(t *testing.T) {
+	good := []struct {
+		in   *durationpb.Duration
+		want time.Duration
+	}{
+		{nil, 0},
+		{&durationpb.Duration{}, 0},
+		{durationpb.New(2 * time.Second), 2 * time.Second},
+		{&durationpb.Duration{Seconds: 1, Nanos: 500_000_000}, 1500 * time.Millisecond},
+		{&durationpb.Duration{Seconds: 9223372035, Nanos: 999_999_999}, time.Duration(9223372035999999999)},
+	}
+	for _, tc := range good {
+		var c conv
+		if got := durationIn(&c, "max_staleness", tc.in); got != tc.want || c.err != nil {
+			t.Errorf("%v -> %v, %v; want %v", tc.in, got, c.err, tc.want)
+		}
+	}
+	bad := []*durationpb.Duration{
+		{Seconds: -1},
+		{Nanos: -1},
+		{Seconds: 1, Nanos: -1},            // mixed signs
+		{Nanos: 1_000_000_000},             // nanos out of range
+		{Seconds: 9223372036},              // past time.Duration
+		{Seconds: 315576000000},            // the proto maximum, far past it
+		{Seconds: 315576000001},            // past the proto maximum
+		{Seconds: -315576000000, Nanos: 0}, // the proto minimum
+	}
+	for _, d := range bad {
+		var c conv
+		got := durationIn(&c, "max_staleness", d)
+		if !errors.Is(c.err, keystore.ErrValidation) || got != 0 || !strings.Contains(c.err.Error(), "max_staleness") {
+			t.Errorf("%v -> %v, %v; want a ValidationException naming max_staleness", d, got, c.err)
+		}
+	}
+}
+
+// A negative max_staleness is refused over the wire before the store runs.
+func TestNegativeMaxStalenessRefused(t *testing.T) {
+	h := newHarness(t)
+	_, err := h.client.CreateKey(testCtx(t), &apiv1.CreateKeyRequest{MaxStaleness: durationpb.New(-time.Second)})
+	st, _ := status.FromError(err)
+	if st.Code() != codes.InvalidArgument || ExceptionFromStatus(st) != "ValidationException" ||
+		!strings.Contains(st.Message(), "max_staleness") {
+		t.Fatalf("got %v, want InvalidArgument ValidationException naming max_staleness", err)
+	}
+	if n := h.store.numCalls(); n != 0 {
+		t.Errorf("store called %d times", n)
+	}
+}
+
+func TestDurationOut(t *testing.T) {
+	var c conv
+	if d := durationOut(&c, "max_staleness", 0); d != nil || c.err != nil {
+		t.Errorf("0 -> %v, %v; want absent", d, c.err)
+	}
+	if d := durationOut(&c, "max_staleness", 2500*time.Millisecond); d.AsDuration() != 2500*time.Millisecond || c.err != nil {
+		t.Errorf("2.5s -> %v, %v", d, c.err)
+	}
+	durationOut(&c, "max_staleness", -time.Second)
+	if !errors.Is(c.err, keystore.ErrInternal) {
+		t.Errorf("negative from the store gave %v, want ErrInternal", c.err)
+	}
 }
 
 func TestTimeOut(t *testing.T) {
@@ -131,7 +200,7 @@ func TestDescribeKeyResponse(t *testing.T) {
 		!md.GetKeyRotationEnabled() || md.GetRotationPeriodInDays() != 365 ||
 		!md.GetNextRotationDate().AsTime().Equal(want.NextRotationDate) || md.GetCurrentKeyVersion() != 3 ||
 		!reflect.DeepEqual(md.GetEncryptionAlgorithms(), []apiv1.EncryptionAlgorithm{apiv1.EncryptionAlgorithm_ENCRYPTION_ALGORITHM_SYMMETRIC_DEFAULT}) ||
-		md.GetSigningAlgorithms() != nil {
+		md.GetSigningAlgorithms() != nil || md.GetMaxStaleness().AsDuration() != 1500*time.Millisecond {
 		t.Errorf("metadata does not match the store's:\n%v", md)
 	}
 }

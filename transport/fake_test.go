@@ -47,6 +47,7 @@ func newFakeStore() *fakeStore {
 			RotationEnabled: true, RotationPeriodDays: 365, NextRotationDate: fakeTime.Add(24 * time.Hour),
 			CurrentVersion:       3,
 			EncryptionAlgorithms: []keystore.EncryptionAlgorithm{keystore.EncSymmetricDefault},
+			MaxStaleness:         1500 * time.Millisecond,
 		},
 		encOut: keystore.EncryptOutput{CiphertextBlob: []byte("CIPHERTEXT-MARKER"), KeyID: "k-1", KeyVersion: 3,
 			EncryptionAlgorithm: keystore.EncSymmetricDefault},

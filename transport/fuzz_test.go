@@ -6,9 +6,13 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/keystore"
@@ -36,19 +40,58 @@ func fuzzRPC[Req proto.Message, Resp any](f *testing.F, method func(*service, co
 		if err := proto.Unmarshal(data, req); err != nil {
 			return
 		}
-		_, err := method(&service{ks: newFakeStore()}, context.Background(), req)
+		svc := &service{ks: newFakeStore(), members: newFakeMembership(nil)}
+		_, err := method(svc, context.Background(), req)
 		if err != nil && !errors.Is(err, keystore.ErrValidation) {
 			t.Fatalf("decoded request gave %v, want nil or ValidationException", err)
 		}
 	})
 }
 
+func FuzzMembersRequest(f *testing.F) {
+	fuzzRPC(f, (*service).Members, &apiv1.MembersRequest{})
+}
+
 func FuzzCreateKeyRequest(f *testing.F) {
 	fuzzRPC(f, (*service).CreateKey,
 		&apiv1.CreateKeyRequest{Description: "d", KeySpec: apiv1.KeySpec_KEY_SPEC_RSA_2048, KeyUsage: apiv1.KeyUsage_KEY_USAGE_SIGN_VERIFY,
 			Origin: apiv1.Origin_ORIGIN_MERIDIAN, ProtectionLevel: apiv1.ProtectionLevel_PROTECTION_LEVEL_HSM,
-			Tags: []*apiv1.Tag{{TagKey: "k", TagValue: "v"}}, RequestId: "r"},
-		&apiv1.CreateKeyRequest{KeySpec: 99})
+			Tags: []*apiv1.Tag{{TagKey: "k", TagValue: "v"}}, RequestId: "r", MaxStaleness: durationpb.New(3 * time.Second)},
+		&apiv1.CreateKeyRequest{KeySpec: 99},
+		&apiv1.CreateKeyRequest{MaxStaleness: &durationpb.Duration{Seconds: -1, Nanos: 5}})
+}
+
+// FuzzConsistencyToken: the header parser never panics, accepts exactly the
+// decimal uint64s (the highest of several wins) and keeps its error short
+// whatever the client sent.
+func FuzzConsistencyToken(f *testing.F) {
+	for _, seed := range [][2]string{{"42", ""}, {"0", "7"}, {"18446744073709551615", "1"}, {"18446744073709551616", ""},
+		{"-1", ""}, {"+5", ""}, {" 5", ""}, {"0x10", ""}, {"", ""}, {"007", "8"}, {strings.Repeat("9", 500), ""}} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		values := []string{a}
+		if b != "" {
+			values = append(values, b)
+		}
+		got, err := parseConsistencyToken(values)
+		var want uint64
+		wantOK := true
+		for _, v := range values {
+			n, perr := strconv.ParseUint(v, 10, 64)
+			if perr != nil {
+				wantOK = false
+				break
+			}
+			want = max(want, n)
+		}
+		if wantOK != (err == nil) || (wantOK && got != want) {
+			t.Fatalf("parse %q = %d, %v; want %d ok=%v", values, got, err, want, wantOK)
+		}
+		if err != nil && len(err.Error()) > 200+len(ConsistencyTokenHeader) {
+			t.Fatalf("error of %d bytes for %d-byte input", len(err.Error()), len(a)+len(b))
+		}
+	})
 }
 
 func FuzzDescribeKeyRequest(f *testing.F) {

@@ -47,6 +47,8 @@ func (l *logCapture) loggerAt(level slog.Level) *slog.Logger {
 type harness struct {
 	srv     *Server
 	store   *fakeStore
+	members *fakeMembership
+	waiter  *fakeWaiter
 	reg     *prometheus.Registry
 	metrics *Metrics
 	logs    *logCapture
@@ -55,16 +57,29 @@ type harness struct {
 	served  chan error
 }
 
-// newHarness serves a fake store over real TCP on 127.0.0.1 and connects a
-// client to it; everything is torn down when the test ends.
+// harnessAppliedIndex is where the harness's fake fsm starts.
+const harnessAppliedIndex = 100
+
+// newHarness serves a fake store, membership and applied-index waiter over
+// real TCP on 127.0.0.1 and connects a client to it; everything is torn
+// down when the test ends.
 func newHarness(t testing.TB, mutate ...func(*Config)) *harness {
 	t.Helper()
-	return startHarness(t, slog.LevelDebug, mutate...)
+	return startHarness(t, slog.LevelDebug, nil, mutate...)
 }
 
-func startHarness(t testing.TB, level slog.Level, mutate ...func(*Config)) *harness {
+// newHarnessWith is newHarness with extra server options, applied after the
+// harness's own so they override them.
+func newHarnessWith(t testing.TB, opts ...Option) *harness {
+	t.Helper()
+	return startHarness(t, slog.LevelDebug, opts)
+}
+
+func startHarness(t testing.TB, level slog.Level, extra []Option, mutate ...func(*Config)) *harness {
 	t.Helper()
 	h := &harness{store: newFakeStore(), reg: prometheus.NewRegistry(), logs: &logCapture{t: t}}
+	h.members = newFakeMembership(h.store)
+	h.waiter = newFakeWaiter(harnessAppliedIndex)
 	var err error
 	if h.metrics, err = NewMetrics(h.reg); err != nil {
 		t.Fatalf("NewMetrics: %v", err)
@@ -75,7 +90,9 @@ func startHarness(t testing.TB, level slog.Level, mutate ...func(*Config)) *harn
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	if h.srv, err = NewServer(cfg, h.store, WithLogger(h.logs.loggerAt(level)), WithMetrics(h.metrics)); err != nil {
+	opts := append([]Option{WithLogger(h.logs.loggerAt(level)), WithMetrics(h.metrics),
+		WithMembership(h.members), WithConsistency(h.waiter, 0), WithNodeID("node-t")}, extra...)
+	if h.srv, err = NewServer(cfg, h.store, opts...); err != nil {
 		t.Fatalf("NewServer: %v", err)
 	}
 	lis, err := net.Listen("tcp", cfg.ListenAddr)

@@ -37,14 +37,16 @@ func RequestIDFromContext(ctx context.Context) string {
 
 // unaryInterceptors lists the chain, outermost first. Metrics and the access
 // log sit outside panic recovery and error mapping so they see the final
-// outcome; the expired-deadline check is innermost so it runs just before
-// the store would be called.
+// outcome; the consistency wait comes next, so a call that waited out its
+// deadline is refused by the expired-deadline check, which is innermost so
+// it runs just before the store would be called.
 func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
 	return []grpc.UnaryServerInterceptor{
 		s.withRequestID,
 		s.observe,
 		s.recoverPanics,
 		s.mapErrors,
+		s.awaitConsistency,
 		rejectExpired,
 	}
 }

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +15,11 @@ import (
 type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// waits and waitTime describe consistency-token waits; waitByOutcome
+	// pre-resolves the three outcome children.
+	waits         *prometheus.CounterVec
+	waitTime      prometheus.Histogram
+	waitByOutcome [numWaitOutcomes]prometheus.Counter
 	// byMethod pre-resolves the children of every KeyManagement method so the
 	// hot path does no label hashing for successes. Read-only after
 	// NewMetrics, so no lock.
@@ -32,8 +36,26 @@ type methodMetrics struct {
 // forwarded write waiting out a leader election), 16 buckets of x2.15.
 var durationBuckets = prometheus.ExponentialBucketsRange(50e-6, 5, 16)
 
-// NewMetrics registers meridian_requests_total{operation,outcome} and
-// meridian_request_duration_seconds{operation} with reg.
+// waitOutcome says how a consistency-token wait ended.
+type waitOutcome int
+
+const (
+	waitImmediate waitOutcome = iota // the token was already applied
+	waitWaited                       // applied during the wait
+	waitTimeout                      // not applied within the bound
+	numWaitOutcomes
+)
+
+var waitOutcomeNames = [numWaitOutcomes]string{"immediate", "waited", "timeout"}
+
+// waitBuckets run from 100 us to 10 s (past the 2 s default bound, for
+// operators who raise it), 12 buckets of about x2.2.
+var waitBuckets = prometheus.ExponentialBucketsRange(1e-4, 10, 12)
+
+// NewMetrics registers meridian_requests_total{operation,outcome},
+// meridian_request_duration_seconds{operation},
+// meridian_consistency_waits_total{outcome} and
+// meridian_consistency_wait_seconds with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
 		return nil, errNilRegisterer
@@ -48,10 +70,22 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Time to serve a gRPC request, by operation, whatever its outcome.",
 			Buckets: durationBuckets,
 		}, []string{"operation"}),
+		waits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meridian_consistency_waits_total",
+			Help: "KeyManagement calls that carried a consistency token, by how the wait for it ended (immediate, waited, timeout).",
+		}, []string{"outcome"}),
+		waitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "meridian_consistency_wait_seconds",
+			Help:    "Time a call carrying a consistency token waited for this node to apply it (0 when already applied).",
+			Buckets: waitBuckets,
+		}),
 		byMethod: make(map[string]methodMetrics),
 	}
-	if err := registerAll(reg, m.requests, m.duration); err != nil {
+	if err := registerAll(reg, m.requests, m.duration, m.waits, m.waitTime); err != nil {
 		return nil, err
+	}
+	for i, name := range waitOutcomeNames {
+		m.waitByOutcome[i] = m.waits.WithLabelValues(name)
 	}
 	for _, md := range apiv1.KeyManagement_ServiceDesc.Methods {
 		full := kmPrefix + md.MethodName
@@ -77,6 +111,15 @@ func (m *Metrics) observe(fullMethod, outcome string, elapsed time.Duration) {
 	op := operationName(fullMethod)
 	m.duration.WithLabelValues(op).Observe(elapsed.Seconds())
 	m.requests.WithLabelValues(op, outcome).Inc()
+}
+
+// observeConsistencyWait records one token wait; m may be nil.
+func (m *Metrics) observeConsistencyWait(o waitOutcome, elapsed time.Duration) {
+	if m == nil {
+		return
+	}
+	m.waitByOutcome[o].Inc()
+	m.waitTime.Observe(elapsed.Seconds())
 }
 
 // registerAll registers cs, undoing its own registrations if one fails so a
@@ -106,76 +149,4 @@ func RegisterNodeInfo(reg prometheus.Registerer, nodeID, region string) error {
 	})
 	g.Set(1)
 	return registerAll(reg, g)
-}
-
-// RaftStatus is a point-in-time view of this node's Raft state.
-type RaftStatus struct {
-	// State is the raft.RaftState name: "Leader", "Follower", "Candidate"
-	// or "Shutdown" (case does not matter).
-	State        string
-	Term         uint64
-	CommitIndex  uint64
-	AppliedIndex uint64
-	// LastContact is the time since this node last heard from the leader;
-	// 0 on the leader and negative when it never has.
-	LastContact time.Duration
-}
-
-// RaftStats is what the Raft collector reads at each scrape. The cluster
-// package's node satisfies it through a small adapter in the wiring.
-type RaftStats interface {
-	Stats() RaftStatus
-}
-
-// RaftStatsFunc adapts a function to RaftStats.
-type RaftStatsFunc func() RaftStatus
-
-// Stats calls f.
-func (f RaftStatsFunc) Stats() RaftStatus { return f() }
-
-var raftStates = []string{"leader", "follower", "candidate", "shutdown"}
-
-type raftCollector struct {
-	src                                       RaftStats
-	state, term, commit, applied, lastContact *prometheus.Desc
-}
-
-// NewRaftCollector returns a collector exposing src at scrape time:
-// meridian_raft_state{state} (1 for the current state, 0 for the others),
-// meridian_raft_term, meridian_raft_commit_index, meridian_raft_applied_index
-// and meridian_raft_last_contact_seconds (absent until the node has heard
-// from a leader). Register it with the node's registry.
-func NewRaftCollector(src RaftStats) prometheus.Collector {
-	return &raftCollector{
-		src:         src,
-		state:       prometheus.NewDesc("meridian_raft_state", "1 for this node's current Raft state, 0 for the others.", []string{"state"}, nil),
-		term:        prometheus.NewDesc("meridian_raft_term", "Current Raft term.", nil, nil),
-		commit:      prometheus.NewDesc("meridian_raft_commit_index", "Highest Raft log index known committed.", nil, nil),
-		applied:     prometheus.NewDesc("meridian_raft_applied_index", "Highest Raft log index applied to this node's FSM.", nil, nil),
-		lastContact: prometheus.NewDesc("meridian_raft_last_contact_seconds", "Seconds since this node last heard from the leader (0 on the leader).", nil, nil),
-	}
-}
-
-func (c *raftCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.state, c.term, c.commit, c.applied, c.lastContact} {
-		ch <- d
-	}
-}
-
-func (c *raftCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.src.Stats()
-	current := strings.ToLower(st.State)
-	for _, s := range raftStates {
-		v := 0.0
-		if s == current {
-			v = 1
-		}
-		ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, s)
-	}
-	ch <- prometheus.MustNewConstMetric(c.term, prometheus.GaugeValue, float64(st.Term))
-	ch <- prometheus.MustNewConstMetric(c.commit, prometheus.GaugeValue, float64(st.CommitIndex))
-	ch <- prometheus.MustNewConstMetric(c.applied, prometheus.GaugeValue, float64(st.AppliedIndex))
-	if st.LastContact >= 0 {
-		ch <- prometheus.MustNewConstMetric(c.lastContact, prometheus.GaugeValue, st.LastContact.Seconds())
-	}
 }

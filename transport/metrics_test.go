@@ -112,10 +112,17 @@ func TestMetricsRegistration(t *testing.T) {
 }
 
 func TestRaftCollector(t *testing.T) {
-	status := RaftStatus{State: "Follower", Term: 4, CommitIndex: 120, AppliedIndex: 118, LastContact: 250 * time.Millisecond}
+	status := RaftStatus{State: "Follower", Term: 4, CommitIndex: 120, AppliedIndex: 118, LastContact: 250 * time.Millisecond,
+		ApplyLag: 2, LeaderChanges: 3}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewRaftCollector(RaftStatsFunc(func() RaftStatus { return status })))
 	want := `
+# HELP meridian_apply_lag_entries Committed Raft entries this node's FSM has not applied yet.
+# TYPE meridian_apply_lag_entries gauge
+meridian_apply_lag_entries 2
+# HELP meridian_leader_changes_total Leader changes this node has observed since it started.
+# TYPE meridian_leader_changes_total counter
+meridian_leader_changes_total 3
 # HELP meridian_raft_applied_index Highest Raft log index applied to this node's FSM.
 # TYPE meridian_raft_applied_index gauge
 meridian_raft_applied_index 118
@@ -140,7 +147,7 @@ meridian_raft_term 4
 	}
 	// Read at scrape time: a change shows on the next gather; a node that
 	// never heard from a leader has no last-contact series.
-	status = RaftStatus{State: "Leader", Term: 5, LastContact: -1}
+	status = RaftStatus{State: "Leader", Term: 5, LastContact: -1, LeaderChanges: 4}
 	if n, _ := testutil.GatherAndCount(reg, "meridian_raft_last_contact_seconds"); n != 0 {
 		t.Errorf("last contact present when never contacted")
 	}
@@ -148,7 +155,10 @@ meridian_raft_term 4
 # HELP meridian_raft_term Current Raft term.
 # TYPE meridian_raft_term gauge
 meridian_raft_term 5
-`), "meridian_raft_term"); err != nil {
+# HELP meridian_leader_changes_total Leader changes this node has observed since it started.
+# TYPE meridian_leader_changes_total counter
+meridian_leader_changes_total 4
+`), "meridian_raft_term", "meridian_leader_changes_total"); err != nil {
 		t.Error(err)
 	}
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) != 0 {

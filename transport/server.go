@@ -1,8 +1,9 @@
 // Package transport serves the meridian.v1.KeyManagement gRPC API over a
 // KeyStore: it converts api messages to keystore calls, maps errors to gRPC
 // statuses in one place, and owns the interceptors (request ids, panic
-// recovery, deadlines, metrics, access log), the health and reflection
-// services and the metrics HTTP endpoint. See DESIGN.md.
+// recovery, deadlines, consistency tokens, metrics, access log), the Members
+// RPC over an injected membership view, the health and reflection services
+// and the metrics HTTP endpoint. See DESIGN.md.
 package transport
 
 import (
@@ -143,6 +144,10 @@ type Server struct {
 	metrics *Metrics
 	grpc    *grpc.Server
 	health  *health.Server
+	members Membership    // nil: Members answers Unimplemented
+	waiter  AppliedWaiter // nil: consistency tokens are not waited for
+	maxWait time.Duration
+	nodeID  string
 }
 
 // NewServer builds the server and registers KeyManagement over ks, the
@@ -175,7 +180,7 @@ func NewServer(cfg Config, ks KeyStore, opts ...Option) (*Server, error) {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	s.grpc = grpc.NewServer(gopts...)
-	apiv1.RegisterKeyManagementServer(s.grpc, &service{ks: ks})
+	apiv1.RegisterKeyManagementServer(s.grpc, &service{ks: ks, members: s.members})
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.SetServing(false)

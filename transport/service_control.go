@@ -12,7 +12,8 @@ import (
 // place (errors.go).
 type service struct {
 	apiv1.UnimplementedKeyManagementServer
-	ks KeyStore
+	ks      KeyStore
+	members Membership
 }
 
 var _ apiv1.KeyManagementServer = (*service)(nil)

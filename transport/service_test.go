@@ -4,9 +4,11 @@ import (
 	"context"
 	"reflect"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/keystore"
@@ -33,16 +35,25 @@ var ec = map[string]string{"purpose": "test"}
 // the request's fields in keystore form.
 func rpcCases() []rpcCase {
 	return []rpcCase{
+		{name: "Members", call: rpc(apiv1.KeyManagementClient.Members, &apiv1.MembersRequest{}),
+			wantOp: "Members", wantArgs: nil,
+			check: func(t *testing.T, m proto.Message) {
+				r := m.(*apiv1.MembersResponse)
+				if len(r.GetMembers()) != 3 || r.GetLeaderId() != "n1" || r.GetServedBy() != "n2" || r.GetAppliedIndex() != 77 {
+					t.Errorf("response %v", r)
+				}
+			}},
 		{name: "CreateKey", call: rpc(apiv1.KeyManagementClient.CreateKey, &apiv1.CreateKeyRequest{
 			Description: "d", KeySpec: apiv1.KeySpec_KEY_SPEC_HMAC_384, KeyUsage: apiv1.KeyUsage_KEY_USAGE_GENERATE_VERIFY_MAC,
 			Origin: apiv1.Origin_ORIGIN_MERIDIAN, ProtectionLevel: apiv1.ProtectionLevel_PROTECTION_LEVEL_HSM,
-			Tags: []*apiv1.Tag{{TagKey: "team", TagValue: "x"}}, RequestId: "r1"}),
+			Tags: []*apiv1.Tag{{TagKey: "team", TagValue: "x"}}, RequestId: "r1", MaxStaleness: durationpb.New(90 * time.Second)}),
 			wantOp: "CreateKey", wantArgs: keystore.CreateKeyInput{Description: "d", KeySpec: keystore.SpecHMAC384,
 				KeyUsage: keystore.UsageGenerateVerifyMAC, Origin: keystore.OriginMeridian, ProtectionLevel: keystore.ProtectionHSM,
-				Tags: []keystore.Tag{{Key: "team", Value: "x"}}, RequestID: "r1"},
+				Tags: []keystore.Tag{{Key: "team", Value: "x"}}, RequestID: "r1", MaxStaleness: 90 * time.Second},
 			check: func(t *testing.T, m proto.Message) {
 				r := m.(*apiv1.CreateKeyResponse)
-				if r.GetCommitIndex() != 7 || r.GetKeyMetadata().GetKeyId() != "k-1" {
+				if r.GetCommitIndex() != 7 || r.GetKeyMetadata().GetKeyId() != "k-1" ||
+					r.GetKeyMetadata().GetMaxStaleness().AsDuration() != 1500*time.Millisecond {
 					t.Errorf("response %v", r)
 				}
 			}},

@@ -13,6 +13,7 @@ package meridianv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -680,6 +681,113 @@ func (RotationType) EnumDescriptor() ([]byte, []int) {
 	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{11}
 }
 
+type MemberRole int32
+
+const (
+	MemberRole_MEMBER_ROLE_UNSPECIFIED MemberRole = 0
+	MemberRole_MEMBER_ROLE_VOTER       MemberRole = 1
+	MemberRole_MEMBER_ROLE_NONVOTER    MemberRole = 2
+	MemberRole_MEMBER_ROLE_NONE        MemberRole = 3 // known by gossip, not (yet) in the Raft configuration
+)
+
+// Enum value maps for MemberRole.
+var (
+	MemberRole_name = map[int32]string{
+		0: "MEMBER_ROLE_UNSPECIFIED",
+		1: "MEMBER_ROLE_VOTER",
+		2: "MEMBER_ROLE_NONVOTER",
+		3: "MEMBER_ROLE_NONE",
+	}
+	MemberRole_value = map[string]int32{
+		"MEMBER_ROLE_UNSPECIFIED": 0,
+		"MEMBER_ROLE_VOTER":       1,
+		"MEMBER_ROLE_NONVOTER":    2,
+		"MEMBER_ROLE_NONE":        3,
+	}
+)
+
+func (x MemberRole) Enum() *MemberRole {
+	p := new(MemberRole)
+	*p = x
+	return p
+}
+
+func (x MemberRole) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MemberRole) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_meridian_v1_meridian_proto_enumTypes[12].Descriptor()
+}
+
+func (MemberRole) Type() protoreflect.EnumType {
+	return &file_api_meridian_v1_meridian_proto_enumTypes[12]
+}
+
+func (x MemberRole) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MemberRole.Descriptor instead.
+func (MemberRole) EnumDescriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{12}
+}
+
+type MemberStatus int32
+
+const (
+	MemberStatus_MEMBER_STATUS_UNSPECIFIED MemberStatus = 0
+	MemberStatus_MEMBER_STATUS_ALIVE       MemberStatus = 1
+	MemberStatus_MEMBER_STATUS_SUSPECT     MemberStatus = 2
+	MemberStatus_MEMBER_STATUS_DEAD        MemberStatus = 3
+	MemberStatus_MEMBER_STATUS_LEFT        MemberStatus = 4
+)
+
+// Enum value maps for MemberStatus.
+var (
+	MemberStatus_name = map[int32]string{
+		0: "MEMBER_STATUS_UNSPECIFIED",
+		1: "MEMBER_STATUS_ALIVE",
+		2: "MEMBER_STATUS_SUSPECT",
+		3: "MEMBER_STATUS_DEAD",
+		4: "MEMBER_STATUS_LEFT",
+	}
+	MemberStatus_value = map[string]int32{
+		"MEMBER_STATUS_UNSPECIFIED": 0,
+		"MEMBER_STATUS_ALIVE":       1,
+		"MEMBER_STATUS_SUSPECT":     2,
+		"MEMBER_STATUS_DEAD":        3,
+		"MEMBER_STATUS_LEFT":        4,
+	}
+)
+
+func (x MemberStatus) Enum() *MemberStatus {
+	p := new(MemberStatus)
+	*p = x
+	return p
+}
+
+func (x MemberStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MemberStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_meridian_v1_meridian_proto_enumTypes[13].Descriptor()
+}
+
+func (MemberStatus) Type() protoreflect.EnumType {
+	return &file_api_meridian_v1_meridian_proto_enumTypes[13]
+}
+
+func (x MemberStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MemberStatus.Descriptor instead.
+func (MemberStatus) EnumDescriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{13}
+}
+
 type Tag struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TagKey        string                 `protobuf:"bytes,1,opt,name=tag_key,json=tagKey,proto3" json:"tag_key,omitempty"`
@@ -753,8 +861,11 @@ type KeyMetadata struct {
 	EncryptionAlgorithms        []EncryptionAlgorithm  `protobuf:"varint,17,rep,packed,name=encryption_algorithms,json=encryptionAlgorithms,proto3,enum=meridian.v1.EncryptionAlgorithm" json:"encryption_algorithms,omitempty"`
 	SigningAlgorithms           []SigningAlgorithm     `protobuf:"varint,18,rep,packed,name=signing_algorithms,json=signingAlgorithms,proto3,enum=meridian.v1.SigningAlgorithm" json:"signing_algorithms,omitempty"`
 	MacAlgorithms               []MacAlgorithm         `protobuf:"varint,19,rep,packed,name=mac_algorithms,json=macAlgorithms,proto3,enum=meridian.v1.MacAlgorithm" json:"mac_algorithms,omitempty"`
-	unknownFields               protoimpl.UnknownFields
-	sizeCache                   protoimpl.SizeCache
+	// A node that last heard from the Raft leader longer ago than this refuses
+	// operations on the key (unset: no bound; availability first).
+	MaxStaleness  *durationpb.Duration `protobuf:"bytes,20,opt,name=max_staleness,json=maxStaleness,proto3" json:"max_staleness,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *KeyMetadata) Reset() {
@@ -920,6 +1031,13 @@ func (x *KeyMetadata) GetMacAlgorithms() []MacAlgorithm {
 	return nil
 }
 
+func (x *KeyMetadata) GetMaxStaleness() *durationpb.Duration {
+	if x != nil {
+		return x.MaxStaleness
+	}
+	return nil
+}
+
 // WriteResponse answers control-plane writes that return nothing else.
 type WriteResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -975,7 +1093,9 @@ type CreateKeyRequest struct {
 	ProtectionLevel ProtectionLevel        `protobuf:"varint,5,opt,name=protection_level,json=protectionLevel,proto3,enum=meridian.v1.ProtectionLevel" json:"protection_level,omitempty"`
 	Tags            []*Tag                 `protobuf:"bytes,6,rep,name=tags,proto3" json:"tags,omitempty"`
 	// Idempotency: a retry with the same request_id returns the first result.
-	RequestId     string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// See KeyMetadata.max_staleness. 0 or unset: no bound.
+	MaxStaleness  *durationpb.Duration `protobuf:"bytes,8,opt,name=max_staleness,json=maxStaleness,proto3" json:"max_staleness,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1057,6 +1177,13 @@ func (x *CreateKeyRequest) GetRequestId() string {
 		return x.RequestId
 	}
 	return ""
+}
+
+func (x *CreateKeyRequest) GetMaxStaleness() *durationpb.Duration {
+	if x != nil {
+		return x.MaxStaleness
+	}
+	return nil
 }
 
 type CreateKeyResponse struct {
@@ -4381,6 +4508,220 @@ func (x *GenerateRandomResponse) GetPlaintext() []byte {
 	return nil
 }
 
+type MembersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MembersRequest) Reset() {
+	*x = MembersRequest{}
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MembersRequest) ProtoMessage() {}
+
+func (x *MembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MembersRequest.ProtoReflect.Descriptor instead.
+func (*MembersRequest) Descriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{58}
+}
+
+type Member struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	NodeId  string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Region  string                 `protobuf:"bytes,2,opt,name=region,proto3" json:"region,omitempty"`
+	Zone    string                 `protobuf:"bytes,3,opt,name=zone,proto3" json:"zone,omitempty"`
+	ApiAddr string                 `protobuf:"bytes,4,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
+	Role    MemberRole             `protobuf:"varint,5,opt,name=role,proto3,enum=meridian.v1.MemberRole" json:"role,omitempty"`
+	Leader  bool                   `protobuf:"varint,6,opt,name=leader,proto3" json:"leader,omitempty"`
+	Status  MemberStatus           `protobuf:"varint,7,opt,name=status,proto3,enum=meridian.v1.MemberStatus" json:"status,omitempty"`
+	// The node reports itself ready for crypto (HSM healthy, leader known).
+	Healthy       bool   `protobuf:"varint,8,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	BuildVersion  string `protobuf:"bytes,9,opt,name=build_version,json=buildVersion,proto3" json:"build_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Member) Reset() {
+	*x = Member{}
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Member) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Member) ProtoMessage() {}
+
+func (x *Member) ProtoReflect() protoreflect.Message {
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Member.ProtoReflect.Descriptor instead.
+func (*Member) Descriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *Member) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *Member) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *Member) GetZone() string {
+	if x != nil {
+		return x.Zone
+	}
+	return ""
+}
+
+func (x *Member) GetApiAddr() string {
+	if x != nil {
+		return x.ApiAddr
+	}
+	return ""
+}
+
+func (x *Member) GetRole() MemberRole {
+	if x != nil {
+		return x.Role
+	}
+	return MemberRole_MEMBER_ROLE_UNSPECIFIED
+}
+
+func (x *Member) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+func (x *Member) GetStatus() MemberStatus {
+	if x != nil {
+		return x.Status
+	}
+	return MemberStatus_MEMBER_STATUS_UNSPECIFIED
+}
+
+func (x *Member) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *Member) GetBuildVersion() string {
+	if x != nil {
+		return x.BuildVersion
+	}
+	return ""
+}
+
+type MembersResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Members  []*Member              `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	LeaderId string                 `protobuf:"bytes,2,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	// The node that answered, and the Raft index it has applied.
+	ServedBy      string `protobuf:"bytes,3,opt,name=served_by,json=servedBy,proto3" json:"served_by,omitempty"`
+	AppliedIndex  uint64 `protobuf:"varint,4,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MembersResponse) Reset() {
+	*x = MembersResponse{}
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MembersResponse) ProtoMessage() {}
+
+func (x *MembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MembersResponse.ProtoReflect.Descriptor instead.
+func (*MembersResponse) Descriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *MembersResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *MembersResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *MembersResponse) GetServedBy() string {
+	if x != nil {
+		return x.ServedBy
+	}
+	return ""
+}
+
+func (x *MembersResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
 // ErrorInfo rides in the gRPC status details of every failed call.
 type ErrorInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -4395,7 +4736,7 @@ type ErrorInfo struct {
 
 func (x *ErrorInfo) Reset() {
 	*x = ErrorInfo{}
-	mi := &file_api_meridian_v1_meridian_proto_msgTypes[58]
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4407,7 +4748,7 @@ func (x *ErrorInfo) String() string {
 func (*ErrorInfo) ProtoMessage() {}
 
 func (x *ErrorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_api_meridian_v1_meridian_proto_msgTypes[58]
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4420,7 +4761,7 @@ func (x *ErrorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorInfo.ProtoReflect.Descriptor instead.
 func (*ErrorInfo) Descriptor() ([]byte, []int) {
-	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{58}
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ErrorInfo) GetException() string {
@@ -4434,10 +4775,10 @@ var File_api_meridian_v1_meridian_proto protoreflect.FileDescriptor
 
 const file_api_meridian_v1_meridian_proto_rawDesc = "" +
 	"\n" +
-	"\x1eapi/meridian/v1/meridian.proto\x12\vmeridian.v1\x1a\x1fgoogle/protobuf/timestamp.proto\";\n" +
+	"\x1eapi/meridian/v1/meridian.proto\x12\vmeridian.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\";\n" +
 	"\x03Tag\x12\x17\n" +
 	"\atag_key\x18\x01 \x01(\tR\x06tagKey\x12\x1b\n" +
-	"\ttag_value\x18\x02 \x01(\tR\btagValue\"\x9c\b\n" +
+	"\ttag_value\x18\x02 \x01(\tR\btagValue\"\xdc\b\n" +
 	"\vKeyMetadata\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x19\n" +
 	"\bkey_name\x18\x02 \x01(\tR\akeyName\x12 \n" +
@@ -4458,9 +4799,10 @@ const file_api_meridian_v1_meridian_proto_rawDesc = "" +
 	"\x13current_key_version\x18\x10 \x01(\rR\x11currentKeyVersion\x12U\n" +
 	"\x15encryption_algorithms\x18\x11 \x03(\x0e2 .meridian.v1.EncryptionAlgorithmR\x14encryptionAlgorithms\x12L\n" +
 	"\x12signing_algorithms\x18\x12 \x03(\x0e2\x1d.meridian.v1.SigningAlgorithmR\x11signingAlgorithms\x12@\n" +
-	"\x0emac_algorithms\x18\x13 \x03(\x0e2\x19.meridian.v1.MacAlgorithmR\rmacAlgorithms\"2\n" +
+	"\x0emac_algorithms\x18\x13 \x03(\x0e2\x19.meridian.v1.MacAlgorithmR\rmacAlgorithms\x12>\n" +
+	"\rmax_staleness\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\fmaxStaleness\"2\n" +
 	"\rWriteResponse\x12!\n" +
-	"\fcommit_index\x18\x01 \x01(\x04R\vcommitIndex\"\xd4\x02\n" +
+	"\fcommit_index\x18\x01 \x01(\x04R\vcommitIndex\"\x94\x03\n" +
 	"\x10CreateKeyRequest\x12 \n" +
 	"\vdescription\x18\x01 \x01(\tR\vdescription\x12/\n" +
 	"\bkey_spec\x18\x02 \x01(\x0e2\x14.meridian.v1.KeySpecR\akeySpec\x122\n" +
@@ -4469,7 +4811,8 @@ const file_api_meridian_v1_meridian_proto_rawDesc = "" +
 	"\x10protection_level\x18\x05 \x01(\x0e2\x1c.meridian.v1.ProtectionLevelR\x0fprotectionLevel\x12$\n" +
 	"\x04tags\x18\x06 \x03(\v2\x10.meridian.v1.TagR\x04tags\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\a \x01(\tR\trequestId\"s\n" +
+	"request_id\x18\a \x01(\tR\trequestId\x12>\n" +
+	"\rmax_staleness\x18\b \x01(\v2\x19.google.protobuf.DurationR\fmaxStaleness\"s\n" +
 	"\x11CreateKeyResponse\x12;\n" +
 	"\fkey_metadata\x18\x01 \x01(\v2\x18.meridian.v1.KeyMetadataR\vkeyMetadata\x12!\n" +
 	"\fcommit_index\x18\x02 \x01(\x04R\vcommitIndex\"+\n" +
@@ -4746,7 +5089,23 @@ const file_api_meridian_v1_meridian_proto_rawDesc = "" +
 	"\x15GenerateRandomRequest\x12&\n" +
 	"\x0fnumber_of_bytes\x18\x01 \x01(\rR\rnumberOfBytes\"6\n" +
 	"\x16GenerateRandomResponse\x12\x1c\n" +
-	"\tplaintext\x18\x01 \x01(\fR\tplaintext\")\n" +
+	"\tplaintext\x18\x01 \x01(\fR\tplaintext\"\x10\n" +
+	"\x0eMembersRequest\"\x9f\x02\n" +
+	"\x06Member\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x16\n" +
+	"\x06region\x18\x02 \x01(\tR\x06region\x12\x12\n" +
+	"\x04zone\x18\x03 \x01(\tR\x04zone\x12\x19\n" +
+	"\bapi_addr\x18\x04 \x01(\tR\aapiAddr\x12+\n" +
+	"\x04role\x18\x05 \x01(\x0e2\x17.meridian.v1.MemberRoleR\x04role\x12\x16\n" +
+	"\x06leader\x18\x06 \x01(\bR\x06leader\x121\n" +
+	"\x06status\x18\a \x01(\x0e2\x19.meridian.v1.MemberStatusR\x06status\x12\x18\n" +
+	"\ahealthy\x18\b \x01(\bR\ahealthy\x12#\n" +
+	"\rbuild_version\x18\t \x01(\tR\fbuildVersion\"\x9f\x01\n" +
+	"\x0fMembersResponse\x12-\n" +
+	"\amembers\x18\x01 \x03(\v2\x13.meridian.v1.MemberR\amembers\x12\x1b\n" +
+	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x12\x1b\n" +
+	"\tserved_by\x18\x03 \x01(\tR\bservedBy\x12#\n" +
+	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\")\n" +
 	"\tErrorInfo\x12\x1c\n" +
 	"\texception\x18\x01 \x01(\tR\texception*\xa1\x02\n" +
 	"\aKeySpec\x12\x18\n" +
@@ -4819,8 +5178,21 @@ const file_api_meridian_v1_meridian_proto_rawDesc = "" +
 	"\fRotationType\x12\x1d\n" +
 	"\x19ROTATION_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17ROTATION_TYPE_AUTOMATIC\x10\x01\x12\x1b\n" +
-	"\x17ROTATION_TYPE_ON_DEMAND\x10\x022\xa1\x16\n" +
-	"\rKeyManagement\x12J\n" +
+	"\x17ROTATION_TYPE_ON_DEMAND\x10\x02*p\n" +
+	"\n" +
+	"MemberRole\x12\x1b\n" +
+	"\x17MEMBER_ROLE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11MEMBER_ROLE_VOTER\x10\x01\x12\x18\n" +
+	"\x14MEMBER_ROLE_NONVOTER\x10\x02\x12\x14\n" +
+	"\x10MEMBER_ROLE_NONE\x10\x03*\x91\x01\n" +
+	"\fMemberStatus\x12\x1d\n" +
+	"\x19MEMBER_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13MEMBER_STATUS_ALIVE\x10\x01\x12\x19\n" +
+	"\x15MEMBER_STATUS_SUSPECT\x10\x02\x12\x16\n" +
+	"\x12MEMBER_STATUS_DEAD\x10\x03\x12\x16\n" +
+	"\x12MEMBER_STATUS_LEFT\x10\x042\xe7\x16\n" +
+	"\rKeyManagement\x12D\n" +
+	"\aMembers\x12\x1b.meridian.v1.MembersRequest\x1a\x1c.meridian.v1.MembersResponse\x12J\n" +
 	"\tCreateKey\x12\x1d.meridian.v1.CreateKeyRequest\x1a\x1e.meridian.v1.CreateKeyResponse\x12P\n" +
 	"\vDescribeKey\x12\x1f.meridian.v1.DescribeKeyRequest\x1a .meridian.v1.DescribeKeyResponse\x12G\n" +
 	"\bListKeys\x12\x1c.meridian.v1.ListKeysRequest\x1a\x1d.meridian.v1.ListKeysResponse\x12\\\n" +
@@ -4868,8 +5240,8 @@ func file_api_meridian_v1_meridian_proto_rawDescGZIP() []byte {
 	return file_api_meridian_v1_meridian_proto_rawDescData
 }
 
-var file_api_meridian_v1_meridian_proto_enumTypes = make([]protoimpl.EnumInfo, 12)
-var file_api_meridian_v1_meridian_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_api_meridian_v1_meridian_proto_enumTypes = make([]protoimpl.EnumInfo, 14)
+var file_api_meridian_v1_meridian_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
 var file_api_meridian_v1_meridian_proto_goTypes = []any{
 	(KeySpec)(0),                         // 0: meridian.v1.KeySpec
 	(KeyUsage)(0),                        // 1: meridian.v1.KeyUsage
@@ -4883,72 +5255,78 @@ var file_api_meridian_v1_meridian_proto_goTypes = []any{
 	(DataKeySpec)(0),                     // 9: meridian.v1.DataKeySpec
 	(DataKeyPairSpec)(0),                 // 10: meridian.v1.DataKeyPairSpec
 	(RotationType)(0),                    // 11: meridian.v1.RotationType
-	(*Tag)(nil),                          // 12: meridian.v1.Tag
-	(*KeyMetadata)(nil),                  // 13: meridian.v1.KeyMetadata
-	(*WriteResponse)(nil),                // 14: meridian.v1.WriteResponse
-	(*CreateKeyRequest)(nil),             // 15: meridian.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),            // 16: meridian.v1.CreateKeyResponse
-	(*DescribeKeyRequest)(nil),           // 17: meridian.v1.DescribeKeyRequest
-	(*DescribeKeyResponse)(nil),          // 18: meridian.v1.DescribeKeyResponse
-	(*ListKeysRequest)(nil),              // 19: meridian.v1.ListKeysRequest
-	(*KeyListEntry)(nil),                 // 20: meridian.v1.KeyListEntry
-	(*ListKeysResponse)(nil),             // 21: meridian.v1.ListKeysResponse
-	(*UpdateKeyDescriptionRequest)(nil),  // 22: meridian.v1.UpdateKeyDescriptionRequest
-	(*TagResourceRequest)(nil),           // 23: meridian.v1.TagResourceRequest
-	(*UntagResourceRequest)(nil),         // 24: meridian.v1.UntagResourceRequest
-	(*ListResourceTagsRequest)(nil),      // 25: meridian.v1.ListResourceTagsRequest
-	(*ListResourceTagsResponse)(nil),     // 26: meridian.v1.ListResourceTagsResponse
-	(*CreateAliasRequest)(nil),           // 27: meridian.v1.CreateAliasRequest
-	(*UpdateAliasRequest)(nil),           // 28: meridian.v1.UpdateAliasRequest
-	(*DeleteAliasRequest)(nil),           // 29: meridian.v1.DeleteAliasRequest
-	(*ListAliasesRequest)(nil),           // 30: meridian.v1.ListAliasesRequest
-	(*AliasListEntry)(nil),               // 31: meridian.v1.AliasListEntry
-	(*ListAliasesResponse)(nil),          // 32: meridian.v1.ListAliasesResponse
-	(*EnableKeyRequest)(nil),             // 33: meridian.v1.EnableKeyRequest
-	(*DisableKeyRequest)(nil),            // 34: meridian.v1.DisableKeyRequest
-	(*ScheduleKeyDeletionRequest)(nil),   // 35: meridian.v1.ScheduleKeyDeletionRequest
-	(*ScheduleKeyDeletionResponse)(nil),  // 36: meridian.v1.ScheduleKeyDeletionResponse
-	(*CancelKeyDeletionRequest)(nil),     // 37: meridian.v1.CancelKeyDeletionRequest
-	(*CancelKeyDeletionResponse)(nil),    // 38: meridian.v1.CancelKeyDeletionResponse
-	(*EnableKeyRotationRequest)(nil),     // 39: meridian.v1.EnableKeyRotationRequest
-	(*DisableKeyRotationRequest)(nil),    // 40: meridian.v1.DisableKeyRotationRequest
-	(*GetKeyRotationStatusRequest)(nil),  // 41: meridian.v1.GetKeyRotationStatusRequest
-	(*GetKeyRotationStatusResponse)(nil), // 42: meridian.v1.GetKeyRotationStatusResponse
-	(*RotateKeyOnDemandRequest)(nil),     // 43: meridian.v1.RotateKeyOnDemandRequest
-	(*RotateKeyOnDemandResponse)(nil),    // 44: meridian.v1.RotateKeyOnDemandResponse
-	(*ListKeyRotationsRequest)(nil),      // 45: meridian.v1.ListKeyRotationsRequest
-	(*KeyRotation)(nil),                  // 46: meridian.v1.KeyRotation
-	(*ListKeyRotationsResponse)(nil),     // 47: meridian.v1.ListKeyRotationsResponse
-	(*EncryptRequest)(nil),               // 48: meridian.v1.EncryptRequest
-	(*EncryptResponse)(nil),              // 49: meridian.v1.EncryptResponse
-	(*DecryptRequest)(nil),               // 50: meridian.v1.DecryptRequest
-	(*DecryptResponse)(nil),              // 51: meridian.v1.DecryptResponse
-	(*ReEncryptRequest)(nil),             // 52: meridian.v1.ReEncryptRequest
-	(*ReEncryptResponse)(nil),            // 53: meridian.v1.ReEncryptResponse
-	(*GenerateDataKeyRequest)(nil),       // 54: meridian.v1.GenerateDataKeyRequest
-	(*GenerateDataKeyResponse)(nil),      // 55: meridian.v1.GenerateDataKeyResponse
-	(*GenerateDataKeyPairRequest)(nil),   // 56: meridian.v1.GenerateDataKeyPairRequest
-	(*GenerateDataKeyPairResponse)(nil),  // 57: meridian.v1.GenerateDataKeyPairResponse
-	(*SignRequest)(nil),                  // 58: meridian.v1.SignRequest
-	(*SignResponse)(nil),                 // 59: meridian.v1.SignResponse
-	(*VerifyRequest)(nil),                // 60: meridian.v1.VerifyRequest
-	(*VerifyResponse)(nil),               // 61: meridian.v1.VerifyResponse
-	(*GetPublicKeyRequest)(nil),          // 62: meridian.v1.GetPublicKeyRequest
-	(*GetPublicKeyResponse)(nil),         // 63: meridian.v1.GetPublicKeyResponse
-	(*GenerateMacRequest)(nil),           // 64: meridian.v1.GenerateMacRequest
-	(*GenerateMacResponse)(nil),          // 65: meridian.v1.GenerateMacResponse
-	(*VerifyMacRequest)(nil),             // 66: meridian.v1.VerifyMacRequest
-	(*VerifyMacResponse)(nil),            // 67: meridian.v1.VerifyMacResponse
-	(*GenerateRandomRequest)(nil),        // 68: meridian.v1.GenerateRandomRequest
-	(*GenerateRandomResponse)(nil),       // 69: meridian.v1.GenerateRandomResponse
-	(*ErrorInfo)(nil),                    // 70: meridian.v1.ErrorInfo
-	nil,                                  // 71: meridian.v1.EncryptRequest.EncryptionContextEntry
-	nil,                                  // 72: meridian.v1.DecryptRequest.EncryptionContextEntry
-	nil,                                  // 73: meridian.v1.ReEncryptRequest.SourceEncryptionContextEntry
-	nil,                                  // 74: meridian.v1.ReEncryptRequest.DestinationEncryptionContextEntry
-	nil,                                  // 75: meridian.v1.GenerateDataKeyRequest.EncryptionContextEntry
-	nil,                                  // 76: meridian.v1.GenerateDataKeyPairRequest.EncryptionContextEntry
-	(*timestamppb.Timestamp)(nil),        // 77: google.protobuf.Timestamp
+	(MemberRole)(0),                      // 12: meridian.v1.MemberRole
+	(MemberStatus)(0),                    // 13: meridian.v1.MemberStatus
+	(*Tag)(nil),                          // 14: meridian.v1.Tag
+	(*KeyMetadata)(nil),                  // 15: meridian.v1.KeyMetadata
+	(*WriteResponse)(nil),                // 16: meridian.v1.WriteResponse
+	(*CreateKeyRequest)(nil),             // 17: meridian.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),            // 18: meridian.v1.CreateKeyResponse
+	(*DescribeKeyRequest)(nil),           // 19: meridian.v1.DescribeKeyRequest
+	(*DescribeKeyResponse)(nil),          // 20: meridian.v1.DescribeKeyResponse
+	(*ListKeysRequest)(nil),              // 21: meridian.v1.ListKeysRequest
+	(*KeyListEntry)(nil),                 // 22: meridian.v1.KeyListEntry
+	(*ListKeysResponse)(nil),             // 23: meridian.v1.ListKeysResponse
+	(*UpdateKeyDescriptionRequest)(nil),  // 24: meridian.v1.UpdateKeyDescriptionRequest
+	(*TagResourceRequest)(nil),           // 25: meridian.v1.TagResourceRequest
+	(*UntagResourceRequest)(nil),         // 26: meridian.v1.UntagResourceRequest
+	(*ListResourceTagsRequest)(nil),      // 27: meridian.v1.ListResourceTagsRequest
+	(*ListResourceTagsResponse)(nil),     // 28: meridian.v1.ListResourceTagsResponse
+	(*CreateAliasRequest)(nil),           // 29: meridian.v1.CreateAliasRequest
+	(*UpdateAliasRequest)(nil),           // 30: meridian.v1.UpdateAliasRequest
+	(*DeleteAliasRequest)(nil),           // 31: meridian.v1.DeleteAliasRequest
+	(*ListAliasesRequest)(nil),           // 32: meridian.v1.ListAliasesRequest
+	(*AliasListEntry)(nil),               // 33: meridian.v1.AliasListEntry
+	(*ListAliasesResponse)(nil),          // 34: meridian.v1.ListAliasesResponse
+	(*EnableKeyRequest)(nil),             // 35: meridian.v1.EnableKeyRequest
+	(*DisableKeyRequest)(nil),            // 36: meridian.v1.DisableKeyRequest
+	(*ScheduleKeyDeletionRequest)(nil),   // 37: meridian.v1.ScheduleKeyDeletionRequest
+	(*ScheduleKeyDeletionResponse)(nil),  // 38: meridian.v1.ScheduleKeyDeletionResponse
+	(*CancelKeyDeletionRequest)(nil),     // 39: meridian.v1.CancelKeyDeletionRequest
+	(*CancelKeyDeletionResponse)(nil),    // 40: meridian.v1.CancelKeyDeletionResponse
+	(*EnableKeyRotationRequest)(nil),     // 41: meridian.v1.EnableKeyRotationRequest
+	(*DisableKeyRotationRequest)(nil),    // 42: meridian.v1.DisableKeyRotationRequest
+	(*GetKeyRotationStatusRequest)(nil),  // 43: meridian.v1.GetKeyRotationStatusRequest
+	(*GetKeyRotationStatusResponse)(nil), // 44: meridian.v1.GetKeyRotationStatusResponse
+	(*RotateKeyOnDemandRequest)(nil),     // 45: meridian.v1.RotateKeyOnDemandRequest
+	(*RotateKeyOnDemandResponse)(nil),    // 46: meridian.v1.RotateKeyOnDemandResponse
+	(*ListKeyRotationsRequest)(nil),      // 47: meridian.v1.ListKeyRotationsRequest
+	(*KeyRotation)(nil),                  // 48: meridian.v1.KeyRotation
+	(*ListKeyRotationsResponse)(nil),     // 49: meridian.v1.ListKeyRotationsResponse
+	(*EncryptRequest)(nil),               // 50: meridian.v1.EncryptRequest
+	(*EncryptResponse)(nil),              // 51: meridian.v1.EncryptResponse
+	(*DecryptRequest)(nil),               // 52: meridian.v1.DecryptRequest
+	(*DecryptResponse)(nil),              // 53: meridian.v1.DecryptResponse
+	(*ReEncryptRequest)(nil),             // 54: meridian.v1.ReEncryptRequest
+	(*ReEncryptResponse)(nil),            // 55: meridian.v1.ReEncryptResponse
+	(*GenerateDataKeyRequest)(nil),       // 56: meridian.v1.GenerateDataKeyRequest
+	(*GenerateDataKeyResponse)(nil),      // 57: meridian.v1.GenerateDataKeyResponse
+	(*GenerateDataKeyPairRequest)(nil),   // 58: meridian.v1.GenerateDataKeyPairRequest
+	(*GenerateDataKeyPairResponse)(nil),  // 59: meridian.v1.GenerateDataKeyPairResponse
+	(*SignRequest)(nil),                  // 60: meridian.v1.SignRequest
+	(*SignResponse)(nil),                 // 61: meridian.v1.SignResponse
+	(*VerifyRequest)(nil),                // 62: meridian.v1.VerifyRequest
+	(*VerifyResponse)(nil),               // 63: meridian.v1.VerifyResponse
+	(*GetPublicKeyRequest)(nil),          // 64: meridian.v1.GetPublicKeyRequest
+	(*GetPublicKeyResponse)(nil),         // 65: meridian.v1.GetPublicKeyResponse
+	(*GenerateMacRequest)(nil),           // 66: meridian.v1.GenerateMacRequest
+	(*GenerateMacResponse)(nil),          // 67: meridian.v1.GenerateMacResponse
+	(*VerifyMacRequest)(nil),             // 68: meridian.v1.VerifyMacRequest
+	(*VerifyMacResponse)(nil),            // 69: meridian.v1.VerifyMacResponse
+	(*GenerateRandomRequest)(nil),        // 70: meridian.v1.GenerateRandomRequest
+	(*GenerateRandomResponse)(nil),       // 71: meridian.v1.GenerateRandomResponse
+	(*MembersRequest)(nil),               // 72: meridian.v1.MembersRequest
+	(*Member)(nil),                       // 73: meridian.v1.Member
+	(*MembersResponse)(nil),              // 74: meridian.v1.MembersResponse
+	(*ErrorInfo)(nil),                    // 75: meridian.v1.ErrorInfo
+	nil,                                  // 76: meridian.v1.EncryptRequest.EncryptionContextEntry
+	nil,                                  // 77: meridian.v1.DecryptRequest.EncryptionContextEntry
+	nil,                                  // 78: meridian.v1.ReEncryptRequest.SourceEncryptionContextEntry
+	nil,                                  // 79: meridian.v1.ReEncryptRequest.DestinationEncryptionContextEntry
+	nil,                                  // 80: meridian.v1.GenerateDataKeyRequest.EncryptionContextEntry
+	nil,                                  // 81: meridian.v1.GenerateDataKeyPairRequest.EncryptionContextEntry
+	(*timestamppb.Timestamp)(nil),        // 82: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 83: google.protobuf.Duration
 }
 var file_api_meridian_v1_meridian_proto_depIdxs = []int32{
 	0,  // 0: meridian.v1.KeyMetadata.key_spec:type_name -> meridian.v1.KeySpec
@@ -4956,132 +5334,139 @@ var file_api_meridian_v1_meridian_proto_depIdxs = []int32{
 	2,  // 2: meridian.v1.KeyMetadata.key_state:type_name -> meridian.v1.KeyState
 	3,  // 3: meridian.v1.KeyMetadata.origin:type_name -> meridian.v1.Origin
 	4,  // 4: meridian.v1.KeyMetadata.protection_level:type_name -> meridian.v1.ProtectionLevel
-	77, // 5: meridian.v1.KeyMetadata.creation_date:type_name -> google.protobuf.Timestamp
-	77, // 6: meridian.v1.KeyMetadata.deletion_date:type_name -> google.protobuf.Timestamp
-	77, // 7: meridian.v1.KeyMetadata.next_rotation_date:type_name -> google.protobuf.Timestamp
+	82, // 5: meridian.v1.KeyMetadata.creation_date:type_name -> google.protobuf.Timestamp
+	82, // 6: meridian.v1.KeyMetadata.deletion_date:type_name -> google.protobuf.Timestamp
+	82, // 7: meridian.v1.KeyMetadata.next_rotation_date:type_name -> google.protobuf.Timestamp
 	5,  // 8: meridian.v1.KeyMetadata.encryption_algorithms:type_name -> meridian.v1.EncryptionAlgorithm
 	6,  // 9: meridian.v1.KeyMetadata.signing_algorithms:type_name -> meridian.v1.SigningAlgorithm
 	7,  // 10: meridian.v1.KeyMetadata.mac_algorithms:type_name -> meridian.v1.MacAlgorithm
-	0,  // 11: meridian.v1.CreateKeyRequest.key_spec:type_name -> meridian.v1.KeySpec
-	1,  // 12: meridian.v1.CreateKeyRequest.key_usage:type_name -> meridian.v1.KeyUsage
-	3,  // 13: meridian.v1.CreateKeyRequest.origin:type_name -> meridian.v1.Origin
-	4,  // 14: meridian.v1.CreateKeyRequest.protection_level:type_name -> meridian.v1.ProtectionLevel
-	12, // 15: meridian.v1.CreateKeyRequest.tags:type_name -> meridian.v1.Tag
-	13, // 16: meridian.v1.CreateKeyResponse.key_metadata:type_name -> meridian.v1.KeyMetadata
-	13, // 17: meridian.v1.DescribeKeyResponse.key_metadata:type_name -> meridian.v1.KeyMetadata
-	20, // 18: meridian.v1.ListKeysResponse.keys:type_name -> meridian.v1.KeyListEntry
-	12, // 19: meridian.v1.TagResourceRequest.tags:type_name -> meridian.v1.Tag
-	12, // 20: meridian.v1.ListResourceTagsResponse.tags:type_name -> meridian.v1.Tag
-	77, // 21: meridian.v1.AliasListEntry.creation_date:type_name -> google.protobuf.Timestamp
-	77, // 22: meridian.v1.AliasListEntry.last_updated_date:type_name -> google.protobuf.Timestamp
-	31, // 23: meridian.v1.ListAliasesResponse.aliases:type_name -> meridian.v1.AliasListEntry
-	77, // 24: meridian.v1.ScheduleKeyDeletionResponse.deletion_date:type_name -> google.protobuf.Timestamp
-	2,  // 25: meridian.v1.ScheduleKeyDeletionResponse.key_state:type_name -> meridian.v1.KeyState
-	77, // 26: meridian.v1.GetKeyRotationStatusResponse.next_rotation_date:type_name -> google.protobuf.Timestamp
-	77, // 27: meridian.v1.GetKeyRotationStatusResponse.on_demand_rotation_start_date:type_name -> google.protobuf.Timestamp
-	77, // 28: meridian.v1.KeyRotation.rotation_date:type_name -> google.protobuf.Timestamp
-	11, // 29: meridian.v1.KeyRotation.rotation_type:type_name -> meridian.v1.RotationType
-	46, // 30: meridian.v1.ListKeyRotationsResponse.rotations:type_name -> meridian.v1.KeyRotation
-	71, // 31: meridian.v1.EncryptRequest.encryption_context:type_name -> meridian.v1.EncryptRequest.EncryptionContextEntry
-	5,  // 32: meridian.v1.EncryptRequest.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
-	5,  // 33: meridian.v1.EncryptResponse.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
-	72, // 34: meridian.v1.DecryptRequest.encryption_context:type_name -> meridian.v1.DecryptRequest.EncryptionContextEntry
-	5,  // 35: meridian.v1.DecryptRequest.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
-	5,  // 36: meridian.v1.DecryptResponse.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
-	73, // 37: meridian.v1.ReEncryptRequest.source_encryption_context:type_name -> meridian.v1.ReEncryptRequest.SourceEncryptionContextEntry
-	5,  // 38: meridian.v1.ReEncryptRequest.source_encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
-	74, // 39: meridian.v1.ReEncryptRequest.destination_encryption_context:type_name -> meridian.v1.ReEncryptRequest.DestinationEncryptionContextEntry
-	5,  // 40: meridian.v1.ReEncryptRequest.destination_encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
-	9,  // 41: meridian.v1.GenerateDataKeyRequest.key_spec:type_name -> meridian.v1.DataKeySpec
-	75, // 42: meridian.v1.GenerateDataKeyRequest.encryption_context:type_name -> meridian.v1.GenerateDataKeyRequest.EncryptionContextEntry
-	10, // 43: meridian.v1.GenerateDataKeyPairRequest.key_pair_spec:type_name -> meridian.v1.DataKeyPairSpec
-	76, // 44: meridian.v1.GenerateDataKeyPairRequest.encryption_context:type_name -> meridian.v1.GenerateDataKeyPairRequest.EncryptionContextEntry
-	10, // 45: meridian.v1.GenerateDataKeyPairResponse.key_pair_spec:type_name -> meridian.v1.DataKeyPairSpec
-	8,  // 46: meridian.v1.SignRequest.message_type:type_name -> meridian.v1.MessageType
-	6,  // 47: meridian.v1.SignRequest.signing_algorithm:type_name -> meridian.v1.SigningAlgorithm
-	6,  // 48: meridian.v1.SignResponse.signing_algorithm:type_name -> meridian.v1.SigningAlgorithm
-	8,  // 49: meridian.v1.VerifyRequest.message_type:type_name -> meridian.v1.MessageType
-	6,  // 50: meridian.v1.VerifyRequest.signing_algorithm:type_name -> meridian.v1.SigningAlgorithm
-	6,  // 51: meridian.v1.VerifyResponse.signing_algorithm:type_name -> meridian.v1.SigningAlgorithm
-	0,  // 52: meridian.v1.GetPublicKeyResponse.key_spec:type_name -> meridian.v1.KeySpec
-	1,  // 53: meridian.v1.GetPublicKeyResponse.key_usage:type_name -> meridian.v1.KeyUsage
-	5,  // 54: meridian.v1.GetPublicKeyResponse.encryption_algorithms:type_name -> meridian.v1.EncryptionAlgorithm
-	6,  // 55: meridian.v1.GetPublicKeyResponse.signing_algorithms:type_name -> meridian.v1.SigningAlgorithm
-	7,  // 56: meridian.v1.GenerateMacRequest.mac_algorithm:type_name -> meridian.v1.MacAlgorithm
-	7,  // 57: meridian.v1.GenerateMacResponse.mac_algorithm:type_name -> meridian.v1.MacAlgorithm
-	7,  // 58: meridian.v1.VerifyMacRequest.mac_algorithm:type_name -> meridian.v1.MacAlgorithm
-	7,  // 59: meridian.v1.VerifyMacResponse.mac_algorithm:type_name -> meridian.v1.MacAlgorithm
-	15, // 60: meridian.v1.KeyManagement.CreateKey:input_type -> meridian.v1.CreateKeyRequest
-	17, // 61: meridian.v1.KeyManagement.DescribeKey:input_type -> meridian.v1.DescribeKeyRequest
-	19, // 62: meridian.v1.KeyManagement.ListKeys:input_type -> meridian.v1.ListKeysRequest
-	22, // 63: meridian.v1.KeyManagement.UpdateKeyDescription:input_type -> meridian.v1.UpdateKeyDescriptionRequest
-	23, // 64: meridian.v1.KeyManagement.TagResource:input_type -> meridian.v1.TagResourceRequest
-	24, // 65: meridian.v1.KeyManagement.UntagResource:input_type -> meridian.v1.UntagResourceRequest
-	25, // 66: meridian.v1.KeyManagement.ListResourceTags:input_type -> meridian.v1.ListResourceTagsRequest
-	27, // 67: meridian.v1.KeyManagement.CreateAlias:input_type -> meridian.v1.CreateAliasRequest
-	28, // 68: meridian.v1.KeyManagement.UpdateAlias:input_type -> meridian.v1.UpdateAliasRequest
-	29, // 69: meridian.v1.KeyManagement.DeleteAlias:input_type -> meridian.v1.DeleteAliasRequest
-	30, // 70: meridian.v1.KeyManagement.ListAliases:input_type -> meridian.v1.ListAliasesRequest
-	33, // 71: meridian.v1.KeyManagement.EnableKey:input_type -> meridian.v1.EnableKeyRequest
-	34, // 72: meridian.v1.KeyManagement.DisableKey:input_type -> meridian.v1.DisableKeyRequest
-	35, // 73: meridian.v1.KeyManagement.ScheduleKeyDeletion:input_type -> meridian.v1.ScheduleKeyDeletionRequest
-	37, // 74: meridian.v1.KeyManagement.CancelKeyDeletion:input_type -> meridian.v1.CancelKeyDeletionRequest
-	39, // 75: meridian.v1.KeyManagement.EnableKeyRotation:input_type -> meridian.v1.EnableKeyRotationRequest
-	40, // 76: meridian.v1.KeyManagement.DisableKeyRotation:input_type -> meridian.v1.DisableKeyRotationRequest
-	41, // 77: meridian.v1.KeyManagement.GetKeyRotationStatus:input_type -> meridian.v1.GetKeyRotationStatusRequest
-	43, // 78: meridian.v1.KeyManagement.RotateKeyOnDemand:input_type -> meridian.v1.RotateKeyOnDemandRequest
-	45, // 79: meridian.v1.KeyManagement.ListKeyRotations:input_type -> meridian.v1.ListKeyRotationsRequest
-	48, // 80: meridian.v1.KeyManagement.Encrypt:input_type -> meridian.v1.EncryptRequest
-	50, // 81: meridian.v1.KeyManagement.Decrypt:input_type -> meridian.v1.DecryptRequest
-	52, // 82: meridian.v1.KeyManagement.ReEncrypt:input_type -> meridian.v1.ReEncryptRequest
-	54, // 83: meridian.v1.KeyManagement.GenerateDataKey:input_type -> meridian.v1.GenerateDataKeyRequest
-	54, // 84: meridian.v1.KeyManagement.GenerateDataKeyWithoutPlaintext:input_type -> meridian.v1.GenerateDataKeyRequest
-	56, // 85: meridian.v1.KeyManagement.GenerateDataKeyPair:input_type -> meridian.v1.GenerateDataKeyPairRequest
-	56, // 86: meridian.v1.KeyManagement.GenerateDataKeyPairWithoutPlaintext:input_type -> meridian.v1.GenerateDataKeyPairRequest
-	58, // 87: meridian.v1.KeyManagement.Sign:input_type -> meridian.v1.SignRequest
-	60, // 88: meridian.v1.KeyManagement.Verify:input_type -> meridian.v1.VerifyRequest
-	62, // 89: meridian.v1.KeyManagement.GetPublicKey:input_type -> meridian.v1.GetPublicKeyRequest
-	64, // 90: meridian.v1.KeyManagement.GenerateMac:input_type -> meridian.v1.GenerateMacRequest
-	66, // 91: meridian.v1.KeyManagement.VerifyMac:input_type -> meridian.v1.VerifyMacRequest
-	68, // 92: meridian.v1.KeyManagement.GenerateRandom:input_type -> meridian.v1.GenerateRandomRequest
-	16, // 93: meridian.v1.KeyManagement.CreateKey:output_type -> meridian.v1.CreateKeyResponse
-	18, // 94: meridian.v1.KeyManagement.DescribeKey:output_type -> meridian.v1.DescribeKeyResponse
-	21, // 95: meridian.v1.KeyManagement.ListKeys:output_type -> meridian.v1.ListKeysResponse
-	14, // 96: meridian.v1.KeyManagement.UpdateKeyDescription:output_type -> meridian.v1.WriteResponse
-	14, // 97: meridian.v1.KeyManagement.TagResource:output_type -> meridian.v1.WriteResponse
-	14, // 98: meridian.v1.KeyManagement.UntagResource:output_type -> meridian.v1.WriteResponse
-	26, // 99: meridian.v1.KeyManagement.ListResourceTags:output_type -> meridian.v1.ListResourceTagsResponse
-	14, // 100: meridian.v1.KeyManagement.CreateAlias:output_type -> meridian.v1.WriteResponse
-	14, // 101: meridian.v1.KeyManagement.UpdateAlias:output_type -> meridian.v1.WriteResponse
-	14, // 102: meridian.v1.KeyManagement.DeleteAlias:output_type -> meridian.v1.WriteResponse
-	32, // 103: meridian.v1.KeyManagement.ListAliases:output_type -> meridian.v1.ListAliasesResponse
-	14, // 104: meridian.v1.KeyManagement.EnableKey:output_type -> meridian.v1.WriteResponse
-	14, // 105: meridian.v1.KeyManagement.DisableKey:output_type -> meridian.v1.WriteResponse
-	36, // 106: meridian.v1.KeyManagement.ScheduleKeyDeletion:output_type -> meridian.v1.ScheduleKeyDeletionResponse
-	38, // 107: meridian.v1.KeyManagement.CancelKeyDeletion:output_type -> meridian.v1.CancelKeyDeletionResponse
-	14, // 108: meridian.v1.KeyManagement.EnableKeyRotation:output_type -> meridian.v1.WriteResponse
-	14, // 109: meridian.v1.KeyManagement.DisableKeyRotation:output_type -> meridian.v1.WriteResponse
-	42, // 110: meridian.v1.KeyManagement.GetKeyRotationStatus:output_type -> meridian.v1.GetKeyRotationStatusResponse
-	44, // 111: meridian.v1.KeyManagement.RotateKeyOnDemand:output_type -> meridian.v1.RotateKeyOnDemandResponse
-	47, // 112: meridian.v1.KeyManagement.ListKeyRotations:output_type -> meridian.v1.ListKeyRotationsResponse
-	49, // 113: meridian.v1.KeyManagement.Encrypt:output_type -> meridian.v1.EncryptResponse
-	51, // 114: meridian.v1.KeyManagement.Decrypt:output_type -> meridian.v1.DecryptResponse
-	53, // 115: meridian.v1.KeyManagement.ReEncrypt:output_type -> meridian.v1.ReEncryptResponse
-	55, // 116: meridian.v1.KeyManagement.GenerateDataKey:output_type -> meridian.v1.GenerateDataKeyResponse
-	55, // 117: meridian.v1.KeyManagement.GenerateDataKeyWithoutPlaintext:output_type -> meridian.v1.GenerateDataKeyResponse
-	57, // 118: meridian.v1.KeyManagement.GenerateDataKeyPair:output_type -> meridian.v1.GenerateDataKeyPairResponse
-	57, // 119: meridian.v1.KeyManagement.GenerateDataKeyPairWithoutPlaintext:output_type -> meridian.v1.GenerateDataKeyPairResponse
-	59, // 120: meridian.v1.KeyManagement.Sign:output_type -> meridian.v1.SignResponse
-	61, // 121: meridian.v1.KeyManagement.Verify:output_type -> meridian.v1.VerifyResponse
-	63, // 122: meridian.v1.KeyManagement.GetPublicKey:output_type -> meridian.v1.GetPublicKeyResponse
-	65, // 123: meridian.v1.KeyManagement.GenerateMac:output_type -> meridian.v1.GenerateMacResponse
-	67, // 124: meridian.v1.KeyManagement.VerifyMac:output_type -> meridian.v1.VerifyMacResponse
-	69, // 125: meridian.v1.KeyManagement.GenerateRandom:output_type -> meridian.v1.GenerateRandomResponse
-	93, // [93:126] is the sub-list for method output_type
-	60, // [60:93] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	83, // 11: meridian.v1.KeyMetadata.max_staleness:type_name -> google.protobuf.Duration
+	0,  // 12: meridian.v1.CreateKeyRequest.key_spec:type_name -> meridian.v1.KeySpec
+	1,  // 13: meridian.v1.CreateKeyRequest.key_usage:type_name -> meridian.v1.KeyUsage
+	3,  // 14: meridian.v1.CreateKeyRequest.origin:type_name -> meridian.v1.Origin
+	4,  // 15: meridian.v1.CreateKeyRequest.protection_level:type_name -> meridian.v1.ProtectionLevel
+	14, // 16: meridian.v1.CreateKeyRequest.tags:type_name -> meridian.v1.Tag
+	83, // 17: meridian.v1.CreateKeyRequest.max_staleness:type_name -> google.protobuf.Duration
+	15, // 18: meridian.v1.CreateKeyResponse.key_metadata:type_name -> meridian.v1.KeyMetadata
+	15, // 19: meridian.v1.DescribeKeyResponse.key_metadata:type_name -> meridian.v1.KeyMetadata
+	22, // 20: meridian.v1.ListKeysResponse.keys:type_name -> meridian.v1.KeyListEntry
+	14, // 21: meridian.v1.TagResourceRequest.tags:type_name -> meridian.v1.Tag
+	14, // 22: meridian.v1.ListResourceTagsResponse.tags:type_name -> meridian.v1.Tag
+	82, // 23: meridian.v1.AliasListEntry.creation_date:type_name -> google.protobuf.Timestamp
+	82, // 24: meridian.v1.AliasListEntry.last_updated_date:type_name -> google.protobuf.Timestamp
+	33, // 25: meridian.v1.ListAliasesResponse.aliases:type_name -> meridian.v1.AliasListEntry
+	82, // 26: meridian.v1.ScheduleKeyDeletionResponse.deletion_date:type_name -> google.protobuf.Timestamp
+	2,  // 27: meridian.v1.ScheduleKeyDeletionResponse.key_state:type_name -> meridian.v1.KeyState
+	82, // 28: meridian.v1.GetKeyRotationStatusResponse.next_rotation_date:type_name -> google.protobuf.Timestamp
+	82, // 29: meridian.v1.GetKeyRotationStatusResponse.on_demand_rotation_start_date:type_name -> google.protobuf.Timestamp
+	82, // 30: meridian.v1.KeyRotation.rotation_date:type_name -> google.protobuf.Timestamp
+	11, // 31: meridian.v1.KeyRotation.rotation_type:type_name -> meridian.v1.RotationType
+	48, // 32: meridian.v1.ListKeyRotationsResponse.rotations:type_name -> meridian.v1.KeyRotation
+	76, // 33: meridian.v1.EncryptRequest.encryption_context:type_name -> meridian.v1.EncryptRequest.EncryptionContextEntry
+	5,  // 34: meridian.v1.EncryptRequest.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
+	5,  // 35: meridian.v1.EncryptResponse.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
+	77, // 36: meridian.v1.DecryptRequest.encryption_context:type_name -> meridian.v1.DecryptRequest.EncryptionContextEntry
+	5,  // 37: meridian.v1.DecryptRequest.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
+	5,  // 38: meridian.v1.DecryptResponse.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
+	78, // 39: meridian.v1.ReEncryptRequest.source_encryption_context:type_name -> meridian.v1.ReEncryptRequest.SourceEncryptionContextEntry
+	5,  // 40: meridian.v1.ReEncryptRequest.source_encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
+	79, // 41: meridian.v1.ReEncryptRequest.destination_encryption_context:type_name -> meridian.v1.ReEncryptRequest.DestinationEncryptionContextEntry
+	5,  // 42: meridian.v1.ReEncryptRequest.destination_encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
+	9,  // 43: meridian.v1.GenerateDataKeyRequest.key_spec:type_name -> meridian.v1.DataKeySpec
+	80, // 44: meridian.v1.GenerateDataKeyRequest.encryption_context:type_name -> meridian.v1.GenerateDataKeyRequest.EncryptionContextEntry
+	10, // 45: meridian.v1.GenerateDataKeyPairRequest.key_pair_spec:type_name -> meridian.v1.DataKeyPairSpec
+	81, // 46: meridian.v1.GenerateDataKeyPairRequest.encryption_context:type_name -> meridian.v1.GenerateDataKeyPairRequest.EncryptionContextEntry
+	10, // 47: meridian.v1.GenerateDataKeyPairResponse.key_pair_spec:type_name -> meridian.v1.DataKeyPairSpec
+	8,  // 48: meridian.v1.SignRequest.message_type:type_name -> meridian.v1.MessageType
+	6,  // 49: meridian.v1.SignRequest.signing_algorithm:type_name -> meridian.v1.SigningAlgorithm
+	6,  // 50: meridian.v1.SignResponse.signing_algorithm:type_name -> meridian.v1.SigningAlgorithm
+	8,  // 51: meridian.v1.VerifyRequest.message_type:type_name -> meridian.v1.MessageType
+	6,  // 52: meridian.v1.VerifyRequest.signing_algorithm:type_name -> meridian.v1.SigningAlgorithm
+	6,  // 53: meridian.v1.VerifyResponse.signing_algorithm:type_name -> meridian.v1.SigningAlgorithm
+	0,  // 54: meridian.v1.GetPublicKeyResponse.key_spec:type_name -> meridian.v1.KeySpec
+	1,  // 55: meridian.v1.GetPublicKeyResponse.key_usage:type_name -> meridian.v1.KeyUsage
+	5,  // 56: meridian.v1.GetPublicKeyResponse.encryption_algorithms:type_name -> meridian.v1.EncryptionAlgorithm
+	6,  // 57: meridian.v1.GetPublicKeyResponse.signing_algorithms:type_name -> meridian.v1.SigningAlgorithm
+	7,  // 58: meridian.v1.GenerateMacRequest.mac_algorithm:type_name -> meridian.v1.MacAlgorithm
+	7,  // 59: meridian.v1.GenerateMacResponse.mac_algorithm:type_name -> meridian.v1.MacAlgorithm
+	7,  // 60: meridian.v1.VerifyMacRequest.mac_algorithm:type_name -> meridian.v1.MacAlgorithm
+	7,  // 61: meridian.v1.VerifyMacResponse.mac_algorithm:type_name -> meridian.v1.MacAlgorithm
+	12, // 62: meridian.v1.Member.role:type_name -> meridian.v1.MemberRole
+	13, // 63: meridian.v1.Member.status:type_name -> meridian.v1.MemberStatus
+	73, // 64: meridian.v1.MembersResponse.members:type_name -> meridian.v1.Member
+	72, // 65: meridian.v1.KeyManagement.Members:input_type -> meridian.v1.MembersRequest
+	17, // 66: meridian.v1.KeyManagement.CreateKey:input_type -> meridian.v1.CreateKeyRequest
+	19, // 67: meridian.v1.KeyManagement.DescribeKey:input_type -> meridian.v1.DescribeKeyRequest
+	21, // 68: meridian.v1.KeyManagement.ListKeys:input_type -> meridian.v1.ListKeysRequest
+	24, // 69: meridian.v1.KeyManagement.UpdateKeyDescription:input_type -> meridian.v1.UpdateKeyDescriptionRequest
+	25, // 70: meridian.v1.KeyManagement.TagResource:input_type -> meridian.v1.TagResourceRequest
+	26, // 71: meridian.v1.KeyManagement.UntagResource:input_type -> meridian.v1.UntagResourceRequest
+	27, // 72: meridian.v1.KeyManagement.ListResourceTags:input_type -> meridian.v1.ListResourceTagsRequest
+	29, // 73: meridian.v1.KeyManagement.CreateAlias:input_type -> meridian.v1.CreateAliasRequest
+	30, // 74: meridian.v1.KeyManagement.UpdateAlias:input_type -> meridian.v1.UpdateAliasRequest
+	31, // 75: meridian.v1.KeyManagement.DeleteAlias:input_type -> meridian.v1.DeleteAliasRequest
+	32, // 76: meridian.v1.KeyManagement.ListAliases:input_type -> meridian.v1.ListAliasesRequest
+	35, // 77: meridian.v1.KeyManagement.EnableKey:input_type -> meridian.v1.EnableKeyRequest
+	36, // 78: meridian.v1.KeyManagement.DisableKey:input_type -> meridian.v1.DisableKeyRequest
+	37, // 79: meridian.v1.KeyManagement.ScheduleKeyDeletion:input_type -> meridian.v1.ScheduleKeyDeletionRequest
+	39, // 80: meridian.v1.KeyManagement.CancelKeyDeletion:input_type -> meridian.v1.CancelKeyDeletionRequest
+	41, // 81: meridian.v1.KeyManagement.EnableKeyRotation:input_type -> meridian.v1.EnableKeyRotationRequest
+	42, // 82: meridian.v1.KeyManagement.DisableKeyRotation:input_type -> meridian.v1.DisableKeyRotationRequest
+	43, // 83: meridian.v1.KeyManagement.GetKeyRotationStatus:input_type -> meridian.v1.GetKeyRotationStatusRequest
+	45, // 84: meridian.v1.KeyManagement.RotateKeyOnDemand:input_type -> meridian.v1.RotateKeyOnDemandRequest
+	47, // 85: meridian.v1.KeyManagement.ListKeyRotations:input_type -> meridian.v1.ListKeyRotationsRequest
+	50, // 86: meridian.v1.KeyManagement.Encrypt:input_type -> meridian.v1.EncryptRequest
+	52, // 87: meridian.v1.KeyManagement.Decrypt:input_type -> meridian.v1.DecryptRequest
+	54, // 88: meridian.v1.KeyManagement.ReEncrypt:input_type -> meridian.v1.ReEncryptRequest
+	56, // 89: meridian.v1.KeyManagement.GenerateDataKey:input_type -> meridian.v1.GenerateDataKeyRequest
+	56, // 90: meridian.v1.KeyManagement.GenerateDataKeyWithoutPlaintext:input_type -> meridian.v1.GenerateDataKeyRequest
+	58, // 91: meridian.v1.KeyManagement.GenerateDataKeyPair:input_type -> meridian.v1.GenerateDataKeyPairRequest
+	58, // 92: meridian.v1.KeyManagement.GenerateDataKeyPairWithoutPlaintext:input_type -> meridian.v1.GenerateDataKeyPairRequest
+	60, // 93: meridian.v1.KeyManagement.Sign:input_type -> meridian.v1.SignRequest
+	62, // 94: meridian.v1.KeyManagement.Verify:input_type -> meridian.v1.VerifyRequest
+	64, // 95: meridian.v1.KeyManagement.GetPublicKey:input_type -> meridian.v1.GetPublicKeyRequest
+	66, // 96: meridian.v1.KeyManagement.GenerateMac:input_type -> meridian.v1.GenerateMacRequest
+	68, // 97: meridian.v1.KeyManagement.VerifyMac:input_type -> meridian.v1.VerifyMacRequest
+	70, // 98: meridian.v1.KeyManagement.GenerateRandom:input_type -> meridian.v1.GenerateRandomRequest
+	74, // 99: meridian.v1.KeyManagement.Members:output_type -> meridian.v1.MembersResponse
+	18, // 100: meridian.v1.KeyManagement.CreateKey:output_type -> meridian.v1.CreateKeyResponse
+	20, // 101: meridian.v1.KeyManagement.DescribeKey:output_type -> meridian.v1.DescribeKeyResponse
+	23, // 102: meridian.v1.KeyManagement.ListKeys:output_type -> meridian.v1.ListKeysResponse
+	16, // 103: meridian.v1.KeyManagement.UpdateKeyDescription:output_type -> meridian.v1.WriteResponse
+	16, // 104: meridian.v1.KeyManagement.TagResource:output_type -> meridian.v1.WriteResponse
+	16, // 105: meridian.v1.KeyManagement.UntagResource:output_type -> meridian.v1.WriteResponse
+	28, // 106: meridian.v1.KeyManagement.ListResourceTags:output_type -> meridian.v1.ListResourceTagsResponse
+	16, // 107: meridian.v1.KeyManagement.CreateAlias:output_type -> meridian.v1.WriteResponse
+	16, // 108: meridian.v1.KeyManagement.UpdateAlias:output_type -> meridian.v1.WriteResponse
+	16, // 109: meridian.v1.KeyManagement.DeleteAlias:output_type -> meridian.v1.WriteResponse
+	34, // 110: meridian.v1.KeyManagement.ListAliases:output_type -> meridian.v1.ListAliasesResponse
+	16, // 111: meridian.v1.KeyManagement.EnableKey:output_type -> meridian.v1.WriteResponse
+	16, // 112: meridian.v1.KeyManagement.DisableKey:output_type -> meridian.v1.WriteResponse
+	38, // 113: meridian.v1.KeyManagement.ScheduleKeyDeletion:output_type -> meridian.v1.ScheduleKeyDeletionResponse
+	40, // 114: meridian.v1.KeyManagement.CancelKeyDeletion:output_type -> meridian.v1.CancelKeyDeletionResponse
+	16, // 115: meridian.v1.KeyManagement.EnableKeyRotation:output_type -> meridian.v1.WriteResponse
+	16, // 116: meridian.v1.KeyManagement.DisableKeyRotation:output_type -> meridian.v1.WriteResponse
+	44, // 117: meridian.v1.KeyManagement.GetKeyRotationStatus:output_type -> meridian.v1.GetKeyRotationStatusResponse
+	46, // 118: meridian.v1.KeyManagement.RotateKeyOnDemand:output_type -> meridian.v1.RotateKeyOnDemandResponse
+	49, // 119: meridian.v1.KeyManagement.ListKeyRotations:output_type -> meridian.v1.ListKeyRotationsResponse
+	51, // 120: meridian.v1.KeyManagement.Encrypt:output_type -> meridian.v1.EncryptResponse
+	53, // 121: meridian.v1.KeyManagement.Decrypt:output_type -> meridian.v1.DecryptResponse
+	55, // 122: meridian.v1.KeyManagement.ReEncrypt:output_type -> meridian.v1.ReEncryptResponse
+	57, // 123: meridian.v1.KeyManagement.GenerateDataKey:output_type -> meridian.v1.GenerateDataKeyResponse
+	57, // 124: meridian.v1.KeyManagement.GenerateDataKeyWithoutPlaintext:output_type -> meridian.v1.GenerateDataKeyResponse
+	59, // 125: meridian.v1.KeyManagement.GenerateDataKeyPair:output_type -> meridian.v1.GenerateDataKeyPairResponse
+	59, // 126: meridian.v1.KeyManagement.GenerateDataKeyPairWithoutPlaintext:output_type -> meridian.v1.GenerateDataKeyPairResponse
+	61, // 127: meridian.v1.KeyManagement.Sign:output_type -> meridian.v1.SignResponse
+	63, // 128: meridian.v1.KeyManagement.Verify:output_type -> meridian.v1.VerifyResponse
+	65, // 129: meridian.v1.KeyManagement.GetPublicKey:output_type -> meridian.v1.GetPublicKeyResponse
+	67, // 130: meridian.v1.KeyManagement.GenerateMac:output_type -> meridian.v1.GenerateMacResponse
+	69, // 131: meridian.v1.KeyManagement.VerifyMac:output_type -> meridian.v1.VerifyMacResponse
+	71, // 132: meridian.v1.KeyManagement.GenerateRandom:output_type -> meridian.v1.GenerateRandomResponse
+	99, // [99:133] is the sub-list for method output_type
+	65, // [65:99] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_api_meridian_v1_meridian_proto_init() }
@@ -5094,8 +5479,8 @@ func file_api_meridian_v1_meridian_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_meridian_v1_meridian_proto_rawDesc), len(file_api_meridian_v1_meridian_proto_rawDesc)),
-			NumEnums:      12,
-			NumMessages:   65,
+			NumEnums:      14,
+			NumMessages:   68,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
+	KeyManagement_Members_FullMethodName                             = "/meridian.v1.KeyManagement/Members"
 	KeyManagement_CreateKey_FullMethodName                           = "/meridian.v1.KeyManagement/CreateKey"
 	KeyManagement_DescribeKey_FullMethodName                         = "/meridian.v1.KeyManagement/DescribeKey"
 	KeyManagement_ListKeys_FullMethodName                            = "/meridian.v1.KeyManagement/ListKeys"
@@ -64,7 +65,16 @@ const (
 //
 // KeyManagement is served by every node. Control-plane writes are forwarded to
 // the Raft leader; the data plane is answered from the node's own replica.
+//
+// Consistency tokens travel as gRPC metadata, not fields, so that every call
+// can carry one: a request may send "x-meridian-consistency-token: <index>"
+// (the commit_index of a write it saw); the node waits, bounded, until it has
+// applied that index, or answers Unavailable (KMSUnavailableException) so the
+// client tries another node.
 type KeyManagementClient interface {
+	// Cluster view, answered from this node's gossip and Raft state: the
+	// nearest-node client discovers the cluster from any seed with it.
+	Members(ctx context.Context, in *MembersRequest, opts ...grpc.CallOption) (*MembersResponse, error)
 	// Key lifecycle (control plane).
 	CreateKey(ctx context.Context, in *CreateKeyRequest, opts ...grpc.CallOption) (*CreateKeyResponse, error)
 	DescribeKey(ctx context.Context, in *DescribeKeyRequest, opts ...grpc.CallOption) (*DescribeKeyResponse, error)
@@ -108,6 +118,16 @@ type keyManagementClient struct {
 
 func NewKeyManagementClient(cc grpc.ClientConnInterface) KeyManagementClient {
 	return &keyManagementClient{cc}
+}
+
+func (c *keyManagementClient) Members(ctx context.Context, in *MembersRequest, opts ...grpc.CallOption) (*MembersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MembersResponse)
+	err := c.cc.Invoke(ctx, KeyManagement_Members_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (c *keyManagementClient) CreateKey(ctx context.Context, in *CreateKeyRequest, opts ...grpc.CallOption) (*CreateKeyResponse, error) {
@@ -446,7 +466,16 @@ func (c *keyManagementClient) GenerateRandom(ctx context.Context, in *GenerateRa
 //
 // KeyManagement is served by every node. Control-plane writes are forwarded to
 // the Raft leader; the data plane is answered from the node's own replica.
+//
+// Consistency tokens travel as gRPC metadata, not fields, so that every call
+// can carry one: a request may send "x-meridian-consistency-token: <index>"
+// (the commit_index of a write it saw); the node waits, bounded, until it has
+// applied that index, or answers Unavailable (KMSUnavailableException) so the
+// client tries another node.
 type KeyManagementServer interface {
+	// Cluster view, answered from this node's gossip and Raft state: the
+	// nearest-node client discovers the cluster from any seed with it.
+	Members(context.Context, *MembersRequest) (*MembersResponse, error)
 	// Key lifecycle (control plane).
 	CreateKey(context.Context, *CreateKeyRequest) (*CreateKeyResponse, error)
 	DescribeKey(context.Context, *DescribeKeyRequest) (*DescribeKeyResponse, error)
@@ -492,6 +521,9 @@ type KeyManagementServer interface {
 // pointer dereference when methods are called.
 type UnimplementedKeyManagementServer struct{}
 
+func (UnimplementedKeyManagementServer) Members(context.Context, *MembersRequest) (*MembersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Members not implemented")
+}
 func (UnimplementedKeyManagementServer) CreateKey(context.Context, *CreateKeyRequest) (*CreateKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateKey not implemented")
 }
@@ -610,6 +642,24 @@ func RegisterKeyManagementServer(s grpc.ServiceRegistrar, srv KeyManagementServe
 		t.testEmbeddedByValue()
 	}
 	s.RegisterService(&KeyManagement_ServiceDesc, srv)
+}
+
+func _KeyManagement_Members_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MembersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyManagementServer).Members(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyManagement_Members_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyManagementServer).Members(ctx, req.(*MembersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
 }
 
 func _KeyManagement_CreateKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
@@ -1213,6 +1263,10 @@ var KeyManagement_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "meridian.v1.KeyManagement",
 	HandlerType: (*KeyManagementServer)(nil),
 	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Members",
+			Handler:    _KeyManagement_Members_Handler,
+		},
 		{
 			MethodName: "CreateKey",
 			Handler:    _KeyManagement_CreateKey_Handler,
