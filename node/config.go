@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"path/filepath"
 	"time"
+
+	"github.com/meridiankms/meridian/cluster/netsim"
 )
 
 // Config describes one node. Zero values take the defaults of DefaultConfig.
@@ -32,6 +34,40 @@ type Config struct {
 	// MetricsAddr serves /metrics, /healthz and /readyz; empty disables it.
 	MetricsAddr string
 
+	// GossipAddr is the memberlist bind address (TCP and UDP); empty turns
+	// gossip and autopilot off (joins then add voters directly).
+	GossipAddr string
+	// GossipAdvertiseAddr is advertised instead of the bound address.
+	GossipAdvertiseAddr string
+	// GossipKey is the 32-byte key that encrypts gossip; required with
+	// gossip unless GossipInsecure. Never logged.
+	GossipKey []byte
+	// GossipInsecure allows unencrypted gossip (demo and tests only).
+	GossipInsecure bool
+	// GossipLAN uses fast LAN probe timings instead of the WAN profile.
+	GossipLAN bool
+	// GossipSeeds are gossip addresses joined at start-up (optional: Join
+	// through the API learns them from the leader).
+	GossipSeeds []string
+
+	// Autopilot settings; zero values keep the cluster defaults (5 voters,
+	// 1 m dead-server grace, 10 s stabilization, no preferred region).
+	TargetVoters          int
+	DeadServerGrace       time.Duration
+	StabilizationTime     time.Duration
+	PreferredLeaderRegion string
+
+	// WANRTT, when set, derives the Raft timeouts from the worst
+	// inter-region round trip (cluster.WANTimings); explicit timeouts win.
+	WANRTT time.Duration
+
+	// Sim, when set, delays this node's node-to-node traffic (Raft and
+	// forwarding) by region pair: the demo's and tests' stand-in for a WAN.
+	Sim *netsim.Sim
+
+	// BuildVersion is advertised to other nodes.
+	BuildVersion string
+
 	// Bootstrap makes this node found a new cluster when it has no state.
 	Bootstrap bool
 	// Join lists API addresses of members to join through.
@@ -52,6 +88,11 @@ type Config struct {
 	// SchedulerInterval is how often the leader looks for due deletions and
 	// rotations (zero keeps the keystore default).
 	SchedulerInterval time.Duration
+
+	// ConsistencyMaxWait bounds how long a request carrying a consistency
+	// token waits for this replica to catch up before answering Unavailable
+	// (zero: transport's default, 2 s).
+	ConsistencyMaxWait time.Duration
 
 	// Logger receives the node's structured logs (nil: discard).
 	Logger *slog.Logger
@@ -98,6 +139,9 @@ func (c *Config) Validate() error {
 	}
 	if c.APIAddr == "" || c.RaftAddr == "" {
 		return fmt.Errorf("%w: api and raft addresses are required", ErrConfig)
+	}
+	if c.GossipAddr != "" && !c.GossipInsecure && len(c.GossipKey) != 32 {
+		return fmt.Errorf("%w: gossip needs a 32-byte key (got %d bytes); generate one with `meridian operator gossip-keygen`", ErrConfig, len(c.GossipKey))
 	}
 	if c.Bootstrap && len(c.Join) > 0 {
 		return fmt.Errorf("%w: --bootstrap and --join are exclusive: a node either founds a cluster or joins one", ErrConfig)

@@ -163,6 +163,7 @@ func (c *testCluster) client(i int) *client.Client {
 	c.t.Helper()
 	cfg := client.DefaultConfig(c.nodes[i].APIAddr())
 	cfg.Insecure = true
+	cfg.DisableDiscovery = true // "through node i" must mean node i
 	cl, err := client.New(context.Background(), cfg)
 	if err != nil {
 		c.t.Fatal(err)

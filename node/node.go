@@ -85,18 +85,13 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		advertise = n.apiAddr
 	}
 
-	ccfg := cluster.DefaultConfig()
-	ccfg.NodeID, ccfg.Region, ccfg.DataDir = cfg.NodeID, cfg.Region, cfg.DataDir
-	ccfg.RaftBindAddr, ccfg.APIAddr, ccfg.Bootstrap = cfg.RaftAddr, advertise, cfg.Bootstrap
-	ccfg.Logger = log
-	setDuration(&ccfg.HeartbeatTimeout, cfg.HeartbeatTimeout)
-	setDuration(&ccfg.ElectionTimeout, cfg.ElectionTimeout)
-	setDuration(&ccfg.LeaderLeaseTimeout, cfg.LeaderLeaseTimeout)
-	if cfg.SnapshotThreshold > 0 {
-		ccfg.SnapshotThreshold = cfg.SnapshotThreshold
+	ccfg, err := clusterConfig(cfg, advertise, log)
+	if err != nil {
+		lis.Close()
+		return nil, err
 	}
-	if cfg.TrailingLogs > 0 {
-		ccfg.TrailingLogs = cfg.TrailingLogs
+	if cfg.Sim != nil {
+		cfg.Sim.Register(advertise, cfg.Region)
 	}
 	if n.cluster, err = cluster.New(ctx, ccfg, n.fsm); err != nil {
 		lis.Close()
@@ -104,6 +99,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 
 	kcfg := keystore.DefaultConfig()
+
 	kcfg.Logger, kcfg.NodeID = log, cfg.NodeID
 	if cfg.SchedulerInterval != 0 {
 		kcfg.SchedulerInterval = cfg.SchedulerInterval
@@ -126,6 +122,43 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.log.Info("node started", "api", n.apiAddr, "raft", n.cluster.RaftAddr(),
 		"metrics", n.metricsAddr, "region", cfg.Region, "hsm", cfg.HSM.Backend)
 	return n, nil
+}
+
+// clusterConfig maps the node's config onto the cluster package's.
+func clusterConfig(cfg Config, apiAddr string, log *slog.Logger) (cluster.Config, error) {
+	c := cluster.DefaultConfig()
+	c.NodeID, c.Region, c.Zone, c.DataDir = cfg.NodeID, cfg.Region, cfg.Zone, cfg.DataDir
+	c.RaftBindAddr, c.APIAddr, c.Bootstrap = cfg.RaftAddr, apiAddr, cfg.Bootstrap
+	c.BuildVersion, c.Logger = cfg.BuildVersion, log
+	if cfg.WANRTT > 0 {
+		cluster.WANTimings(cfg.WANRTT).Apply(&c)
+	}
+	setDuration(&c.HeartbeatTimeout, cfg.HeartbeatTimeout)
+	setDuration(&c.ElectionTimeout, cfg.ElectionTimeout)
+	setDuration(&c.LeaderLeaseTimeout, cfg.LeaderLeaseTimeout)
+	if cfg.SnapshotThreshold > 0 {
+		c.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.TrailingLogs > 0 {
+		c.TrailingLogs = cfg.TrailingLogs
+	}
+	c.Gossip = cluster.GossipConfig{BindAddr: cfg.GossipAddr, AdvertiseAddr: cfg.GossipAdvertiseAddr,
+		Key: cfg.GossipKey, Insecure: cfg.GossipInsecure, LAN: cfg.GossipLAN, Seeds: cfg.GossipSeeds}
+	if cfg.TargetVoters > 0 {
+		c.Autopilot.TargetVoters = cfg.TargetVoters
+	}
+	setDuration(&c.Autopilot.DeadServerGrace, cfg.DeadServerGrace)
+	setDuration(&c.Autopilot.StabilizationTime, cfg.StabilizationTime)
+	c.Autopilot.PreferredLeaderRegion = cfg.PreferredLeaderRegion
+	if cfg.Sim != nil {
+		sl, err := cfg.Sim.StreamLayer(cfg.RaftAddr, cfg.Region)
+		if err != nil {
+			return c, fmt.Errorf("listen for raft on %s: %w", cfg.RaftAddr, err)
+		}
+		c.StreamLayer = sl
+		c.DialOptions = append(c.DialOptions, cfg.Sim.DialOption(cfg.Region))
+	}
+	return c, nil
 }
 
 func setDuration(dst *time.Duration, v time.Duration) {
@@ -173,11 +206,14 @@ func (n *Node) startServers(lis net.Listener) error {
 		lis.Close()
 		return err
 	}
-	n.registry.MustRegister(transport.NewRaftCollector(transport.RaftStatsFunc(n.raftStatus)))
+	n.registry.MustRegister(transport.NewRaftCollector(transport.RaftStatsFunc(n.raftStatus)),
+		transport.NewMembersCollector(transport.MembershipFunc(n.members)))
 
 	tcfg := transport.DefaultConfig()
 	tcfg.ListenAddr, tcfg.MetricsListenAddr = n.apiAddr, n.cfg.MetricsAddr
-	if n.server, err = transport.NewServer(tcfg, n.store, transport.WithLogger(n.log), transport.WithMetrics(m)); err != nil {
+	if n.server, err = transport.NewServer(tcfg, n.store, transport.WithLogger(n.log), transport.WithMetrics(m),
+		transport.WithNodeID(n.cfg.NodeID), transport.WithConsistency(n.fsm, n.cfg.ConsistencyMaxWait),
+		transport.WithMembership(transport.MembershipFunc(n.members))); err != nil {
 		lis.Close()
 		return err
 	}
@@ -214,8 +250,13 @@ func (n *Node) startServers(lis net.Listener) error {
 
 func (n *Node) raftStatus() transport.RaftStatus {
 	s := n.cluster.Stats()
-	return transport.RaftStatus{State: s.State, Term: s.Term, CommitIndex: s.CommitIndex,
-		AppliedIndex: s.FSMAppliedIndex, LastContact: s.LastContact}
+	st := transport.RaftStatus{State: s.State, Term: s.Term, CommitIndex: s.CommitIndex,
+		AppliedIndex: s.FSMAppliedIndex, LastContact: s.LastContact, LeaderChanges: s.LeaderChanges}
+	// The two indexes are read at different moments; never report negative lag.
+	if s.CommitIndex > s.FSMAppliedIndex {
+		st.ApplyLag = s.CommitIndex - s.FSMAppliedIndex
+	}
+	return st
 }
 
 // ErrNotReady explains why a node should not receive traffic yet.
@@ -241,8 +282,10 @@ func (n *Node) watchReadiness() {
 	defer t.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), readinessInterval)
-		n.server.SetServing(n.Ready(ctx) == nil)
+		ready := n.Ready(ctx) == nil
 		cancel()
+		n.server.SetServing(ready)
+		n.cluster.SetHealthy(ready) // advertised in gossip for clients' routing
 		select {
 		case <-n.stop:
 			return

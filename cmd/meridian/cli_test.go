@@ -439,6 +439,16 @@ func TestEveryCommandReachesItsRPC(t *testing.T) {
 		seen[method] = true
 	}
 	seen["GenerateDataKeyWithoutPlaintext"], seen["GenerateDataKeyPairWithoutPlaintext"] = true, true // TestGenerateDataKeyVariants
+	f.recordMembers.Store(true)
+	for _, args := range [][]string{{"operator", "members"}, {"operator", "raft", "list-peers"}} {
+		if _, errOut, code := cli(t, "", append(args, "--insecure", "--no-discovery", "--addr", addr)...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+		if method, _ := f.last(t); method != "Members" {
+			t.Fatalf("%v called %s, want Members", args, method)
+		}
+		seen["Members"] = true
+	}
 	for i := range apiv1.KeyManagement_ServiceDesc.Methods {
 		if m := apiv1.KeyManagement_ServiceDesc.Methods[i].MethodName; !seen[m] {
 			t.Errorf("no command calls %s", m)

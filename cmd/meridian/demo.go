@@ -15,29 +15,41 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/meridiankms/meridian/cluster/netsim"
 	"github.com/meridiankms/meridian/node"
 )
 
-// demoRegions label the demo's three nodes, one per region.
-var demoRegions = []string{"us-east", "eu-west", "ap-south"}
-
 type demoOptions struct {
-	dataDir  string
-	basePort int
-	logLevel string
+	dataDir        string
+	basePort       int
+	logLevel       string
+	regions        []string
+	nodesPerRegion int
+	latency        time.Duration
+	jitter         time.Duration
+	status         time.Duration
 }
 
 func newDemoCmd() *cobra.Command {
 	o := &demoOptions{}
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Start a local 3-node cluster on the embedded soft HSM",
-		Long: `Start a throwaway Meridian cluster of three nodes on 127.0.0.1, labelled
-with the regions us-east, eu-west and ap-south, each with its own Raft log
-and soft HSM copy of one domain key. It prints the endpoints and a first
-command to try, and stops cleanly on Ctrl-C.
+		Short: "Start a local multi-region cluster on the embedded soft HSM",
+		Long: `Start a throwaway Meridian cluster on 127.0.0.1: --nodes-per-region nodes
+in each of --regions (default three regions of one node: us-east, eu-west,
+ap-south), each with its own Raft log and soft HSM copy of one domain key.
+Node-to-node traffic between different regions is delayed by --latency
+(one way, plus up to --jitter), injected in the node transport the way
+CockroachDB's "demo --global" does, so Raft and forwarding see WAN round
+trips; traffic inside a region is not delayed. Nodes find each other by
+gossip and autopilot spreads the voters over the regions.
 
-Node i (0-based) listens on BASE+10*i (API), +1 (Raft) and +2 (metrics).
+It prints the endpoints and a first command to try, then a status table
+(regions, nodes, leader, roles, applied index), redrawn in place on a
+terminal or printed when it changes otherwise, and stops cleanly on Ctrl-C.
+
+Node i (0-based) listens on BASE+10*i (API), +1 (Raft), +2 (metrics) and
++3 (gossip).
 Data goes to a temporary directory that is removed on exit, unless
 --data-dir is given; a kept directory needs the same passphrase again, so
 with --data-dir the soft HSM passphrase comes from MERIDIAN_HSM_PASSPHRASE.
@@ -52,13 +64,25 @@ The demo serves plaintext gRPC: it is for trying Meridian on one machine.`,
 	fs := cmd.Flags()
 	fs.StringVar(&o.dataDir, "data-dir", "", "keep the cluster's data in this directory (default: a temporary one)")
 	fs.IntVar(&o.basePort, "base-port", 7400, "first port; node i uses BASE+10*i .. BASE+10*i+2")
-	fs.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	fs.StringVar(&o.logLevel, "log-level", "error", "log level: debug, info, warn or error")
+	fs.StringSliceVar(&o.regions, "regions", []string{"us-east", "eu-west", "ap-south"}, "comma-separated region `NAMES`")
+	fs.IntVar(&o.nodesPerRegion, "nodes-per-region", 1, "nodes in each region (1-5)")
+	fs.DurationVar(&o.latency, "latency", 30*time.Millisecond, "simulated one-way latency between regions (0 for none)")
+	fs.DurationVar(&o.jitter, "jitter", 5*time.Millisecond, "simulated latency jitter between regions")
+	fs.DurationVar(&o.status, "status-interval", time.Second, "how often the status table refreshes (0 turns it off)")
 	return cmd
 }
 
 func runDemo(cmd *cobra.Command, o *demoOptions) (err error) {
-	if o.basePort < 1024 || o.basePort > 65535-30 {
-		return usageErrorf("--base-port %d: must be 1024-%d", o.basePort, 65535-30)
+	total := len(o.regions) * o.nodesPerRegion
+	if len(o.regions) == 0 || o.nodesPerRegion < 1 || o.nodesPerRegion > 5 {
+		return usageErrorf("--regions needs at least one name and --nodes-per-region must be 1-5")
+	}
+	if o.basePort < 1024 || o.basePort > 65535-10*total {
+		return usageErrorf("--base-port %d: must be 1024-%d for %d nodes", o.basePort, 65535-10*total, total)
+	}
+	if o.latency < 0 || o.jitter < 0 {
+		return usageErrorf("--latency and --jitter must not be negative")
 	}
 	logger, err := newLogger(cmd.ErrOrStderr(), o.logLevel, "text")
 	if err != nil {
@@ -71,6 +95,11 @@ func runDemo(cmd *cobra.Command, o *demoOptions) (err error) {
 	defer cleanup()
 
 	ctx := cmd.Context()
+	sim := netsim.New()
+	sim.SetDefault(o.latency, o.jitter)
+	for _, r := range o.regions {
+		sim.SetLatency(r, r, 0, 0)
+	}
 	var nodes []*node.Node
 	defer func() {
 		for i := len(nodes) - 1; i >= 0; i-- {
@@ -79,9 +108,13 @@ func runDemo(cmd *cobra.Command, o *demoOptions) (err error) {
 			}
 		}
 	}()
-	for i, region := range demoRegions {
+	for i := 0; i < total; i++ {
+		region := o.regions[i%len(o.regions)]
 		cfg := demoNodeConfig(i, region, dir, o.basePort, pass)
-		cfg.Logger = logger
+		cfg.Logger, cfg.Sim = logger, sim
+		if o.latency > 0 {
+			cfg.WANRTT = 2 * (o.latency + o.jitter)
+		}
 		if i > 0 {
 			cfg.Join = []string{nodes[0].APIAddr()}
 			// Until HSM enrolment lands, a node gets the domain key as a copy
@@ -107,6 +140,9 @@ func runDemo(cmd *cobra.Command, o *demoOptions) (err error) {
 		}
 	}
 	printDemoBanner(cmd.OutOrStdout(), nodes, dir, o.dataDir == "")
+	if o.status > 0 {
+		watchDemoStatus(ctx, cmd.OutOrStdout(), nodes, o.status)
+	}
 	<-ctx.Done()
 	fmt.Fprintln(cmd.OutOrStdout(), "\nstopping the demo cluster ...")
 	return nil
@@ -141,6 +177,10 @@ func demoNodeConfig(i int, region, dir string, base int, pass []byte) node.Confi
 	cfg.APIAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cfg.RaftAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port+1))
 	cfg.MetricsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port+2))
+	cfg.GossipAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port+3))
+	cfg.GossipInsecure, cfg.GossipLAN = true, true // loopback only
+	cfg.StabilizationTime = 2 * time.Second
+	cfg.DeadServerGrace = 30 * time.Second
 	cfg.Bootstrap = i == 0
 	cfg.HSM.SoftPath = filepath.Join(cfg.DataDir, "hsm", "domain.sealed")
 	cfg.HSM.Passphrase = pass
@@ -152,7 +192,7 @@ func demoNodeConfig(i int, region, dir string, base int, pass []byte) node.Confi
 
 // checkPortsFree turns "address already in use" into advice.
 func checkPortsFree(cfg node.Config) error {
-	for _, a := range []string{cfg.APIAddr, cfg.RaftAddr, cfg.MetricsAddr} {
+	for _, a := range []string{cfg.APIAddr, cfg.RaftAddr, cfg.MetricsAddr, cfg.GossipAddr} {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
 			return fmt.Errorf("demo needs %s free (%v); is another demo running? try --base-port", a, err)
@@ -181,15 +221,12 @@ func copyIfMissing(src, dst string) error {
 
 func printDemoBanner(w io.Writer, nodes []*node.Node, dir string, temp bool) {
 	leader, _ := nodes[0].Cluster().Leader()
+	_ = leader
 	fmt.Fprintf(w, "Meridian demo cluster is ready: %d nodes, soft HSM, plaintext gRPC.\n\n", len(nodes))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  NODE\tREGION\tAPI\tMETRICS\tROLE")
+	fmt.Fprintln(tw, "  NODE\tREGION\tAPI\tMETRICS")
 	for _, n := range nodes {
-		role := "follower"
-		if n.ID() == leader {
-			role = "leader"
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\thttp://%s/metrics\t%s\n", n.ID(), n.Region(), n.APIAddr(), n.MetricsAddr(), role)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\thttp://%s/metrics\n", n.ID(), n.Region(), n.APIAddr(), n.MetricsAddr())
 	}
 	tw.Flush()
 	where := dir

@@ -75,5 +75,17 @@ Conventions for every ` + "`meridian key`" + ` command:
 		}
 	}
 	walk(key)
+	op, _, err := root.Find([]string{"operator"})
+	if err != nil {
+		panic(err)
+	}
+	walk(op)
+	for _, name := range []string{"server", "demo"} {
+		c, _, err := root.Find([]string{name})
+		if err != nil {
+			panic(err)
+		}
+		walk(c)
+	}
 	return strings.TrimRight(b.String(), "\n") + "\n"
 }

@@ -70,9 +70,9 @@ command-line client for the key management API.`,
 }
 
 // addCommands registers the top-level commands. The node commands (server,
-// demo) are added here as well: root.AddCommand(newServerCmd(), newDemoCmd()).
+// demo) are added here as well: root.AddCommand(newServerCmd(), newDemoCmd(), newOperatorCmd()).
 func addCommands(root *cobra.Command) {
-	root.AddCommand(newServerCmd(), newDemoCmd())
+	root.AddCommand(newServerCmd(), newDemoCmd(), newOperatorCmd())
 	addKeyCommands(root)
 }
 

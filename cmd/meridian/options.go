@@ -26,7 +26,11 @@ type clientOptions struct {
 	addrs    []string
 	insecure bool
 	timeout  time.Duration
-	output   outputFormat
+	// noDiscovery pins calls to the given addresses; region is the
+	// caller's own region, preferred by nearest-node routing.
+	noDiscovery bool
+	region      string
+	output      outputFormat
 }
 
 // addClientFlags registers the connection and output flags as persistent
@@ -39,6 +43,9 @@ func addClientFlags(parent *cobra.Command) *clientOptions {
 	fs.BoolVar(&o.insecure, "insecure", false,
 		"use plaintext gRPC (required until TLS client configuration arrives)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "overall deadline for connecting and the call")
+	fs.BoolVar(&o.noDiscovery, "no-discovery", false,
+		"talk only to the --addr nodes instead of discovering the cluster and routing to the nearest healthy node")
+	fs.StringVar(&o.region, "region", "", "prefer nodes in this `REGION` when routing (env MERIDIAN_REGION)")
 	fs.VarP(&o.output, "output", "o", "output format: text or json")
 	return o
 }
@@ -81,6 +88,11 @@ func (o *clientOptions) call(cmd *cobra.Command, fn func(context.Context, *clien
 	cfg := client.DefaultConfig(o.resolvedAddrs(cmd.Flags())...)
 	cfg.Insecure = true
 	cfg.DialTimeout = o.timeout
+	cfg.DisableDiscovery = o.noDiscovery
+	cfg.Region = o.region
+	if cfg.Region == "" {
+		cfg.Region = os.Getenv("MERIDIAN_REGION")
+	}
 	c, err := client.New(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", strings.Join(cfg.Addrs, ","), err)

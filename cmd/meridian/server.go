@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,9 @@ import (
 // envPassphrase names the environment variable that carries the soft HSM
 // passphrase. It is deliberately not a flag: flag values show up in ps.
 const envPassphrase = "MERIDIAN_HSM_PASSPHRASE"
+
+// envGossipKey carries the base64 gossip encryption key, for the same reason.
+const envGossipKey = "MERIDIAN_GOSSIP_KEY"
 
 func newServerCmd() *cobra.Command {
 	v := viper.New()
@@ -38,7 +42,14 @@ a copy of that sealed file (same passphrase) at its --hsm-soft-path before
 it starts with --join.
 
 The soft HSM passphrase is read from --hsm-passphrase-file or the
-MERIDIAN_HSM_PASSPHRASE environment variable, never from a flag value.
+MERIDIAN_HSM_PASSPHRASE environment variable, and the gossip key from
+--gossip-key-file or MERIDIAN_GOSSIP_KEY, never from a flag value.
+
+Nodes find each other by gossip (memberlist, encrypted with the gossip
+key). On the leader, autopilot adds new nodes as non-voters, promotes them
+once caught up, spreads --target-voters voters so that no region holds a
+majority when there are three or more regions, and removes nodes dead for
+longer than --dead-server-grace without ever risking quorum.
 
 TLS is not configured yet: the API and node-to-node traffic are plaintext,
 so the server refuses to start without --insecure.`,
@@ -62,6 +73,15 @@ so the server refuses to start without --insecure.`,
 	fs.String("advertise-api-addr", "", "API address other nodes use to reach this one (default: the listen address)")
 	fs.String("raft-addr", "127.0.0.1:7401", "Raft listen and advertised `HOST:PORT`")
 	fs.String("metrics-addr", "127.0.0.1:7402", "/metrics, /healthz and /readyz `HOST:PORT`; empty disables")
+	fs.String("gossip-addr", "127.0.0.1:7403", "memberlist gossip `HOST:PORT` (TCP and UDP); empty turns gossip and autopilot off")
+	fs.String("gossip-advertise-addr", "", "gossip address other nodes use (default: the bound address)")
+	fs.String("gossip-key-file", "", "read the base64 32-byte gossip encryption key from this `FILE` (or set "+envGossipKey+")")
+	fs.Bool("gossip-insecure", false, "gossip unencrypted (only for a trusted test network)")
+	fs.StringSlice("join-gossip", nil, "gossip `ADDRS` to join at start-up (optional: --join learns them from the leader)")
+	fs.Int("target-voters", 0, "Raft voters autopilot keeps, spread over regions (odd; default 5)")
+	fs.Duration("dead-server-grace", 0, "how long a node must be dead before autopilot removes it (default 1m)")
+	fs.String("preferred-leader-region", "", "region that gets Raft leadership back when it has a healthy voter")
+	fs.Duration("wan-rtt", 0, "worst inter-region round trip; derives Raft timeouts (10x RTT, at least 1s) unless set explicitly")
 	fs.Bool("bootstrap", false, "found a new cluster with this node if it has no Raft state")
 	fs.StringSlice("join", nil, "API `ADDRS` of cluster members to join through (repeatable)")
 	fs.String("hsm", "soft", "HSM backend: soft (pkcs11 arrives with the PKCS#11 issue)")
@@ -147,6 +167,19 @@ func serverConfig(v *viper.Viper) (node.Config, error) {
 	}
 	cfg.APIAddr, cfg.AdvertiseAPIAddr = v.GetString("api-addr"), v.GetString("advertise-api-addr")
 	cfg.RaftAddr, cfg.MetricsAddr = v.GetString("raft-addr"), v.GetString("metrics-addr")
+	cfg.GossipAddr, cfg.GossipAdvertiseAddr = v.GetString("gossip-addr"), v.GetString("gossip-advertise-addr")
+	cfg.GossipInsecure, cfg.GossipSeeds = v.GetBool("gossip-insecure"), v.GetStringSlice("join-gossip")
+	if cfg.GossipAddr != "" && !cfg.GossipInsecure {
+		key, err := readGossipKey(v.GetString("gossip-key-file"))
+		if err != nil {
+			return cfg, err
+		}
+		cfg.GossipKey = key
+	}
+	cfg.TargetVoters = v.GetInt("target-voters")
+	cfg.DeadServerGrace = v.GetDuration("dead-server-grace")
+	cfg.PreferredLeaderRegion = v.GetString("preferred-leader-region")
+	cfg.WANRTT = v.GetDuration("wan-rtt")
 	cfg.Bootstrap = v.GetBool("bootstrap")
 	cfg.Join = v.GetStringSlice("join")
 	cfg.HSM.Backend = v.GetString("hsm")
@@ -186,6 +219,29 @@ func readPassphrase(file string) ([]byte, error) {
 		return []byte(p), nil
 	}
 	return nil, usageErrorf("the soft HSM needs a passphrase: set %s or pass --hsm-passphrase-file", envPassphrase)
+}
+
+// readGossipKey reads the base64 gossip key from a file or the
+// environment. The key never appears in an error.
+func readGossipKey(file string) ([]byte, error) {
+	text := os.Getenv(envGossipKey)
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, usageErrorf("read --gossip-key-file: %v", err)
+		}
+		text = string(b)
+	}
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return nil, usageErrorf("gossip is encrypted: set %s or --gossip-key-file (make a key with `meridian operator gossip-keygen`), "+
+			"or pass --gossip-insecure on a trusted test network", envGossipKey)
+	}
+	key, err := base64.StdEncoding.DecodeString(text)
+	if err != nil || len(key) != 32 {
+		return nil, usageErrorf("the gossip key must be 32 bytes, base64-encoded (make one with `meridian operator gossip-keygen`)")
+	}
+	return key, nil
 }
 
 // newLogger builds the process logger.

@@ -45,7 +45,7 @@ func startServerCmd(t *testing.T, extra ...string) string {
 	}
 	args := append([]string{"server", "--insecure", "--bootstrap", "--node-id", "t1",
 		"--data-dir", filepath.Join(dir, "data"), "--api-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
-		"--metrics-addr", "", "--hsm-passphrase-file", pass, "--log-level", "error",
+		"--metrics-addr", "", "--gossip-addr", "127.0.0.1:0", "--gossip-insecure", "--hsm-passphrase-file", pass, "--log-level", "error",
 		"--raft-heartbeat-timeout", "100ms", "--raft-election-timeout", "100ms", "--raft-leader-lease-timeout", "50ms"}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	out, errOut := &syncBuf{}, &syncBuf{}
@@ -120,7 +120,10 @@ func TestServerAndKeyCommandsEndToEnd(t *testing.T) {
 
 func TestServerRefusesBadSetups(t *testing.T) {
 	t.Setenv(envPassphrase, "")
+	t.Setenv(envGossipKey, "")
 	dir := t.TempDir()
+	shortKey := filepath.Join(dir, "short.key")
+	os.WriteFile(shortKey, []byte("c2hvcnQ=\n"), 0o600)
 	cases := []struct {
 		name string
 		args []string
@@ -132,11 +135,16 @@ func TestServerRefusesBadSetups(t *testing.T) {
 		{"bootstrap and join", []string{"server", "--insecure", "--data-dir", dir, "--bootstrap", "--join", "127.0.0.1:1"}, "exclusive"},
 		{"unknown backend", []string{"server", "--insecure", "--data-dir", dir, "--hsm", "tpm"}, "unknown hsm backend"},
 		{"bad log level", []string{"server", "--insecure", "--data-dir", dir, "--log-level", "loud"}, "--log-level"},
+		{"gossip without key", []string{"server", "--insecure", "--data-dir", dir}, "gossip is encrypted"},
+		{"short gossip key", []string{"server", "--insecure", "--data-dir", dir, "--gossip-key-file", shortKey}, "must be 32 bytes"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.name != "no passphrase" && tc.name != "plaintext without --insecure" {
 				t.Setenv(envPassphrase, "a-test-passphrase")
+			}
+			if !strings.Contains(tc.name, "gossip") {
+				t.Setenv(envGossipKey, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 			}
 			_, errOut, code := runCLI(t, "", tc.args...)
 			if code != exitUsage || !strings.Contains(errOut, tc.want) {
@@ -160,6 +168,7 @@ func TestServerReadsEnvAndConfigFile(t *testing.T) {
 	t.Setenv("MERIDIAN_DATA_DIR", filepath.Join(dir, "d"))
 	t.Setenv("MERIDIAN_NODE_ID", "from-env")
 	t.Setenv(envPassphrase, "a-test-passphrase")
+	t.Setenv(envGossipKey, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	cmd := newServerCmd()
 	cmd.SetArgs([]string{"--config", conf, "--region", "ap-south"})
 	if err := cmd.ParseFlags([]string{"--config", conf, "--region", "ap-south"}); err != nil {
