@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -88,6 +89,26 @@ type Config struct {
 	Autopilot AutopilotConfig
 	// BuildVersion is advertised in gossip metadata.
 	BuildVersion string
+
+	// Enrolment, when set, lets this node enrol a joining node's HSM while
+	// it leads: a join carrying a transport public key gets the domain keys
+	// wrapped to that key. Nil: joins that ask for them are refused with
+	// ErrEnrolmentUnavailable (joins that do not ask work as before).
+	Enrolment DomainKeyExporter
+}
+
+// DomainKeyExporter is the leader's side of HSM enrolment. cluster cannot
+// import hsm (DESIGN.md: cluster imports fsm only), so the node's wiring
+// adapts its HSM: wrap every domain-key version to transportPub inside the
+// HSM and return the marshalled bundle. The bytes are opaque here; they
+// travel to the joiner in its JoinResponse and are never logged.
+//
+// An error wrapping ErrInvalidTransportKey refuses the join for good (the
+// key will not become acceptable by retrying); any other error is treated
+// as transient (the leader's HSM may recover or leadership may move) and
+// the joiner retries. Either way the node is not added to Raft.
+type DomainKeyExporter interface {
+	ExportDomainKeys(ctx context.Context, transportPub []byte) ([]byte, error)
 }
 
 // GossipConfig configures memberlist.

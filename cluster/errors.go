@@ -27,4 +27,20 @@ var (
 
 	// ErrInvalidConfig is returned by Config.Validate.
 	ErrInvalidConfig = errors.New("invalid cluster config")
+
+	// ErrEnrolmentUnavailable refuses a join that asked for the domain keys
+	// when the leader has no Config.Enrolment: nothing can hand them over,
+	// so the joiner stops retrying. The node is not added.
+	ErrEnrolmentUnavailable = errors.New("this cluster's members cannot enrol HSMs: no domain-key exporter configured")
+
+	// ErrInvalidTransportKey refuses a join whose transport public key is
+	// unacceptable (too large here, or refused by the exporter). Permanent:
+	// the joiner stops retrying. The node is not added.
+	ErrInvalidTransportKey = errors.New("invalid transport public key")
+
+	// ErrNoDomainKeyBundle means a join that asked for the domain keys was
+	// accepted without them: the leader runs a build that predates
+	// enrolment. The node IS a member then, without the domain keys; join
+	// again once that leader is upgraded (joins are idempotent).
+	ErrNoDomainKeyBundle = errors.New("leader accepted the join but sent no domain-key bundle (does it predate enrolment?)")
 )

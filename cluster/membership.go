@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meridiankms/meridian/cluster/clusterpb"
@@ -22,45 +25,124 @@ const (
 	joinRPCTimeout = 10 * time.Second
 )
 
+// maxTransportKeySize bounds the transport public key a join may carry:
+// the PKIX DER of an RSA-8192 key, the largest any HSM backend accepts, is
+// about 1.1 KB. Checked before the key reaches the exporter.
+const maxTransportKeySize = 4096
+
 // Join asks the cluster behind seedAPIAddrs to add this node, trying each
 // seed in turn and retrying with backoff until one accepts or ctx ends. It
 // is idempotent: joining when already a member (same address) changes
 // nothing, and a member that comes back with a new Raft address is updated.
+// A refusal no retry can change (InvalidArgument) ends it at once.
 func (n *Node) Join(ctx context.Context, seedAPIAddrs []string) error {
+	_, err := n.join(ctx, seedAPIAddrs, nil)
+	return err
+}
+
+// JoinWithEnrolment is Join for a node whose HSM needs the cluster's domain
+// keys: the request carries transportPub (the PKIX DER public key of this
+// node's HSM transport key pair) and the leader, before adding the node,
+// wraps its domain keys to that key inside its own HSM. It returns the
+// leader's bundle (an hsm DomainKeyBundle's binary encoding) for this
+// node's HSM to import. Retries as Join does; a retried join re-exports.
+//
+// A leader with no exporter ends the join at once with
+// ErrEnrolmentUnavailable, a key the leader refuses with
+// ErrInvalidTransportKey; in both cases the node was not added. A leader
+// that adds the node without a bundle gives ErrNoDomainKeyBundle.
+func (n *Node) JoinWithEnrolment(ctx context.Context, seedAPIAddrs []string, transportPub []byte) ([]byte, error) {
+	if len(transportPub) == 0 || len(transportPub) > maxTransportKeySize {
+		return nil, fmt.Errorf("join with enrolment: %w: %d bytes, want 1..%d", ErrInvalidTransportKey, len(transportPub), maxTransportKeySize)
+	}
+	return n.join(ctx, seedAPIAddrs, transportPub)
+}
+
+func (n *Node) join(ctx context.Context, seedAPIAddrs []string, transportPub []byte) ([]byte, error) {
 	if len(seedAPIAddrs) == 0 {
-		return fmt.Errorf("join: %w: no seed addresses", ErrInvalidConfig)
+		return nil, fmt.Errorf("join: %w: no seed addresses", ErrInvalidConfig)
 	}
 	req := &clusterpb.JoinRequest{
-		NodeId:   n.cfg.NodeID,
-		RaftAddr: n.raftAddr,
-		ApiAddr:  n.cfg.APIAddr,
-		Region:   n.cfg.Region,
-		Zone:     n.cfg.Zone,
-		Voter:    !n.cfg.NonVoter,
+		NodeId:             n.cfg.NodeID,
+		RaftAddr:           n.raftAddr,
+		ApiAddr:            n.cfg.APIAddr,
+		Region:             n.cfg.Region,
+		Zone:               n.cfg.Zone,
+		Voter:              !n.cfg.NonVoter,
+		GossipAddr:         n.GossipAddr(),
+		TransportPublicKey: transportPub,
 	}
-	req.GossipAddr = n.GossipAddr()
 	b := newBackoff(joinBackoffMin, joinBackoffMax)
 	var lastErr error
 	for {
 		for _, seed := range seedAPIAddrs {
 			if n.closed.Load() {
-				return fmt.Errorf("join: %w", ErrShutdown)
+				return nil, fmt.Errorf("join: %w", ErrShutdown)
 			}
 			resp, err := n.joinVia(ctx, seed, req)
 			if err == nil {
-				n.log.Info("joined cluster", "seed", seed, "leader", resp.GetLeaderId(), "index", resp.GetIndex())
-				if n.gossip == nil || len(resp.GetGossipAddrs()) == 0 {
-					return nil
-				}
-				return n.JoinGossip(ctx, resp.GetGossipAddrs())
+				return n.joined(ctx, seed, resp, transportPub != nil)
+			}
+			if perm := permanentJoinErr(err); perm != nil {
+				return nil, fmt.Errorf("join via %s: %w", seed, perm)
 			}
 			lastErr = err
 			n.log.Debug("join attempt failed", "seed", seed, "error", err.Error())
 		}
 		if err := b.wait(ctx); err != nil {
-			return fmt.Errorf("join via %v: %w (last: %v)", seedAPIAddrs, err, lastErr)
+			return nil, fmt.Errorf("join via %v: %w (last: %v)", seedAPIAddrs, err, lastErr)
 		}
 	}
+}
+
+// joined finishes a successful join: gossip first, because a Raft member
+// missing from gossip would look dead to autopilot, then the bundle check.
+func (n *Node) joined(ctx context.Context, seed string, resp *clusterpb.JoinResponse, enrol bool) ([]byte, error) {
+	bundle := resp.GetDomainKeyBundle()
+	n.log.Info("joined cluster", "seed", seed, "leader", resp.GetLeaderId(), "index", resp.GetIndex(),
+		"domain_key_bundle_bytes", len(bundle))
+	if n.gossip != nil && len(resp.GetGossipAddrs()) > 0 {
+		if err := n.JoinGossip(ctx, resp.GetGossipAddrs()); err != nil {
+			return nil, err
+		}
+	}
+	if !enrol {
+		return nil, nil
+	}
+	if len(bundle) == 0 {
+		return nil, fmt.Errorf("join via %s (leader %s): %w", seed, resp.GetLeaderId(), ErrNoDomainKeyBundle)
+	}
+	return bundle, nil
+}
+
+// remoteRefusal is a leader's permanent refusal of a join, rebuilt on the
+// joiner: sentinel identity does not cross gRPC, but its text does.
+type remoteRefusal struct {
+	msg      string
+	sentinel error
+}
+
+func (e remoteRefusal) Error() string { return e.msg }
+func (e remoteRefusal) Unwrap() error { return e.sentinel }
+
+// permanentJoinErr returns non-nil when err is a refusal that retrying
+// cannot change: a bad request, a key the leader will not wrap to, or a
+// cluster that cannot enrol. Everything else (no leader, a leader change,
+// an HSM hiccup on the leader, a seed not up yet) is worth a retry.
+func permanentJoinErr(err error) error {
+	st, ok := status.FromError(err)
+	if !ok || (st.Code() != codes.InvalidArgument && st.Code() != codes.FailedPrecondition) {
+		return nil
+	}
+	for _, s := range []error{ErrEnrolmentUnavailable, ErrInvalidTransportKey} {
+		if strings.Contains(st.Message(), s.Error()) {
+			return remoteRefusal{msg: st.Message(), sentinel: s}
+		}
+	}
+	if st.Code() == codes.InvalidArgument {
+		return err
+	}
+	return nil // FailedPrecondition otherwise means "not the leader"
 }
 
 func (n *Node) joinVia(ctx context.Context, seed string, req *clusterpb.JoinRequest) (*clusterpb.JoinResponse, error) {
@@ -71,6 +153,35 @@ func (n *Node) joinVia(ctx context.Context, seed string, req *clusterpb.JoinRequ
 	cctx, cancel := context.WithTimeout(ctx, joinRPCTimeout)
 	defer cancel()
 	return clusterpb.NewClusterClient(conn).Join(cctx, req)
+}
+
+// exportDomainKeys is the leader's enrolment step of a join that asked for
+// the domain keys. It runs before the node is added to Raft, so a node that
+// cannot get them never becomes a member. Only sizes are logged: the key
+// and the bundle are opaque, and the bundle is the domain keys (wrapped).
+func (n *Node) exportDomainKeys(ctx context.Context, req *clusterpb.JoinRequest) ([]byte, error) {
+	pub, id := req.GetTransportPublicKey(), req.GetNodeId()
+	if len(pub) == 0 {
+		return nil, nil
+	}
+	if n.cfg.Enrolment == nil {
+		return nil, fmt.Errorf("enrol %s: %w", id, ErrEnrolmentUnavailable)
+	}
+	bundle, err := n.cfg.Enrolment.ExportDomainKeys(ctx, pub)
+	switch {
+	case err == nil && len(bundle) == 0:
+		err = errors.New("exporter returned an empty bundle")
+	case errors.Is(err, ErrInvalidTransportKey), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return nil, fmt.Errorf("export domain keys for %s: %w", id, err)
+	}
+	if err != nil {
+		// The leader's HSM may recover, or another leader may serve the
+		// retry: transient for the joiner.
+		return nil, errRetry{fmt.Errorf("export domain keys for %s: %w", id, err)}
+	}
+	n.log.Info("exported domain keys for a joining node", "joiner", id,
+		"transport_key_bytes", len(pub), "bundle_bytes", len(bundle))
+	return bundle, nil
 }
 
 // addMember is the leader's side of Join: reconcile Raft's configuration

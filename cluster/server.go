@@ -73,6 +73,9 @@ func decodeForwarded(b []byte) (*fsmpb.Command, error) {
 }
 
 // Join adds the caller to Raft on the leader, or forwards to the leader.
+// A request carrying a transport public key is enrolled first (see
+// Node.exportDomainKeys); the leader's reply, bundle included, passes back
+// through a forwarding follower unchanged.
 func (s *rpcServer) Join(ctx context.Context, req *clusterpb.JoinRequest) (*clusterpb.JoinResponse, error) {
 	n := s.n
 	if n.closed.Load() {
@@ -81,7 +84,14 @@ func (s *rpcServer) Join(ctx context.Context, req *clusterpb.JoinRequest) (*clus
 	if req.GetNodeId() == "" || req.GetRaftAddr() == "" || req.GetApiAddr() == "" {
 		return nil, status.Error(codes.InvalidArgument, "join: node id, raft address and api address are required")
 	}
+	if l := len(req.GetTransportPublicKey()); l > maxTransportKeySize {
+		return nil, status.Errorf(codes.InvalidArgument, "join %s: %v: %d bytes, at most %d", req.GetNodeId(), ErrInvalidTransportKey, l, maxTransportKeySize)
+	}
 	if n.IsLeader() {
+		bundle, err := n.exportDomainKeys(ctx, req)
+		if err != nil {
+			return nil, rpcStatus("join "+req.GetNodeId(), err)
+		}
 		if n.cfg.autopilotOn() {
 			// Autopilot promotes once the node has caught up and proved
 			// stable; joining as a voter would count an empty log toward
@@ -93,7 +103,7 @@ func (s *rpcServer) Join(ctx context.Context, req *clusterpb.JoinRequest) (*clus
 		if err != nil {
 			return nil, rpcStatus("join "+req.GetNodeId(), err)
 		}
-		resp := &clusterpb.JoinResponse{Index: idx, LeaderId: n.cfg.NodeID}
+		resp := &clusterpb.JoinResponse{Index: idx, LeaderId: n.cfg.NodeID, DomainKeyBundle: bundle}
 		if n.gossip != nil {
 			resp.GossipAddrs = n.gossip.aliveAddrs()
 		}
@@ -124,8 +134,10 @@ func rpcStatus(what string, err error) error {
 		return status.Error(codes.DeadlineExceeded, msg)
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, msg)
-	case errors.Is(err, raft.ErrNotLeader):
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, ErrEnrolmentUnavailable):
 		return status.Error(codes.FailedPrecondition, msg)
+	case errors.Is(err, ErrInvalidTransportKey):
+		return status.Error(codes.InvalidArgument, msg)
 	case errors.Is(err, ErrShutdown), errors.As(err, &retry):
 		return status.Error(codes.Unavailable, msg)
 	}

@@ -25,16 +25,21 @@ const (
 )
 
 type JoinRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	RaftAddr      string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
-	ApiAddr       string                 `protobuf:"bytes,3,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
-	Region        string                 `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
-	Zone          string                 `protobuf:"bytes,5,opt,name=zone,proto3" json:"zone,omitempty"`
-	Voter         bool                   `protobuf:"varint,6,opt,name=voter,proto3" json:"voter,omitempty"`
-	GossipAddr    string                 `protobuf:"bytes,7,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"` // host:port of the joiner's memberlist, if any
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	NodeId     string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	RaftAddr   string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	ApiAddr    string                 `protobuf:"bytes,3,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
+	Region     string                 `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
+	Zone       string                 `protobuf:"bytes,5,opt,name=zone,proto3" json:"zone,omitempty"`
+	Voter      bool                   `protobuf:"varint,6,opt,name=voter,proto3" json:"voter,omitempty"`
+	GossipAddr string                 `protobuf:"bytes,7,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"` // host:port of the joiner's memberlist, if any
+	// PKIX DER public key of the joiner's HSM transport key pair. When set,
+	// the leader wraps the cluster's domain keys to it (inside its HSM) before
+	// adding the node, and replies with the bundle. Empty: the joiner needs
+	// no domain key.
+	TransportPublicKey []byte `protobuf:"bytes,8,opt,name=transport_public_key,json=transportPublicKey,proto3" json:"transport_public_key,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *JoinRequest) Reset() {
@@ -116,15 +121,26 @@ func (x *JoinRequest) GetGossipAddr() string {
 	return ""
 }
 
+func (x *JoinRequest) GetTransportPublicKey() []byte {
+	if x != nil {
+		return x.TransportPublicKey
+	}
+	return nil
+}
+
 type JoinResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Index    uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	LeaderId string                 `protobuf:"bytes,2,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
 	// Gossip (memberlist) addresses of live members, so the joiner can join
 	// the gossip pool without a separate seed list.
-	GossipAddrs   []string `protobuf:"bytes,3,rep,name=gossip_addrs,json=gossipAddrs,proto3" json:"gossip_addrs,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	GossipAddrs []string `protobuf:"bytes,3,rep,name=gossip_addrs,json=gossipAddrs,proto3" json:"gossip_addrs,omitempty"`
+	// The domain keys wrapped to the request's transport_public_key (an hsm
+	// DomainKeyBundle in its binary encoding); empty when none was asked.
+	// Only ciphertext an HSM can open: never the domain key in the clear.
+	DomainKeyBundle []byte `protobuf:"bytes,4,opt,name=domain_key_bundle,json=domainKeyBundle,proto3" json:"domain_key_bundle,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *JoinResponse) Reset() {
@@ -174,6 +190,13 @@ func (x *JoinResponse) GetLeaderId() string {
 func (x *JoinResponse) GetGossipAddrs() []string {
 	if x != nil {
 		return x.GossipAddrs
+	}
+	return nil
+}
+
+func (x *JoinResponse) GetDomainKeyBundle() []byte {
+	if x != nil {
+		return x.DomainKeyBundle
 	}
 	return nil
 }
@@ -382,7 +405,7 @@ var File_cluster_clusterpb_cluster_proto protoreflect.FileDescriptor
 
 const file_cluster_clusterpb_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1fcluster/clusterpb/cluster.proto\x12\x13meridian.cluster.v1\"\xc1\x01\n" +
+	"\x1fcluster/clusterpb/cluster.proto\x12\x13meridian.cluster.v1\"\xf3\x01\n" +
 	"\vJoinRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
@@ -391,11 +414,13 @@ const file_cluster_clusterpb_cluster_proto_rawDesc = "" +
 	"\x04zone\x18\x05 \x01(\tR\x04zone\x12\x14\n" +
 	"\x05voter\x18\x06 \x01(\bR\x05voter\x12\x1f\n" +
 	"\vgossip_addr\x18\a \x01(\tR\n" +
-	"gossipAddr\"d\n" +
+	"gossipAddr\x120\n" +
+	"\x14transport_public_key\x18\b \x01(\fR\x12transportPublicKey\"\x90\x01\n" +
 	"\fJoinResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1b\n" +
 	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x12!\n" +
-	"\fgossip_addrs\x18\x03 \x03(\tR\vgossipAddrs\"(\n" +
+	"\fgossip_addrs\x18\x03 \x03(\tR\vgossipAddrs\x12*\n" +
+	"\x11domain_key_bundle\x18\x04 \x01(\fR\x0fdomainKeyBundle\"(\n" +
 	"\fApplyRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\fR\acommand\"'\n" +
 	"\rApplyResponse\x12\x16\n" +
