@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meridiankms/meridian/cluster/netsim"
+	"github.com/meridiankms/meridian/hsm"
 )
 
 // Config describes one node. Zero values take the defaults of DefaultConfig.
@@ -65,6 +66,10 @@ type Config struct {
 	// forwarding) by region pair: the demo's and tests' stand-in for a WAN.
 	Sim *netsim.Sim
 
+	// HSMWrapper, when set, wraps the opened HSM before anything uses it:
+	// the seam through which tests and the chaos harness inject HSM faults.
+	HSMWrapper func(hsm.HSM) hsm.HSM
+
 	// BuildVersion is advertised to other nodes.
 	BuildVersion string
 
@@ -100,17 +105,27 @@ type Config struct {
 
 // HSMConfig selects the node's HSM backend.
 type HSMConfig struct {
-	// Backend is "soft" (the embedded default); "pkcs11" arrives with the
-	// PKCS#11 issue.
+	// Backend is "soft" (the embedded default) or "pkcs11".
 	Backend string
 	// SoftPath is the sealed domain-key file (default DataDir/hsm/domain.sealed).
 	SoftPath string
 	// Passphrase opens the sealed file. Never logged.
 	Passphrase []byte
-	// CreateIfMissing lets a bootstrapping node make a new domain key.
+	// CreateIfMissing lets a bootstrapping node make a new domain key
+	// (soft: a new sealed file; pkcs11: DK version 1 in the token). A
+	// joining node instead starts without one and is enrolled by the
+	// cluster when it joins.
 	CreateIfMissing bool
 	// FastKDF lowers the passphrase KDF cost; for tests and the demo only.
 	FastKDF bool
+
+	// PKCS#11: the module, the token (by label: slot ids are not stable)
+	// and its user PIN (read from a file or the environment by the
+	// caller; never logged).
+	ModulePath  string
+	TokenLabel  string
+	PIN         string
+	MaxSessions int
 }
 
 // DefaultConfig returns a single-node configuration on loopback ports.
@@ -156,9 +171,14 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: the soft HSM needs a passphrase (MERIDIAN_HSM_PASSPHRASE or --hsm-passphrase-file)", ErrConfig)
 		}
 	case "pkcs11":
-		return fmt.Errorf("%w: hsm backend pkcs11 is not available yet; use soft", ErrConfig)
+		if c.HSM.ModulePath == "" || c.HSM.TokenLabel == "" {
+			return fmt.Errorf("%w: the pkcs11 HSM needs a module path and a token label", ErrConfig)
+		}
+		if c.HSM.PIN == "" {
+			return fmt.Errorf("%w: the pkcs11 HSM needs the token's user PIN (MERIDIAN_HSM_PIN or --hsm-pin-file)", ErrConfig)
+		}
 	default:
-		return fmt.Errorf("%w: unknown hsm backend %q (want soft)", ErrConfig, c.HSM.Backend)
+		return fmt.Errorf("%w: unknown hsm backend %q (want soft or pkcs11)", ErrConfig, c.HSM.Backend)
 	}
 	return nil
 }

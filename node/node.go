@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -17,7 +16,6 @@ import (
 	"github.com/meridiankms/meridian/cluster"
 	"github.com/meridiankms/meridian/fsm"
 	"github.com/meridiankms/meridian/hsm"
-	"github.com/meridiankms/meridian/hsm/soft"
 	"github.com/meridiankms/meridian/keystore"
 	"github.com/meridiankms/meridian/transport"
 )
@@ -70,7 +68,16 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	if n.hsm, err = openHSM(ctx, cfg); err != nil {
+	n.registry = prometheus.NewRegistry()
+	raw, err := openHSM(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.HSMWrapper != nil {
+		raw = cfg.HSMWrapper(raw)
+	}
+	if n.hsm, err = instrumentHSM(raw, cfg.HSM.Backend, n.registry); err != nil {
+		raw.Close()
 		return nil, err
 	}
 	n.fsm = fsm.New(log.With("component", "fsm"))
@@ -90,6 +97,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		lis.Close()
 		return nil, err
 	}
+	ccfg.Enrolment = exporterFor(n.hsm)
 	if cfg.Sim != nil {
 		cfg.Sim.Register(advertise, cfg.Region)
 	}
@@ -101,6 +109,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	kcfg := keystore.DefaultConfig()
 
 	kcfg.Logger, kcfg.NodeID = log, cfg.NodeID
+	// How long since this node heard from the leader: the staleness that a
+	// key's max_staleness bounds (0 on the leader, negative if never).
+	kcfg.Staleness = func() time.Duration { return n.cluster.Stats().LastContact }
 	if cfg.SchedulerInterval != 0 {
 		kcfg.SchedulerInterval = cfg.SchedulerInterval
 	}
@@ -113,8 +124,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	if len(cfg.Join) > 0 {
-		if err := n.cluster.Join(ctx, cfg.Join); err != nil {
-			return nil, fmt.Errorf("join %v: %w", cfg.Join, err)
+		if err := n.join(ctx); err != nil {
+			return nil, err
 		}
 	}
 	n.wg.Add(1)
@@ -167,35 +178,8 @@ func setDuration(dst *time.Duration, v time.Duration) {
 	}
 }
 
-// openHSM opens the configured backend. Only soft exists until the PKCS#11
-// issue lands; Validate already refused anything else.
-func openHSM(ctx context.Context, cfg Config) (hsm.HSM, error) {
-	scfg := soft.DefaultConfig()
-	scfg.Path, scfg.Passphrase = cfg.HSM.SoftPath, cfg.HSM.Passphrase
-	if cfg.HSM.FastKDF {
-		scfg.KDF = soft.KDFParams{Time: soft.MinKDFTime, MemoryKiB: soft.MinKDFMemoryKiB, Threads: 1}
-	}
-	var (
-		h   *soft.HSM
-		err error
-	)
-	if err := os.MkdirAll(filepath.Dir(scfg.Path), 0o700); err != nil {
-		return nil, fmt.Errorf("create hsm dir: %w", err)
-	}
-	if cfg.HSM.CreateIfMissing {
-		h, err = soft.OpenOrCreate(ctx, scfg)
-	} else {
-		h, err = soft.Open(ctx, scfg)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open soft hsm: %w", err)
-	}
-	return h, nil
-}
-
 // startServers registers metrics and starts the gRPC and operator servers.
 func (n *Node) startServers(lis net.Listener) error {
-	n.registry = prometheus.NewRegistry()
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := transport.NewMetrics(n.registry)
 	if err != nil {

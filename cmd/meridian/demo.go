@@ -37,7 +37,8 @@ func newDemoCmd() *cobra.Command {
 		Short: "Start a local multi-region cluster on the embedded soft HSM",
 		Long: `Start a throwaway Meridian cluster on 127.0.0.1: --nodes-per-region nodes
 in each of --regions (default three regions of one node: us-east, eu-west,
-ap-south), each with its own Raft log and soft HSM copy of one domain key.
+ap-south), each with its own Raft log and soft HSM; the first node creates the domain key and every other node's
+HSM is enrolled with it as it joins.
 Node-to-node traffic between different regions is delayed by --latency
 (one way, plus up to --jitter), injected in the node transport the way
 CockroachDB's "demo --global" does, so Raft and forwarding see WAN round
@@ -116,12 +117,9 @@ func runDemo(cmd *cobra.Command, o *demoOptions) (err error) {
 			cfg.WANRTT = 2 * (o.latency + o.jitter)
 		}
 		if i > 0 {
+			// Each node has its own soft HSM file; joining enrols it: the
+			// leader's HSM wraps the domain key to this node's HSM.
 			cfg.Join = []string{nodes[0].APIAddr()}
-			// Until HSM enrolment lands, a node gets the domain key as a copy
-			// of the first node's sealed file.
-			if err := copyIfMissing(nodes[0].SoftHSMPath(), cfg.HSM.SoftPath); err != nil {
-				return err
-			}
 		}
 		if err := checkPortsFree(cfg); err != nil {
 			return err
@@ -198,23 +196,6 @@ func checkPortsFree(cfg node.Config) error {
 			return fmt.Errorf("demo needs %s free (%v); is another demo running? try --base-port", a, err)
 		}
 		l.Close()
-	}
-	return nil
-}
-
-func copyIfMissing(src, dst string) error {
-	if _, err := os.Stat(dst); err == nil {
-		return nil
-	}
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return fmt.Errorf("read sealed domain-key file: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return fmt.Errorf("create hsm dir: %w", err)
-	}
-	if err := os.WriteFile(dst, b, 0o600); err != nil {
-		return fmt.Errorf("copy sealed domain-key file: %w", err)
 	}
 	return nil
 }

@@ -20,6 +20,9 @@ import (
 // passphrase. It is deliberately not a flag: flag values show up in ps.
 const envPassphrase = "MERIDIAN_HSM_PASSPHRASE"
 
+// envPIN carries the PKCS#11 user PIN, for the same reason.
+const envPIN = "MERIDIAN_HSM_PIN"
+
 // envGossipKey carries the base64 gossip encryption key, for the same reason.
 const envGossipKey = "MERIDIAN_GOSSIP_KEY"
 
@@ -37,9 +40,15 @@ underscores, e.g. MERIDIAN_DATA_DIR), or a key of the same name in the
 --config file (YAML, JSON or TOML, e.g. "data-dir: /var/lib/meridian").
 
 The first node of a cluster runs with --bootstrap and creates the domain key
-in its soft HSM file. Until HSM enrolment arrives, every further node needs
-a copy of that sealed file (same passphrase) at its --hsm-soft-path before
-it starts with --join.
+in its HSM. Every further node starts with --join and an HSM that holds no
+domain key yet: as it joins, the leader's HSM wraps the domain key to a
+transport key made inside the joiner's HSM, which unwraps it (enrolment);
+no person or file ever holds the key in the clear.
+
+HSM backends: soft (the default; the domain key lives in a file sealed with
+a passphrase) and pkcs11 (any PKCS#11 module, e.g. SoftHSM2 or a vendor
+HSM; the token is chosen by label and its user PIN read from
+--hsm-pin-file or MERIDIAN_HSM_PIN). See docs/HSM.md.
 
 The soft HSM passphrase is read from --hsm-passphrase-file or the
 MERIDIAN_HSM_PASSPHRASE environment variable, and the gossip key from
@@ -84,7 +93,11 @@ so the server refuses to start without --insecure.`,
 	fs.Duration("wan-rtt", 0, "worst inter-region round trip; derives Raft timeouts (10x RTT, at least 1s) unless set explicitly")
 	fs.Bool("bootstrap", false, "found a new cluster with this node if it has no Raft state")
 	fs.StringSlice("join", nil, "API `ADDRS` of cluster members to join through (repeatable)")
-	fs.String("hsm", "soft", "HSM backend: soft (pkcs11 arrives with the PKCS#11 issue)")
+	fs.String("hsm", "soft", "HSM backend: soft or pkcs11")
+	fs.String("hsm-module", "", "pkcs11: the PKCS#11 module `PATH` (e.g. /usr/lib/softhsm/libsofthsm2.so)")
+	fs.String("hsm-token-label", "", "pkcs11: the token's `LABEL` (slot ids are not stable; labels are)")
+	fs.String("hsm-pin-file", "", "pkcs11: read the token's user PIN from this `FILE` (or set "+envPIN+")")
+	fs.Int("hsm-max-sessions", 0, "pkcs11: cap on concurrent token sessions (default: the token's limit, at most 16)")
 	fs.String("hsm-soft-path", "", "sealed domain-key file of the soft HSM (default: DATA_DIR/hsm/domain.sealed)")
 	fs.String("hsm-passphrase-file", "", "read the soft HSM passphrase from this `FILE` (or set "+envPassphrase+")")
 	fs.Bool("hsm-create", false, "create the domain key if the sealed file is missing (default: on with --bootstrap)")
@@ -185,11 +198,22 @@ func serverConfig(v *viper.Viper) (node.Config, error) {
 	cfg.HSM.Backend = v.GetString("hsm")
 	cfg.HSM.SoftPath = v.GetString("hsm-soft-path")
 	cfg.HSM.CreateIfMissing = v.GetBool("hsm-create") || cfg.Bootstrap
-	pass, err := readPassphrase(v.GetString("hsm-passphrase-file"))
-	if err != nil {
-		return cfg, err
+	switch cfg.HSM.Backend {
+	case "pkcs11":
+		cfg.HSM.ModulePath, cfg.HSM.TokenLabel = v.GetString("hsm-module"), v.GetString("hsm-token-label")
+		cfg.HSM.MaxSessions = v.GetInt("hsm-max-sessions")
+		pin, err := readSecret(v.GetString("hsm-pin-file"), envPIN, "the PKCS#11 token's user PIN", "--hsm-pin-file")
+		if err != nil {
+			return cfg, err
+		}
+		cfg.HSM.PIN = string(pin)
+	default:
+		pass, err := readPassphrase(v.GetString("hsm-passphrase-file"))
+		if err != nil {
+			return cfg, err
+		}
+		cfg.HSM.Passphrase = pass
 	}
-	cfg.HSM.Passphrase = pass
 	cfg.HeartbeatTimeout = v.GetDuration("raft-heartbeat-timeout")
 	cfg.ElectionTimeout = v.GetDuration("raft-election-timeout")
 	cfg.LeaderLeaseTimeout = v.GetDuration("raft-leader-lease-timeout")
@@ -201,24 +225,30 @@ func serverConfig(v *viper.Viper) (node.Config, error) {
 	return cfg, nil
 }
 
-// readPassphrase takes the passphrase from a file (trailing newline
-// trimmed) or the environment. The value never appears in an error.
+// readPassphrase takes the soft HSM passphrase from a file or the
+// environment.
 func readPassphrase(file string) ([]byte, error) {
+	return readSecret(file, envPassphrase, "the soft HSM needs a passphrase", "--hsm-passphrase-file")
+}
+
+// readSecret takes a secret from a file (trailing newline trimmed) or an
+// environment variable, never a flag value. It never appears in an error.
+func readSecret(file, env, what, flag string) ([]byte, error) {
 	if file != "" {
 		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, usageErrorf("read --hsm-passphrase-file: %v", err)
+			return nil, usageErrorf("read %s: %v", flag, err)
 		}
 		b = bytes.TrimRight(b, "\r\n")
 		if len(b) == 0 {
-			return nil, usageErrorf("--hsm-passphrase-file %s is empty", file)
+			return nil, usageErrorf("%s %s is empty", flag, file)
 		}
 		return b, nil
 	}
-	if p := os.Getenv(envPassphrase); p != "" {
+	if p := os.Getenv(env); p != "" {
 		return []byte(p), nil
 	}
-	return nil, usageErrorf("the soft HSM needs a passphrase: set %s or pass --hsm-passphrase-file", envPassphrase)
+	return nil, usageErrorf("%s: set %s or pass %s", what, env, flag)
 }
 
 // readGossipKey reads the base64 gossip key from a file or the
