@@ -97,7 +97,7 @@ func (n *Node) applyOnce(ctx context.Context, data []byte) (*fsmpb.Result, error
 	case addr == "":
 		return nil, errRetry{fmt.Errorf("leader %s has no registered api address yet", lid)}
 	}
-	return n.forwardApply(ctx, addr, data)
+	return n.forwardApply(ctx, lid, addr, data)
 }
 
 // applyLocal runs data through raft on this (leader) node.
@@ -132,14 +132,28 @@ func (n *Node) applyLocal(ctx context.Context, data []byte) (*fsmpb.Result, erro
 	}
 }
 
-// forwardApply sends data to the leader's Cluster.Apply.
-func (n *Node) forwardApply(ctx context.Context, addr string, data []byte) (*fsmpb.Result, error) {
+// leaderWatchInterval is how often a forward in flight checks that its
+// leader is still this node's leader.
+const leaderWatchInterval = 10 * time.Millisecond
+
+// forwardApply sends data to leader lid's Cluster.Apply at addr. The call
+// is abandoned, to be retried, once this node stops seeing lid as leader:
+// a leader cut off by a partition never answers (the connection holds the
+// request, it is not refused), and waiting for the caller's deadline would
+// turn the minority's ErrNoLeader into a bare DeadlineExceeded.
+func (n *Node) forwardApply(ctx context.Context, lid, addr string, data []byte) (*fsmpb.Result, error) {
 	conn, err := n.pool.get(addr)
 	if err != nil {
 		return nil, errRetry{fmt.Errorf("dial leader %s: %w", addr, err)}
 	}
-	resp, err := clusterpb.NewClusterClient(conn).Apply(ctx, &clusterpb.ApplyRequest{Command: data})
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go n.cancelOnLeaderChange(fctx, lid, cancel)
+	resp, err := clusterpb.NewClusterClient(conn).Apply(fctx, &clusterpb.ApplyRequest{Command: data})
 	if err != nil {
+		if ctx.Err() == nil && fctx.Err() != nil {
+			return nil, errRetry{fmt.Errorf("forward to leader %s at %s abandoned: leader changed", lid, addr)}
+		}
 		return nil, classifyRPCErr(fmt.Sprintf("forward to leader %s", addr), err)
 	}
 	res, err := decodeResult(resp.GetResult())
@@ -147,6 +161,24 @@ func (n *Node) forwardApply(ctx context.Context, addr string, data []byte) (*fsm
 		return nil, fmt.Errorf("result from leader %s: %w", addr, err)
 	}
 	return res, nil
+}
+
+// cancelOnLeaderChange calls cancel when this node's leader is no longer
+// lid, or returns when ctx ends.
+func (n *Node) cancelOnLeaderChange(ctx context.Context, lid string, cancel context.CancelFunc) {
+	t := time.NewTicker(leaderWatchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, id := n.raft.LeaderWithID(); string(id) != lid {
+				cancel()
+				return
+			}
+		}
+	}
 }
 
 // errBadResult reports a forwarded Result that does not decode.

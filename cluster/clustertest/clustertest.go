@@ -45,7 +45,9 @@ type Cluster struct {
 	mu     sync.Mutex
 	Nodes  []*Node
 	// Sim carries node-to-node traffic of regional clusters (StartRegions);
-	// set latencies on it at any time. Nil for StartCluster.
+	// set latencies and faults on it at any time (Partition, Block,
+	// Isolate(node ID), HealAll). Gossip does not go through it. Nil for
+	// StartCluster.
 	Sim       *netsim.Sim
 	gossipKey []byte
 }
@@ -61,6 +63,7 @@ type Node struct {
 	// Region and Zone are set for nodes of regional clusters.
 	Region, Zone string
 	gossipAddr   string
+	streamLayer  *netsim.StreamLayer // regional nodes only
 	c            *Cluster
 	srv          *grpc.Server
 	served       chan struct{}
@@ -163,6 +166,16 @@ func (nd *Node) start(apiBind, raftBind string, bootstrap bool) {
 	nd.c.mu.Unlock()
 }
 
+// Host is nd's attachment to the cluster's Sim (region nd.Region, node
+// nd.ID): c.Sim.Isolate(nd.ID) cuts this node off. Nil outside
+// StartRegions.
+func (nd *Node) Host() *netsim.Host {
+	if nd.c.Sim == nil {
+		return nil
+	}
+	return nd.c.Sim.Host(nd.Region, nd.ID)
+}
+
 // startRegional routes nd's traffic through the cluster's Sim and turns
 // gossip on; a restart reuses the gossip address and rejoins through the
 // live nodes' gossip addresses.
@@ -178,13 +191,14 @@ func (nd *Node) startRegional(cfg *cluster.Config, apiBind, raftBind string) (ne
 			}
 		}
 	}
-	sl, err := c.Sim.StreamLayer(raftBind, nd.Region)
+	host := nd.Host()
+	sl, err := host.StreamLayer(raftBind)
 	if err != nil {
 		return nil, fmt.Errorf("raft: %w", err)
 	}
-	cfg.StreamLayer = sl
-	cfg.DialOptions = append(cfg.DialOptions, c.Sim.DialOption(nd.Region))
-	lis, err := c.Sim.Listen("tcp", apiBind, nd.Region)
+	cfg.StreamLayer, nd.streamLayer = sl, sl
+	cfg.DialOptions = append(cfg.DialOptions, host.DialOption())
+	lis, err := host.Listen("tcp", apiBind)
 	if err != nil {
 		sl.Close()
 		return nil, fmt.Errorf("api: %w", err)
@@ -214,6 +228,13 @@ func (nd *Node) Kill() {
 	nd.c.mu.Unlock()
 	nd.srv.Stop()
 	<-nd.served
+	if nd.streamLayer != nil {
+		// A killed process's sockets die with it. Without this, raft's
+		// Shutdown waits out its 10 s I/O timeout on connections a
+		// partition holds (it closes the transport only after its
+		// replication goroutines return).
+		_ = nd.streamLayer.Close()
+	}
 	if err := nd.Node.Close(); err != nil {
 		nd.c.t.Errorf("%s: close: %v", nd.ID, err)
 	}

@@ -3,6 +3,7 @@ package netsim
 import (
 	"context"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -11,39 +12,100 @@ import (
 
 // DialOption makes gRPC dial through s from region from (node-to-node
 // forwarding, joins and status polls). Append it to cluster.Config's
-// DialOptions.
+// DialOptions. Host.DialOption does the same with a node identity.
 func (s *Sim) DialOption(from string) grpc.DialOption {
+	return s.Host(from, "").DialOption()
+}
+
+// DialOption makes gRPC dial through the Sim from this host.
+func (h *Host) DialOption() grpc.DialOption {
 	return grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-		return s.Dial(ctx, "tcp", addr, from)
+		return h.Dial(ctx, "tcp", addr)
 	})
 }
 
 // StreamLayer is a raft.StreamLayer over TCP whose outgoing connections
-// carry the simulated latency; use it as cluster.Config.StreamLayer.
+// carry the simulated latency and faults; use it as
+// cluster.Config.StreamLayer.
+//
+// Close also cancels its dials in progress and closes the connections it
+// dialed, as a process's exit would: otherwise a node closed while
+// partitioned waits out raft's dial and I/O timeouts on held connections.
 type StreamLayer struct {
 	net.Listener
-	sim       *Sim
-	region    string
+	host      *Host
 	advertise net.Addr
+	ctx       context.Context // ends on Close
+	cancel    context.CancelFunc
+	mu        sync.Mutex
+	conns     map[net.Conn]struct{}
 }
 
 var _ raft.StreamLayer = (*StreamLayer)(nil)
 
 // StreamLayer listens on bindAddr for Raft traffic of a node in region and
-// registers the bound address with s.
+// registers the bound address with s (region only; see Host.StreamLayer).
 func (s *Sim) StreamLayer(bindAddr, region string) (*StreamLayer, error) {
-	l, err := s.Listen("tcp", bindAddr, region)
+	return s.Host(region, "").StreamLayer(bindAddr)
+}
+
+// StreamLayer listens on bindAddr for this host's Raft traffic.
+func (h *Host) StreamLayer(bindAddr string) (*StreamLayer, error) {
+	l, err := h.Listen("tcp", bindAddr)
 	if err != nil {
 		return nil, err
 	}
-	return &StreamLayer{Listener: l, sim: s, region: region, advertise: l.Addr()}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	return &StreamLayer{Listener: l, host: h, advertise: l.Addr(), ctx: ctx, cancel: cancel,
+		conns: map[net.Conn]struct{}{}}, nil
 }
 
-// Dial implements raft.StreamLayer.
+// Dial implements raft.StreamLayer; timeout bounds a dial across a fault.
 func (sl *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(sl.ctx, timeout)
 	defer cancel()
-	return sl.sim.Dial(ctx, "tcp", string(address), sl.region)
+	c, err := sl.host.Dial(ctx, "tcp", string(address))
+	if err != nil {
+		return nil, err
+	}
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if sl.ctx.Err() != nil {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	sl.conns[c] = struct{}{}
+	return &layerConn{Conn: c, sl: sl}, nil
+}
+
+// Close stops listening and ends every dial and connection of the layer.
+// Closing it again is a no-op.
+func (sl *StreamLayer) Close() error {
+	sl.mu.Lock()
+	if sl.ctx.Err() != nil {
+		sl.mu.Unlock()
+		return nil
+	}
+	sl.cancel()
+	for c := range sl.conns {
+		c.Close()
+	}
+	clear(sl.conns)
+	sl.mu.Unlock()
+	return sl.Listener.Close()
+}
+
+// layerConn forgets itself in its StreamLayer on Close.
+type layerConn struct {
+	net.Conn
+	sl *StreamLayer
+}
+
+func (c *layerConn) Close() error {
+	c.sl.mu.Lock()
+	delete(c.sl.conns, c.Conn)
+	c.sl.mu.Unlock()
+	return c.Conn.Close()
 }
 
 // Addr implements net.Listener with the advertised address.
