@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/meridiankms/meridian/cluster"
+	"github.com/meridiankms/meridian/cluster/netsim"
 	"github.com/meridiankms/meridian/fsm"
 	"github.com/meridiankms/meridian/hsm"
 	"github.com/meridiankms/meridian/keystore"
@@ -42,6 +43,10 @@ type Node struct {
 	registry *prometheus.Registry
 
 	apiAddr, metricsAddr string
+	// simRaft is the simulated Raft connection layer (Config.Sim only),
+	// closed before Raft so a kill inside a partition does not wait for
+	// replication calls that the partition holds.
+	simRaft *netsim.StreamLayer
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -99,7 +104,14 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	ccfg.Enrolment = exporterFor(n.hsm)
 	if cfg.Sim != nil {
-		cfg.Sim.Register(advertise, cfg.Region)
+		host := cfg.Sim.Host(cfg.Region, cfg.NodeID)
+		host.Register(advertise)
+		if n.simRaft, err = host.StreamLayer(cfg.RaftAddr); err != nil {
+			lis.Close()
+			return nil, fmt.Errorf("listen for raft on %s: %w", cfg.RaftAddr, err)
+		}
+		ccfg.StreamLayer = n.simRaft
+		ccfg.DialOptions = append(ccfg.DialOptions, host.DialOption())
 	}
 	if n.cluster, err = cluster.New(ctx, ccfg, n.fsm); err != nil {
 		lis.Close()
@@ -161,14 +173,6 @@ func clusterConfig(cfg Config, apiAddr string, log *slog.Logger) (cluster.Config
 	setDuration(&c.Autopilot.DeadServerGrace, cfg.DeadServerGrace)
 	setDuration(&c.Autopilot.StabilizationTime, cfg.StabilizationTime)
 	c.Autopilot.PreferredLeaderRegion = cfg.PreferredLeaderRegion
-	if cfg.Sim != nil {
-		sl, err := cfg.Sim.StreamLayer(cfg.RaftAddr, cfg.Region)
-		if err != nil {
-			return c, fmt.Errorf("listen for raft on %s: %w", cfg.RaftAddr, err)
-		}
-		c.StreamLayer = sl
-		c.DialOptions = append(c.DialOptions, cfg.Sim.DialOption(cfg.Region))
-	}
 	return c, nil
 }
 
@@ -324,6 +328,9 @@ func (n *Node) shutdown() {
 	var errs []error
 	if n.store != nil {
 		errs = append(errs, n.store.Close())
+	}
+	if n.simRaft != nil {
+		_ = n.simRaft.Close()
 	}
 	if n.cluster != nil {
 		errs = append(errs, n.cluster.Close())
