@@ -34,7 +34,8 @@ const readinessInterval = 500 * time.Millisecond
 type Node struct {
 	cfg      Config
 	log      *slog.Logger
-	hsm      hsm.HSM
+	hsm      hsm.HSM // instrumented; what everything else uses
+	baseHSM  hsm.HSM // the backend itself, for its optional interfaces
 	fsm      *fsm.FSM
 	cluster  *cluster.Node
 	store    *keystore.Store
@@ -78,6 +79,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	n.baseHSM = raw
 	if cfg.HSMWrapper != nil {
 		raw = cfg.HSMWrapper(raw)
 	}
@@ -140,8 +142,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.watchReadiness()
+	go n.keepDomainKeysInSync()
 	n.log.Info("node started", "api", n.apiAddr, "raft", n.cluster.RaftAddr(),
 		"metrics", n.metricsAddr, "region", cfg.Region, "hsm", cfg.HSM.Backend)
 	return n, nil
@@ -201,7 +204,8 @@ func (n *Node) startServers(lis net.Listener) error {
 	tcfg.ListenAddr, tcfg.MetricsListenAddr = n.apiAddr, n.cfg.MetricsAddr
 	if n.server, err = transport.NewServer(tcfg, n.store, transport.WithLogger(n.log), transport.WithMetrics(m),
 		transport.WithNodeID(n.cfg.NodeID), transport.WithConsistency(n.fsm, n.cfg.ConsistencyMaxWait),
-		transport.WithMembership(transport.MembershipFunc(n.members))); err != nil {
+		transport.WithMembership(transport.MembershipFunc(n.members)),
+		transport.WithOperator(operatorBackend{ks: n.store, h: n.baseHSM, health: n.hsm})); err != nil {
 		lis.Close()
 		return err
 	}

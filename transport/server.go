@@ -148,6 +148,8 @@ type Server struct {
 	waiter  AppliedWaiter // nil: consistency tokens are not waited for
 	maxWait time.Duration
 	nodeID  string
+	// operator serves meridian.v1.Operator when set (WithOperator).
+	operator *operatorService
 }
 
 // NewServer builds the server and registers KeyManagement over ks, the
@@ -181,6 +183,9 @@ func NewServer(cfg Config, ks KeyStore, opts ...Option) (*Server, error) {
 	}
 	s.grpc = grpc.NewServer(gopts...)
 	apiv1.RegisterKeyManagementServer(s.grpc, &service{ks: ks, members: s.members})
+	if s.operator != nil {
+		apiv1.RegisterOperatorServer(s.grpc, s.operator.bind(s))
+	}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	s.SetServing(false)

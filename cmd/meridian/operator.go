@@ -19,10 +19,13 @@ func newOperatorCmd() *cobra.Command {
 		Use:   "operator",
 		Short: "Inspect and operate a cluster",
 		Long: `Operator commands: the cluster's membership and Raft peers as a node sees
-them, and utilities for setting a cluster up.`,
+them, the nodes' HSMs and the cluster's domain key, and utilities for
+setting a cluster up.`,
 		Example: `  meridian operator members --insecure --addr 127.0.0.1:7400
   meridian operator raft list-peers --insecure
-  meridian operator gossip-keygen > gossip.key`,
+  meridian operator gossip-keygen > gossip.key
+  meridian operator hsm status --insecure --addr 127.0.0.1:7400
+  meridian operator domain-key rotate --insecure --addr 127.0.0.1:7400`,
 	})
 	o := addClientFlags(op)
 	raft := groupCmd(&cobra.Command{
@@ -32,7 +35,7 @@ them, and utilities for setting a cluster up.`,
 		Example: "  meridian operator raft list-peers --insecure",
 	})
 	raft.AddCommand(newRaftListPeersCmd(o))
-	op.AddCommand(newMembersCmd(o), raft, newGossipKeygenCmd())
+	op.AddCommand(newMembersCmd(o), raft, newGossipKeygenCmd(), newOperatorHSMCmd(o), newOperatorDomainKeyCmd(o))
 	return op
 }
 

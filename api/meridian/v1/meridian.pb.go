@@ -788,6 +788,113 @@ func (MemberStatus) EnumDescriptor() ([]byte, []int) {
 	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{13}
 }
 
+type RotatePhase int32
+
+const (
+	RotatePhase_ROTATE_PHASE_UNSPECIFIED RotatePhase = 0
+	RotatePhase_ROTATE_PHASE_ROTATE_HSM  RotatePhase = 1
+	RotatePhase_ROTATE_PHASE_DISTRIBUTE  RotatePhase = 2
+	RotatePhase_ROTATE_PHASE_REWRAP      RotatePhase = 3
+	RotatePhase_ROTATE_PHASE_DONE        RotatePhase = 4
+)
+
+// Enum value maps for RotatePhase.
+var (
+	RotatePhase_name = map[int32]string{
+		0: "ROTATE_PHASE_UNSPECIFIED",
+		1: "ROTATE_PHASE_ROTATE_HSM",
+		2: "ROTATE_PHASE_DISTRIBUTE",
+		3: "ROTATE_PHASE_REWRAP",
+		4: "ROTATE_PHASE_DONE",
+	}
+	RotatePhase_value = map[string]int32{
+		"ROTATE_PHASE_UNSPECIFIED": 0,
+		"ROTATE_PHASE_ROTATE_HSM":  1,
+		"ROTATE_PHASE_DISTRIBUTE":  2,
+		"ROTATE_PHASE_REWRAP":      3,
+		"ROTATE_PHASE_DONE":        4,
+	}
+)
+
+func (x RotatePhase) Enum() *RotatePhase {
+	p := new(RotatePhase)
+	*p = x
+	return p
+}
+
+func (x RotatePhase) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RotatePhase) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_meridian_v1_meridian_proto_enumTypes[14].Descriptor()
+}
+
+func (RotatePhase) Type() protoreflect.EnumType {
+	return &file_api_meridian_v1_meridian_proto_enumTypes[14]
+}
+
+func (x RotatePhase) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RotatePhase.Descriptor instead.
+func (RotatePhase) EnumDescriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{14}
+}
+
+type DistributeOutcome int32
+
+const (
+	DistributeOutcome_DISTRIBUTE_OUTCOME_UNSPECIFIED DistributeOutcome = 0
+	DistributeOutcome_DISTRIBUTE_OUTCOME_OK          DistributeOutcome = 1 // the member holds every version now
+	DistributeOutcome_DISTRIBUTE_OUTCOME_FAILED      DistributeOutcome = 2 // the rotation stops after this phase
+	DistributeOutcome_DISTRIBUTE_OUTCOME_SKIPPED     DistributeOutcome = 3 // the member is dead or has left
+)
+
+// Enum value maps for DistributeOutcome.
+var (
+	DistributeOutcome_name = map[int32]string{
+		0: "DISTRIBUTE_OUTCOME_UNSPECIFIED",
+		1: "DISTRIBUTE_OUTCOME_OK",
+		2: "DISTRIBUTE_OUTCOME_FAILED",
+		3: "DISTRIBUTE_OUTCOME_SKIPPED",
+	}
+	DistributeOutcome_value = map[string]int32{
+		"DISTRIBUTE_OUTCOME_UNSPECIFIED": 0,
+		"DISTRIBUTE_OUTCOME_OK":          1,
+		"DISTRIBUTE_OUTCOME_FAILED":      2,
+		"DISTRIBUTE_OUTCOME_SKIPPED":     3,
+	}
+)
+
+func (x DistributeOutcome) Enum() *DistributeOutcome {
+	p := new(DistributeOutcome)
+	*p = x
+	return p
+}
+
+func (x DistributeOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DistributeOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_api_meridian_v1_meridian_proto_enumTypes[15].Descriptor()
+}
+
+func (DistributeOutcome) Type() protoreflect.EnumType {
+	return &file_api_meridian_v1_meridian_proto_enumTypes[15]
+}
+
+func (x DistributeOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DistributeOutcome.Descriptor instead.
+func (DistributeOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{15}
+}
+
 type Tag struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TagKey        string                 `protobuf:"bytes,1,opt,name=tag_key,json=tagKey,proto3" json:"tag_key,omitempty"`
@@ -4771,6 +4878,752 @@ func (x *ErrorInfo) GetException() string {
 	return ""
 }
 
+type DomainKeyStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DomainKeyStatusRequest) Reset() {
+	*x = DomainKeyStatusRequest{}
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DomainKeyStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DomainKeyStatusRequest) ProtoMessage() {}
+
+func (x *DomainKeyStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DomainKeyStatusRequest.ProtoReflect.Descriptor instead.
+func (*DomainKeyStatusRequest) Descriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{62}
+}
+
+// How many key versions one DK version wraps.
+type DomainKeyVersionCount struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	DomainKeyVersion uint32                 `protobuf:"varint,1,opt,name=domain_key_version,json=domainKeyVersion,proto3" json:"domain_key_version,omitempty"`
+	KeyVersions      uint64                 `protobuf:"varint,2,opt,name=key_versions,json=keyVersions,proto3" json:"key_versions,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *DomainKeyVersionCount) Reset() {
+	*x = DomainKeyVersionCount{}
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DomainKeyVersionCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DomainKeyVersionCount) ProtoMessage() {}
+
+func (x *DomainKeyVersionCount) ProtoReflect() protoreflect.Message {
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DomainKeyVersionCount.ProtoReflect.Descriptor instead.
+func (*DomainKeyVersionCount) Descriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *DomainKeyVersionCount) GetDomainKeyVersion() uint32 {
+	if x != nil {
+		return x.DomainKeyVersion
+	}
+	return 0
+}
+
+func (x *DomainKeyVersionCount) GetKeyVersions() uint64 {
+	if x != nil {
+		return x.KeyVersions
+	}
+	return 0
+}
+
+type DomainKeyStatusResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	NodeId     string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	HsmBackend string                 `protobuf:"bytes,2,opt,name=hsm_backend,json=hsmBackend,proto3" json:"hsm_backend,omitempty"` // "soft" or "pkcs11"
+	// DK versions this node's HSM holds, ascending; empty before enrolment.
+	HsmDomainKeyVersions []uint32 `protobuf:"varint,3,rep,packed,name=hsm_domain_key_versions,json=hsmDomainKeyVersions,proto3" json:"hsm_domain_key_versions,omitempty"`
+	// The newest of them: new material is wrapped under it (0 if none).
+	CurrentDomainKeyVersion uint32 `protobuf:"varint,4,opt,name=current_domain_key_version,json=currentDomainKeyVersion,proto3" json:"current_domain_key_version,omitempty"`
+	// Replicated key versions (of keys in every state) per DK version,
+	// ascending by DK version.
+	KeyVersions      []*DomainKeyVersionCount `protobuf:"bytes,5,rep,name=key_versions,json=keyVersions,proto3" json:"key_versions,omitempty"`
+	TotalKeyVersions uint64                   `protobuf:"varint,6,opt,name=total_key_versions,json=totalKeyVersions,proto3" json:"total_key_versions,omitempty"`
+	// Key versions not under current_domain_key_version: what a rotation
+	// still has to re-wrap.
+	PendingKeyVersions uint64 `protobuf:"varint,7,opt,name=pending_key_versions,json=pendingKeyVersions,proto3" json:"pending_key_versions,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *DomainKeyStatusResponse) Reset() {
+	*x = DomainKeyStatusResponse{}
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DomainKeyStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DomainKeyStatusResponse) ProtoMessage() {}
+
+func (x *DomainKeyStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DomainKeyStatusResponse.ProtoReflect.Descriptor instead.
+func (*DomainKeyStatusResponse) Descriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *DomainKeyStatusResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *DomainKeyStatusResponse) GetHsmBackend() string {
+	if x != nil {
+		return x.HsmBackend
+	}
+	return ""
+}
+
+func (x *DomainKeyStatusResponse) GetHsmDomainKeyVersions() []uint32 {
+	if x != nil {
+		return x.HsmDomainKeyVersions
+	}
+	return nil
+}
+
+func (x *DomainKeyStatusResponse) GetCurrentDomainKeyVersion() uint32 {
+	if x != nil {
+		return x.CurrentDomainKeyVersion
+	}
+	return 0
+}
+
+func (x *DomainKeyStatusResponse) GetKeyVersions() []*DomainKeyVersionCount {
+	if x != nil {
+		return x.KeyVersions
+	}
+	return nil
+}
+
+func (x *DomainKeyStatusResponse) GetTotalKeyVersions() uint64 {
+	if x != nil {
+		return x.TotalKeyVersions
+	}
+	return 0
+}
+
+func (x *DomainKeyStatusResponse) GetPendingKeyVersions() uint64 {
+	if x != nil {
+		return x.PendingKeyVersions
+	}
+	return 0
+}
+
+type RotateDomainKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateDomainKeyRequest) Reset() {
+	*x = RotateDomainKeyRequest{}
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateDomainKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateDomainKeyRequest) ProtoMessage() {}
+
+func (x *RotateDomainKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateDomainKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateDomainKeyRequest) Descriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{65}
+}
+
+// One step of a rotation. Which fields are set depends on phase:
+//
+//	ROTATE_HSM: domain_key_version (made, or already held when skipped)
+//	DISTRIBUTE: node_id, api_addr, outcome, detail, imported_versions
+//	REWRAP:     done, total (key versions re-wrapped so far)
+//	DONE:       domain_key_version (every key version is now under it)
+type RotateDomainKeyProgress struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Phase            RotatePhase            `protobuf:"varint,1,opt,name=phase,proto3,enum=meridian.v1.RotatePhase" json:"phase,omitempty"`
+	DomainKeyVersion uint32                 `protobuf:"varint,2,opt,name=domain_key_version,json=domainKeyVersion,proto3" json:"domain_key_version,omitempty"`
+	// ROTATE_HSM: this node's HSM already held a version newer than some
+	// stored key versions use, so no new version was made (resuming).
+	Skipped bool              `protobuf:"varint,3,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	NodeId  string            `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	ApiAddr string            `protobuf:"bytes,5,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
+	Outcome DistributeOutcome `protobuf:"varint,6,opt,name=outcome,proto3,enum=meridian.v1.DistributeOutcome" json:"outcome,omitempty"`
+	// Why a member failed or was skipped. Never holds key material.
+	Detail           string   `protobuf:"bytes,7,opt,name=detail,proto3" json:"detail,omitempty"`
+	ImportedVersions []uint32 `protobuf:"varint,8,rep,packed,name=imported_versions,json=importedVersions,proto3" json:"imported_versions,omitempty"`
+	Done             uint64   `protobuf:"varint,9,opt,name=done,proto3" json:"done,omitempty"`
+	Total            uint64   `protobuf:"varint,10,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RotateDomainKeyProgress) Reset() {
+	*x = RotateDomainKeyProgress{}
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateDomainKeyProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateDomainKeyProgress) ProtoMessage() {}
+
+func (x *RotateDomainKeyProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateDomainKeyProgress.ProtoReflect.Descriptor instead.
+func (*RotateDomainKeyProgress) Descriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *RotateDomainKeyProgress) GetPhase() RotatePhase {
+	if x != nil {
+		return x.Phase
+	}
+	return RotatePhase_ROTATE_PHASE_UNSPECIFIED
+}
+
+func (x *RotateDomainKeyProgress) GetDomainKeyVersion() uint32 {
+	if x != nil {
+		return x.DomainKeyVersion
+	}
+	return 0
+}
+
+func (x *RotateDomainKeyProgress) GetSkipped() bool {
+	if x != nil {
+		return x.Skipped
+	}
+	return false
+}
+
+func (x *RotateDomainKeyProgress) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *RotateDomainKeyProgress) GetApiAddr() string {
+	if x != nil {
+		return x.ApiAddr
+	}
+	return ""
+}
+
+func (x *RotateDomainKeyProgress) GetOutcome() DistributeOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return DistributeOutcome_DISTRIBUTE_OUTCOME_UNSPECIFIED
+}
+
+func (x *RotateDomainKeyProgress) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *RotateDomainKeyProgress) GetImportedVersions() []uint32 {
+	if x != nil {
+		return x.ImportedVersions
+	}
+	return nil
+}
+
+func (x *RotateDomainKeyProgress) GetDone() uint64 {
+	if x != nil {
+		return x.Done
+	}
+	return 0
+}
+
+func (x *RotateDomainKeyProgress) GetTotal() uint64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+type ExportDomainKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PKIX DER RSA public key (3072 to 8192 bits) of the caller's HSM
+	// transport key pair.
+	TransportPublicKey []byte `protobuf:"bytes,1,opt,name=transport_public_key,json=transportPublicKey,proto3" json:"transport_public_key,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ExportDomainKeysRequest) Reset() {
+	*x = ExportDomainKeysRequest{}
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportDomainKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportDomainKeysRequest) ProtoMessage() {}
+
+func (x *ExportDomainKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportDomainKeysRequest.ProtoReflect.Descriptor instead.
+func (*ExportDomainKeysRequest) Descriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *ExportDomainKeysRequest) GetTransportPublicKey() []byte {
+	if x != nil {
+		return x.TransportPublicKey
+	}
+	return nil
+}
+
+type ExportDomainKeysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// hsm.DomainKeyBundle wire encoding: every DK version, each RSA-OAEP
+	// wrapped to transport_public_key.
+	Bundle        []byte `protobuf:"bytes,1,opt,name=bundle,proto3" json:"bundle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportDomainKeysResponse) Reset() {
+	*x = ExportDomainKeysResponse{}
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportDomainKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportDomainKeysResponse) ProtoMessage() {}
+
+func (x *ExportDomainKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportDomainKeysResponse.ProtoReflect.Descriptor instead.
+func (*ExportDomainKeysResponse) Descriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *ExportDomainKeysResponse) GetBundle() []byte {
+	if x != nil {
+		return x.Bundle
+	}
+	return nil
+}
+
+type SyncDomainKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// API address (host:port) of the member to fetch DK versions from.
+	SourceApiAddr string `protobuf:"bytes,1,opt,name=source_api_addr,json=sourceApiAddr,proto3" json:"source_api_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncDomainKeysRequest) Reset() {
+	*x = SyncDomainKeysRequest{}
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncDomainKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncDomainKeysRequest) ProtoMessage() {}
+
+func (x *SyncDomainKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncDomainKeysRequest.ProtoReflect.Descriptor instead.
+func (*SyncDomainKeysRequest) Descriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *SyncDomainKeysRequest) GetSourceApiAddr() string {
+	if x != nil {
+		return x.SourceApiAddr
+	}
+	return ""
+}
+
+type SyncDomainKeysResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// DK versions this node imported (empty when it held them all).
+	ImportedVersions []uint32 `protobuf:"varint,2,rep,packed,name=imported_versions,json=importedVersions,proto3" json:"imported_versions,omitempty"`
+	// DK versions this node's HSM holds now, ascending.
+	HsmDomainKeyVersions []uint32 `protobuf:"varint,3,rep,packed,name=hsm_domain_key_versions,json=hsmDomainKeyVersions,proto3" json:"hsm_domain_key_versions,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *SyncDomainKeysResponse) Reset() {
+	*x = SyncDomainKeysResponse{}
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncDomainKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncDomainKeysResponse) ProtoMessage() {}
+
+func (x *SyncDomainKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncDomainKeysResponse.ProtoReflect.Descriptor instead.
+func (*SyncDomainKeysResponse) Descriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *SyncDomainKeysResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *SyncDomainKeysResponse) GetImportedVersions() []uint32 {
+	if x != nil {
+		return x.ImportedVersions
+	}
+	return nil
+}
+
+func (x *SyncDomainKeysResponse) GetHsmDomainKeyVersions() []uint32 {
+	if x != nil {
+		return x.HsmDomainKeyVersions
+	}
+	return nil
+}
+
+type HSMStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HSMStatusRequest) Reset() {
+	*x = HSMStatusRequest{}
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HSMStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HSMStatusRequest) ProtoMessage() {}
+
+func (x *HSMStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HSMStatusRequest.ProtoReflect.Descriptor instead.
+func (*HSMStatusRequest) Descriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{71}
+}
+
+// One PKCS#11 mechanism Meridian uses.
+type HSMMechanism struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"` // e.g. "CKM_AES_KEY_WRAP_PAD"
+	Present bool                   `protobuf:"varint,2,opt,name=present,proto3" json:"present,omitempty"`
+	// The node cannot start without it; the others limit features (use).
+	Required      bool   `protobuf:"varint,3,opt,name=required,proto3" json:"required,omitempty"`
+	Use           string `protobuf:"bytes,4,opt,name=use,proto3" json:"use,omitempty"` // what Meridian uses it for
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HSMMechanism) Reset() {
+	*x = HSMMechanism{}
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HSMMechanism) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HSMMechanism) ProtoMessage() {}
+
+func (x *HSMMechanism) ProtoReflect() protoreflect.Message {
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HSMMechanism.ProtoReflect.Descriptor instead.
+func (*HSMMechanism) Descriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *HSMMechanism) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HSMMechanism) GetPresent() bool {
+	if x != nil {
+		return x.Present
+	}
+	return false
+}
+
+func (x *HSMMechanism) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *HSMMechanism) GetUse() string {
+	if x != nil {
+		return x.Use
+	}
+	return ""
+}
+
+type HSMStatusResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	NodeId  string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Backend string                 `protobuf:"bytes,2,opt,name=backend,proto3" json:"backend,omitempty"` // "soft" or "pkcs11"
+	// Module path and token label, or the sealed file path; never secrets.
+	Detail            string          `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	Healthy           bool            `protobuf:"varint,4,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	Reason            string          `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"` // why not healthy; empty when healthy
+	DomainKeyVersions []uint32        `protobuf:"varint,6,rep,packed,name=domain_key_versions,json=domainKeyVersions,proto3" json:"domain_key_versions,omitempty"`
+	Mechanisms        []*HSMMechanism `protobuf:"bytes,7,rep,name=mechanisms,proto3" json:"mechanisms,omitempty"` // PKCS#11 only
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *HSMStatusResponse) Reset() {
+	*x = HSMStatusResponse{}
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HSMStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HSMStatusResponse) ProtoMessage() {}
+
+func (x *HSMStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HSMStatusResponse.ProtoReflect.Descriptor instead.
+func (*HSMStatusResponse) Descriptor() ([]byte, []int) {
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *HSMStatusResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *HSMStatusResponse) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
+func (x *HSMStatusResponse) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *HSMStatusResponse) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *HSMStatusResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *HSMStatusResponse) GetDomainKeyVersions() []uint32 {
+	if x != nil {
+		return x.DomainKeyVersions
+	}
+	return nil
+}
+
+func (x *HSMStatusResponse) GetMechanisms() []*HSMMechanism {
+	if x != nil {
+		return x.Mechanisms
+	}
+	return nil
+}
+
 var File_api_meridian_v1_meridian_proto protoreflect.FileDescriptor
 
 const file_api_meridian_v1_meridian_proto_rawDesc = "" +
@@ -5107,7 +5960,59 @@ const file_api_meridian_v1_meridian_proto_rawDesc = "" +
 	"\tserved_by\x18\x03 \x01(\tR\bservedBy\x12#\n" +
 	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\")\n" +
 	"\tErrorInfo\x12\x1c\n" +
-	"\texception\x18\x01 \x01(\tR\texception*\xa1\x02\n" +
+	"\texception\x18\x01 \x01(\tR\texception\"\x18\n" +
+	"\x16DomainKeyStatusRequest\"h\n" +
+	"\x15DomainKeyVersionCount\x12,\n" +
+	"\x12domain_key_version\x18\x01 \x01(\rR\x10domainKeyVersion\x12!\n" +
+	"\fkey_versions\x18\x02 \x01(\x04R\vkeyVersions\"\xee\x02\n" +
+	"\x17DomainKeyStatusResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1f\n" +
+	"\vhsm_backend\x18\x02 \x01(\tR\n" +
+	"hsmBackend\x125\n" +
+	"\x17hsm_domain_key_versions\x18\x03 \x03(\rR\x14hsmDomainKeyVersions\x12;\n" +
+	"\x1acurrent_domain_key_version\x18\x04 \x01(\rR\x17currentDomainKeyVersion\x12E\n" +
+	"\fkey_versions\x18\x05 \x03(\v2\".meridian.v1.DomainKeyVersionCountR\vkeyVersions\x12,\n" +
+	"\x12total_key_versions\x18\x06 \x01(\x04R\x10totalKeyVersions\x120\n" +
+	"\x14pending_key_versions\x18\a \x01(\x04R\x12pendingKeyVersions\"\x18\n" +
+	"\x16RotateDomainKeyRequest\"\xee\x02\n" +
+	"\x17RotateDomainKeyProgress\x12.\n" +
+	"\x05phase\x18\x01 \x01(\x0e2\x18.meridian.v1.RotatePhaseR\x05phase\x12,\n" +
+	"\x12domain_key_version\x18\x02 \x01(\rR\x10domainKeyVersion\x12\x18\n" +
+	"\askipped\x18\x03 \x01(\bR\askipped\x12\x17\n" +
+	"\anode_id\x18\x04 \x01(\tR\x06nodeId\x12\x19\n" +
+	"\bapi_addr\x18\x05 \x01(\tR\aapiAddr\x128\n" +
+	"\aoutcome\x18\x06 \x01(\x0e2\x1e.meridian.v1.DistributeOutcomeR\aoutcome\x12\x16\n" +
+	"\x06detail\x18\a \x01(\tR\x06detail\x12+\n" +
+	"\x11imported_versions\x18\b \x03(\rR\x10importedVersions\x12\x12\n" +
+	"\x04done\x18\t \x01(\x04R\x04done\x12\x14\n" +
+	"\x05total\x18\n" +
+	" \x01(\x04R\x05total\"K\n" +
+	"\x17ExportDomainKeysRequest\x120\n" +
+	"\x14transport_public_key\x18\x01 \x01(\fR\x12transportPublicKey\"2\n" +
+	"\x18ExportDomainKeysResponse\x12\x16\n" +
+	"\x06bundle\x18\x01 \x01(\fR\x06bundle\"?\n" +
+	"\x15SyncDomainKeysRequest\x12&\n" +
+	"\x0fsource_api_addr\x18\x01 \x01(\tR\rsourceApiAddr\"\x95\x01\n" +
+	"\x16SyncDomainKeysResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12+\n" +
+	"\x11imported_versions\x18\x02 \x03(\rR\x10importedVersions\x125\n" +
+	"\x17hsm_domain_key_versions\x18\x03 \x03(\rR\x14hsmDomainKeyVersions\"\x12\n" +
+	"\x10HSMStatusRequest\"j\n" +
+	"\fHSMMechanism\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\apresent\x18\x02 \x01(\bR\apresent\x12\x1a\n" +
+	"\brequired\x18\x03 \x01(\bR\brequired\x12\x10\n" +
+	"\x03use\x18\x04 \x01(\tR\x03use\"\xfb\x01\n" +
+	"\x11HSMStatusResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
+	"\abackend\x18\x02 \x01(\tR\abackend\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x18\n" +
+	"\ahealthy\x18\x04 \x01(\bR\ahealthy\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12.\n" +
+	"\x13domain_key_versions\x18\x06 \x03(\rR\x11domainKeyVersions\x129\n" +
+	"\n" +
+	"mechanisms\x18\a \x03(\v2\x19.meridian.v1.HSMMechanismR\n" +
+	"mechanisms*\xa1\x02\n" +
 	"\aKeySpec\x12\x18\n" +
 	"\x14KEY_SPEC_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aKEY_SPEC_SYMMETRIC_DEFAULT\x10\x01\x12\x15\n" +
@@ -5190,7 +6095,18 @@ const file_api_meridian_v1_meridian_proto_rawDesc = "" +
 	"\x13MEMBER_STATUS_ALIVE\x10\x01\x12\x19\n" +
 	"\x15MEMBER_STATUS_SUSPECT\x10\x02\x12\x16\n" +
 	"\x12MEMBER_STATUS_DEAD\x10\x03\x12\x16\n" +
-	"\x12MEMBER_STATUS_LEFT\x10\x042\xe7\x16\n" +
+	"\x12MEMBER_STATUS_LEFT\x10\x04*\x95\x01\n" +
+	"\vRotatePhase\x12\x1c\n" +
+	"\x18ROTATE_PHASE_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17ROTATE_PHASE_ROTATE_HSM\x10\x01\x12\x1b\n" +
+	"\x17ROTATE_PHASE_DISTRIBUTE\x10\x02\x12\x17\n" +
+	"\x13ROTATE_PHASE_REWRAP\x10\x03\x12\x15\n" +
+	"\x11ROTATE_PHASE_DONE\x10\x04*\x91\x01\n" +
+	"\x11DistributeOutcome\x12\"\n" +
+	"\x1eDISTRIBUTE_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15DISTRIBUTE_OUTCOME_OK\x10\x01\x12\x1d\n" +
+	"\x19DISTRIBUTE_OUTCOME_FAILED\x10\x02\x12\x1e\n" +
+	"\x1aDISTRIBUTE_OUTCOME_SKIPPED\x10\x032\xe7\x16\n" +
 	"\rKeyManagement\x12D\n" +
 	"\aMembers\x12\x1b.meridian.v1.MembersRequest\x1a\x1c.meridian.v1.MembersResponse\x12J\n" +
 	"\tCreateKey\x12\x1d.meridian.v1.CreateKeyRequest\x1a\x1e.meridian.v1.CreateKeyResponse\x12P\n" +
@@ -5226,7 +6142,13 @@ const file_api_meridian_v1_meridian_proto_rawDesc = "" +
 	"\fGetPublicKey\x12 .meridian.v1.GetPublicKeyRequest\x1a!.meridian.v1.GetPublicKeyResponse\x12P\n" +
 	"\vGenerateMac\x12\x1f.meridian.v1.GenerateMacRequest\x1a .meridian.v1.GenerateMacResponse\x12J\n" +
 	"\tVerifyMac\x12\x1d.meridian.v1.VerifyMacRequest\x1a\x1e.meridian.v1.VerifyMacResponse\x12Y\n" +
-	"\x0eGenerateRandom\x12\".meridian.v1.GenerateRandomRequest\x1a#.meridian.v1.GenerateRandomResponseB<Z:github.com/meridiankms/meridian/api/meridian/v1;meridianv1b\x06proto3"
+	"\x0eGenerateRandom\x12\".meridian.v1.GenerateRandomRequest\x1a#.meridian.v1.GenerateRandomResponse2\xd0\x03\n" +
+	"\bOperator\x12\\\n" +
+	"\x0fDomainKeyStatus\x12#.meridian.v1.DomainKeyStatusRequest\x1a$.meridian.v1.DomainKeyStatusResponse\x12^\n" +
+	"\x0fRotateDomainKey\x12#.meridian.v1.RotateDomainKeyRequest\x1a$.meridian.v1.RotateDomainKeyProgress0\x01\x12_\n" +
+	"\x10ExportDomainKeys\x12$.meridian.v1.ExportDomainKeysRequest\x1a%.meridian.v1.ExportDomainKeysResponse\x12Y\n" +
+	"\x0eSyncDomainKeys\x12\".meridian.v1.SyncDomainKeysRequest\x1a#.meridian.v1.SyncDomainKeysResponse\x12J\n" +
+	"\tHSMStatus\x12\x1d.meridian.v1.HSMStatusRequest\x1a\x1e.meridian.v1.HSMStatusResponseB<Z:github.com/meridiankms/meridian/api/meridian/v1;meridianv1b\x06proto3"
 
 var (
 	file_api_meridian_v1_meridian_proto_rawDescOnce sync.Once
@@ -5240,8 +6162,8 @@ func file_api_meridian_v1_meridian_proto_rawDescGZIP() []byte {
 	return file_api_meridian_v1_meridian_proto_rawDescData
 }
 
-var file_api_meridian_v1_meridian_proto_enumTypes = make([]protoimpl.EnumInfo, 14)
-var file_api_meridian_v1_meridian_proto_msgTypes = make([]protoimpl.MessageInfo, 68)
+var file_api_meridian_v1_meridian_proto_enumTypes = make([]protoimpl.EnumInfo, 16)
+var file_api_meridian_v1_meridian_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
 var file_api_meridian_v1_meridian_proto_goTypes = []any{
 	(KeySpec)(0),                         // 0: meridian.v1.KeySpec
 	(KeyUsage)(0),                        // 1: meridian.v1.KeyUsage
@@ -5257,216 +6179,244 @@ var file_api_meridian_v1_meridian_proto_goTypes = []any{
 	(RotationType)(0),                    // 11: meridian.v1.RotationType
 	(MemberRole)(0),                      // 12: meridian.v1.MemberRole
 	(MemberStatus)(0),                    // 13: meridian.v1.MemberStatus
-	(*Tag)(nil),                          // 14: meridian.v1.Tag
-	(*KeyMetadata)(nil),                  // 15: meridian.v1.KeyMetadata
-	(*WriteResponse)(nil),                // 16: meridian.v1.WriteResponse
-	(*CreateKeyRequest)(nil),             // 17: meridian.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),            // 18: meridian.v1.CreateKeyResponse
-	(*DescribeKeyRequest)(nil),           // 19: meridian.v1.DescribeKeyRequest
-	(*DescribeKeyResponse)(nil),          // 20: meridian.v1.DescribeKeyResponse
-	(*ListKeysRequest)(nil),              // 21: meridian.v1.ListKeysRequest
-	(*KeyListEntry)(nil),                 // 22: meridian.v1.KeyListEntry
-	(*ListKeysResponse)(nil),             // 23: meridian.v1.ListKeysResponse
-	(*UpdateKeyDescriptionRequest)(nil),  // 24: meridian.v1.UpdateKeyDescriptionRequest
-	(*TagResourceRequest)(nil),           // 25: meridian.v1.TagResourceRequest
-	(*UntagResourceRequest)(nil),         // 26: meridian.v1.UntagResourceRequest
-	(*ListResourceTagsRequest)(nil),      // 27: meridian.v1.ListResourceTagsRequest
-	(*ListResourceTagsResponse)(nil),     // 28: meridian.v1.ListResourceTagsResponse
-	(*CreateAliasRequest)(nil),           // 29: meridian.v1.CreateAliasRequest
-	(*UpdateAliasRequest)(nil),           // 30: meridian.v1.UpdateAliasRequest
-	(*DeleteAliasRequest)(nil),           // 31: meridian.v1.DeleteAliasRequest
-	(*ListAliasesRequest)(nil),           // 32: meridian.v1.ListAliasesRequest
-	(*AliasListEntry)(nil),               // 33: meridian.v1.AliasListEntry
-	(*ListAliasesResponse)(nil),          // 34: meridian.v1.ListAliasesResponse
-	(*EnableKeyRequest)(nil),             // 35: meridian.v1.EnableKeyRequest
-	(*DisableKeyRequest)(nil),            // 36: meridian.v1.DisableKeyRequest
-	(*ScheduleKeyDeletionRequest)(nil),   // 37: meridian.v1.ScheduleKeyDeletionRequest
-	(*ScheduleKeyDeletionResponse)(nil),  // 38: meridian.v1.ScheduleKeyDeletionResponse
-	(*CancelKeyDeletionRequest)(nil),     // 39: meridian.v1.CancelKeyDeletionRequest
-	(*CancelKeyDeletionResponse)(nil),    // 40: meridian.v1.CancelKeyDeletionResponse
-	(*EnableKeyRotationRequest)(nil),     // 41: meridian.v1.EnableKeyRotationRequest
-	(*DisableKeyRotationRequest)(nil),    // 42: meridian.v1.DisableKeyRotationRequest
-	(*GetKeyRotationStatusRequest)(nil),  // 43: meridian.v1.GetKeyRotationStatusRequest
-	(*GetKeyRotationStatusResponse)(nil), // 44: meridian.v1.GetKeyRotationStatusResponse
-	(*RotateKeyOnDemandRequest)(nil),     // 45: meridian.v1.RotateKeyOnDemandRequest
-	(*RotateKeyOnDemandResponse)(nil),    // 46: meridian.v1.RotateKeyOnDemandResponse
-	(*ListKeyRotationsRequest)(nil),      // 47: meridian.v1.ListKeyRotationsRequest
-	(*KeyRotation)(nil),                  // 48: meridian.v1.KeyRotation
-	(*ListKeyRotationsResponse)(nil),     // 49: meridian.v1.ListKeyRotationsResponse
-	(*EncryptRequest)(nil),               // 50: meridian.v1.EncryptRequest
-	(*EncryptResponse)(nil),              // 51: meridian.v1.EncryptResponse
-	(*DecryptRequest)(nil),               // 52: meridian.v1.DecryptRequest
-	(*DecryptResponse)(nil),              // 53: meridian.v1.DecryptResponse
-	(*ReEncryptRequest)(nil),             // 54: meridian.v1.ReEncryptRequest
-	(*ReEncryptResponse)(nil),            // 55: meridian.v1.ReEncryptResponse
-	(*GenerateDataKeyRequest)(nil),       // 56: meridian.v1.GenerateDataKeyRequest
-	(*GenerateDataKeyResponse)(nil),      // 57: meridian.v1.GenerateDataKeyResponse
-	(*GenerateDataKeyPairRequest)(nil),   // 58: meridian.v1.GenerateDataKeyPairRequest
-	(*GenerateDataKeyPairResponse)(nil),  // 59: meridian.v1.GenerateDataKeyPairResponse
-	(*SignRequest)(nil),                  // 60: meridian.v1.SignRequest
-	(*SignResponse)(nil),                 // 61: meridian.v1.SignResponse
-	(*VerifyRequest)(nil),                // 62: meridian.v1.VerifyRequest
-	(*VerifyResponse)(nil),               // 63: meridian.v1.VerifyResponse
-	(*GetPublicKeyRequest)(nil),          // 64: meridian.v1.GetPublicKeyRequest
-	(*GetPublicKeyResponse)(nil),         // 65: meridian.v1.GetPublicKeyResponse
-	(*GenerateMacRequest)(nil),           // 66: meridian.v1.GenerateMacRequest
-	(*GenerateMacResponse)(nil),          // 67: meridian.v1.GenerateMacResponse
-	(*VerifyMacRequest)(nil),             // 68: meridian.v1.VerifyMacRequest
-	(*VerifyMacResponse)(nil),            // 69: meridian.v1.VerifyMacResponse
-	(*GenerateRandomRequest)(nil),        // 70: meridian.v1.GenerateRandomRequest
-	(*GenerateRandomResponse)(nil),       // 71: meridian.v1.GenerateRandomResponse
-	(*MembersRequest)(nil),               // 72: meridian.v1.MembersRequest
-	(*Member)(nil),                       // 73: meridian.v1.Member
-	(*MembersResponse)(nil),              // 74: meridian.v1.MembersResponse
-	(*ErrorInfo)(nil),                    // 75: meridian.v1.ErrorInfo
-	nil,                                  // 76: meridian.v1.EncryptRequest.EncryptionContextEntry
-	nil,                                  // 77: meridian.v1.DecryptRequest.EncryptionContextEntry
-	nil,                                  // 78: meridian.v1.ReEncryptRequest.SourceEncryptionContextEntry
-	nil,                                  // 79: meridian.v1.ReEncryptRequest.DestinationEncryptionContextEntry
-	nil,                                  // 80: meridian.v1.GenerateDataKeyRequest.EncryptionContextEntry
-	nil,                                  // 81: meridian.v1.GenerateDataKeyPairRequest.EncryptionContextEntry
-	(*timestamppb.Timestamp)(nil),        // 82: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),          // 83: google.protobuf.Duration
+	(RotatePhase)(0),                     // 14: meridian.v1.RotatePhase
+	(DistributeOutcome)(0),               // 15: meridian.v1.DistributeOutcome
+	(*Tag)(nil),                          // 16: meridian.v1.Tag
+	(*KeyMetadata)(nil),                  // 17: meridian.v1.KeyMetadata
+	(*WriteResponse)(nil),                // 18: meridian.v1.WriteResponse
+	(*CreateKeyRequest)(nil),             // 19: meridian.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),            // 20: meridian.v1.CreateKeyResponse
+	(*DescribeKeyRequest)(nil),           // 21: meridian.v1.DescribeKeyRequest
+	(*DescribeKeyResponse)(nil),          // 22: meridian.v1.DescribeKeyResponse
+	(*ListKeysRequest)(nil),              // 23: meridian.v1.ListKeysRequest
+	(*KeyListEntry)(nil),                 // 24: meridian.v1.KeyListEntry
+	(*ListKeysResponse)(nil),             // 25: meridian.v1.ListKeysResponse
+	(*UpdateKeyDescriptionRequest)(nil),  // 26: meridian.v1.UpdateKeyDescriptionRequest
+	(*TagResourceRequest)(nil),           // 27: meridian.v1.TagResourceRequest
+	(*UntagResourceRequest)(nil),         // 28: meridian.v1.UntagResourceRequest
+	(*ListResourceTagsRequest)(nil),      // 29: meridian.v1.ListResourceTagsRequest
+	(*ListResourceTagsResponse)(nil),     // 30: meridian.v1.ListResourceTagsResponse
+	(*CreateAliasRequest)(nil),           // 31: meridian.v1.CreateAliasRequest
+	(*UpdateAliasRequest)(nil),           // 32: meridian.v1.UpdateAliasRequest
+	(*DeleteAliasRequest)(nil),           // 33: meridian.v1.DeleteAliasRequest
+	(*ListAliasesRequest)(nil),           // 34: meridian.v1.ListAliasesRequest
+	(*AliasListEntry)(nil),               // 35: meridian.v1.AliasListEntry
+	(*ListAliasesResponse)(nil),          // 36: meridian.v1.ListAliasesResponse
+	(*EnableKeyRequest)(nil),             // 37: meridian.v1.EnableKeyRequest
+	(*DisableKeyRequest)(nil),            // 38: meridian.v1.DisableKeyRequest
+	(*ScheduleKeyDeletionRequest)(nil),   // 39: meridian.v1.ScheduleKeyDeletionRequest
+	(*ScheduleKeyDeletionResponse)(nil),  // 40: meridian.v1.ScheduleKeyDeletionResponse
+	(*CancelKeyDeletionRequest)(nil),     // 41: meridian.v1.CancelKeyDeletionRequest
+	(*CancelKeyDeletionResponse)(nil),    // 42: meridian.v1.CancelKeyDeletionResponse
+	(*EnableKeyRotationRequest)(nil),     // 43: meridian.v1.EnableKeyRotationRequest
+	(*DisableKeyRotationRequest)(nil),    // 44: meridian.v1.DisableKeyRotationRequest
+	(*GetKeyRotationStatusRequest)(nil),  // 45: meridian.v1.GetKeyRotationStatusRequest
+	(*GetKeyRotationStatusResponse)(nil), // 46: meridian.v1.GetKeyRotationStatusResponse
+	(*RotateKeyOnDemandRequest)(nil),     // 47: meridian.v1.RotateKeyOnDemandRequest
+	(*RotateKeyOnDemandResponse)(nil),    // 48: meridian.v1.RotateKeyOnDemandResponse
+	(*ListKeyRotationsRequest)(nil),      // 49: meridian.v1.ListKeyRotationsRequest
+	(*KeyRotation)(nil),                  // 50: meridian.v1.KeyRotation
+	(*ListKeyRotationsResponse)(nil),     // 51: meridian.v1.ListKeyRotationsResponse
+	(*EncryptRequest)(nil),               // 52: meridian.v1.EncryptRequest
+	(*EncryptResponse)(nil),              // 53: meridian.v1.EncryptResponse
+	(*DecryptRequest)(nil),               // 54: meridian.v1.DecryptRequest
+	(*DecryptResponse)(nil),              // 55: meridian.v1.DecryptResponse
+	(*ReEncryptRequest)(nil),             // 56: meridian.v1.ReEncryptRequest
+	(*ReEncryptResponse)(nil),            // 57: meridian.v1.ReEncryptResponse
+	(*GenerateDataKeyRequest)(nil),       // 58: meridian.v1.GenerateDataKeyRequest
+	(*GenerateDataKeyResponse)(nil),      // 59: meridian.v1.GenerateDataKeyResponse
+	(*GenerateDataKeyPairRequest)(nil),   // 60: meridian.v1.GenerateDataKeyPairRequest
+	(*GenerateDataKeyPairResponse)(nil),  // 61: meridian.v1.GenerateDataKeyPairResponse
+	(*SignRequest)(nil),                  // 62: meridian.v1.SignRequest
+	(*SignResponse)(nil),                 // 63: meridian.v1.SignResponse
+	(*VerifyRequest)(nil),                // 64: meridian.v1.VerifyRequest
+	(*VerifyResponse)(nil),               // 65: meridian.v1.VerifyResponse
+	(*GetPublicKeyRequest)(nil),          // 66: meridian.v1.GetPublicKeyRequest
+	(*GetPublicKeyResponse)(nil),         // 67: meridian.v1.GetPublicKeyResponse
+	(*GenerateMacRequest)(nil),           // 68: meridian.v1.GenerateMacRequest
+	(*GenerateMacResponse)(nil),          // 69: meridian.v1.GenerateMacResponse
+	(*VerifyMacRequest)(nil),             // 70: meridian.v1.VerifyMacRequest
+	(*VerifyMacResponse)(nil),            // 71: meridian.v1.VerifyMacResponse
+	(*GenerateRandomRequest)(nil),        // 72: meridian.v1.GenerateRandomRequest
+	(*GenerateRandomResponse)(nil),       // 73: meridian.v1.GenerateRandomResponse
+	(*MembersRequest)(nil),               // 74: meridian.v1.MembersRequest
+	(*Member)(nil),                       // 75: meridian.v1.Member
+	(*MembersResponse)(nil),              // 76: meridian.v1.MembersResponse
+	(*ErrorInfo)(nil),                    // 77: meridian.v1.ErrorInfo
+	(*DomainKeyStatusRequest)(nil),       // 78: meridian.v1.DomainKeyStatusRequest
+	(*DomainKeyVersionCount)(nil),        // 79: meridian.v1.DomainKeyVersionCount
+	(*DomainKeyStatusResponse)(nil),      // 80: meridian.v1.DomainKeyStatusResponse
+	(*RotateDomainKeyRequest)(nil),       // 81: meridian.v1.RotateDomainKeyRequest
+	(*RotateDomainKeyProgress)(nil),      // 82: meridian.v1.RotateDomainKeyProgress
+	(*ExportDomainKeysRequest)(nil),      // 83: meridian.v1.ExportDomainKeysRequest
+	(*ExportDomainKeysResponse)(nil),     // 84: meridian.v1.ExportDomainKeysResponse
+	(*SyncDomainKeysRequest)(nil),        // 85: meridian.v1.SyncDomainKeysRequest
+	(*SyncDomainKeysResponse)(nil),       // 86: meridian.v1.SyncDomainKeysResponse
+	(*HSMStatusRequest)(nil),             // 87: meridian.v1.HSMStatusRequest
+	(*HSMMechanism)(nil),                 // 88: meridian.v1.HSMMechanism
+	(*HSMStatusResponse)(nil),            // 89: meridian.v1.HSMStatusResponse
+	nil,                                  // 90: meridian.v1.EncryptRequest.EncryptionContextEntry
+	nil,                                  // 91: meridian.v1.DecryptRequest.EncryptionContextEntry
+	nil,                                  // 92: meridian.v1.ReEncryptRequest.SourceEncryptionContextEntry
+	nil,                                  // 93: meridian.v1.ReEncryptRequest.DestinationEncryptionContextEntry
+	nil,                                  // 94: meridian.v1.GenerateDataKeyRequest.EncryptionContextEntry
+	nil,                                  // 95: meridian.v1.GenerateDataKeyPairRequest.EncryptionContextEntry
+	(*timestamppb.Timestamp)(nil),        // 96: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 97: google.protobuf.Duration
 }
 var file_api_meridian_v1_meridian_proto_depIdxs = []int32{
-	0,  // 0: meridian.v1.KeyMetadata.key_spec:type_name -> meridian.v1.KeySpec
-	1,  // 1: meridian.v1.KeyMetadata.key_usage:type_name -> meridian.v1.KeyUsage
-	2,  // 2: meridian.v1.KeyMetadata.key_state:type_name -> meridian.v1.KeyState
-	3,  // 3: meridian.v1.KeyMetadata.origin:type_name -> meridian.v1.Origin
-	4,  // 4: meridian.v1.KeyMetadata.protection_level:type_name -> meridian.v1.ProtectionLevel
-	82, // 5: meridian.v1.KeyMetadata.creation_date:type_name -> google.protobuf.Timestamp
-	82, // 6: meridian.v1.KeyMetadata.deletion_date:type_name -> google.protobuf.Timestamp
-	82, // 7: meridian.v1.KeyMetadata.next_rotation_date:type_name -> google.protobuf.Timestamp
-	5,  // 8: meridian.v1.KeyMetadata.encryption_algorithms:type_name -> meridian.v1.EncryptionAlgorithm
-	6,  // 9: meridian.v1.KeyMetadata.signing_algorithms:type_name -> meridian.v1.SigningAlgorithm
-	7,  // 10: meridian.v1.KeyMetadata.mac_algorithms:type_name -> meridian.v1.MacAlgorithm
-	83, // 11: meridian.v1.KeyMetadata.max_staleness:type_name -> google.protobuf.Duration
-	0,  // 12: meridian.v1.CreateKeyRequest.key_spec:type_name -> meridian.v1.KeySpec
-	1,  // 13: meridian.v1.CreateKeyRequest.key_usage:type_name -> meridian.v1.KeyUsage
-	3,  // 14: meridian.v1.CreateKeyRequest.origin:type_name -> meridian.v1.Origin
-	4,  // 15: meridian.v1.CreateKeyRequest.protection_level:type_name -> meridian.v1.ProtectionLevel
-	14, // 16: meridian.v1.CreateKeyRequest.tags:type_name -> meridian.v1.Tag
-	83, // 17: meridian.v1.CreateKeyRequest.max_staleness:type_name -> google.protobuf.Duration
-	15, // 18: meridian.v1.CreateKeyResponse.key_metadata:type_name -> meridian.v1.KeyMetadata
-	15, // 19: meridian.v1.DescribeKeyResponse.key_metadata:type_name -> meridian.v1.KeyMetadata
-	22, // 20: meridian.v1.ListKeysResponse.keys:type_name -> meridian.v1.KeyListEntry
-	14, // 21: meridian.v1.TagResourceRequest.tags:type_name -> meridian.v1.Tag
-	14, // 22: meridian.v1.ListResourceTagsResponse.tags:type_name -> meridian.v1.Tag
-	82, // 23: meridian.v1.AliasListEntry.creation_date:type_name -> google.protobuf.Timestamp
-	82, // 24: meridian.v1.AliasListEntry.last_updated_date:type_name -> google.protobuf.Timestamp
-	33, // 25: meridian.v1.ListAliasesResponse.aliases:type_name -> meridian.v1.AliasListEntry
-	82, // 26: meridian.v1.ScheduleKeyDeletionResponse.deletion_date:type_name -> google.protobuf.Timestamp
-	2,  // 27: meridian.v1.ScheduleKeyDeletionResponse.key_state:type_name -> meridian.v1.KeyState
-	82, // 28: meridian.v1.GetKeyRotationStatusResponse.next_rotation_date:type_name -> google.protobuf.Timestamp
-	82, // 29: meridian.v1.GetKeyRotationStatusResponse.on_demand_rotation_start_date:type_name -> google.protobuf.Timestamp
-	82, // 30: meridian.v1.KeyRotation.rotation_date:type_name -> google.protobuf.Timestamp
-	11, // 31: meridian.v1.KeyRotation.rotation_type:type_name -> meridian.v1.RotationType
-	48, // 32: meridian.v1.ListKeyRotationsResponse.rotations:type_name -> meridian.v1.KeyRotation
-	76, // 33: meridian.v1.EncryptRequest.encryption_context:type_name -> meridian.v1.EncryptRequest.EncryptionContextEntry
-	5,  // 34: meridian.v1.EncryptRequest.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
-	5,  // 35: meridian.v1.EncryptResponse.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
-	77, // 36: meridian.v1.DecryptRequest.encryption_context:type_name -> meridian.v1.DecryptRequest.EncryptionContextEntry
-	5,  // 37: meridian.v1.DecryptRequest.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
-	5,  // 38: meridian.v1.DecryptResponse.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
-	78, // 39: meridian.v1.ReEncryptRequest.source_encryption_context:type_name -> meridian.v1.ReEncryptRequest.SourceEncryptionContextEntry
-	5,  // 40: meridian.v1.ReEncryptRequest.source_encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
-	79, // 41: meridian.v1.ReEncryptRequest.destination_encryption_context:type_name -> meridian.v1.ReEncryptRequest.DestinationEncryptionContextEntry
-	5,  // 42: meridian.v1.ReEncryptRequest.destination_encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
-	9,  // 43: meridian.v1.GenerateDataKeyRequest.key_spec:type_name -> meridian.v1.DataKeySpec
-	80, // 44: meridian.v1.GenerateDataKeyRequest.encryption_context:type_name -> meridian.v1.GenerateDataKeyRequest.EncryptionContextEntry
-	10, // 45: meridian.v1.GenerateDataKeyPairRequest.key_pair_spec:type_name -> meridian.v1.DataKeyPairSpec
-	81, // 46: meridian.v1.GenerateDataKeyPairRequest.encryption_context:type_name -> meridian.v1.GenerateDataKeyPairRequest.EncryptionContextEntry
-	10, // 47: meridian.v1.GenerateDataKeyPairResponse.key_pair_spec:type_name -> meridian.v1.DataKeyPairSpec
-	8,  // 48: meridian.v1.SignRequest.message_type:type_name -> meridian.v1.MessageType
-	6,  // 49: meridian.v1.SignRequest.signing_algorithm:type_name -> meridian.v1.SigningAlgorithm
-	6,  // 50: meridian.v1.SignResponse.signing_algorithm:type_name -> meridian.v1.SigningAlgorithm
-	8,  // 51: meridian.v1.VerifyRequest.message_type:type_name -> meridian.v1.MessageType
-	6,  // 52: meridian.v1.VerifyRequest.signing_algorithm:type_name -> meridian.v1.SigningAlgorithm
-	6,  // 53: meridian.v1.VerifyResponse.signing_algorithm:type_name -> meridian.v1.SigningAlgorithm
-	0,  // 54: meridian.v1.GetPublicKeyResponse.key_spec:type_name -> meridian.v1.KeySpec
-	1,  // 55: meridian.v1.GetPublicKeyResponse.key_usage:type_name -> meridian.v1.KeyUsage
-	5,  // 56: meridian.v1.GetPublicKeyResponse.encryption_algorithms:type_name -> meridian.v1.EncryptionAlgorithm
-	6,  // 57: meridian.v1.GetPublicKeyResponse.signing_algorithms:type_name -> meridian.v1.SigningAlgorithm
-	7,  // 58: meridian.v1.GenerateMacRequest.mac_algorithm:type_name -> meridian.v1.MacAlgorithm
-	7,  // 59: meridian.v1.GenerateMacResponse.mac_algorithm:type_name -> meridian.v1.MacAlgorithm
-	7,  // 60: meridian.v1.VerifyMacRequest.mac_algorithm:type_name -> meridian.v1.MacAlgorithm
-	7,  // 61: meridian.v1.VerifyMacResponse.mac_algorithm:type_name -> meridian.v1.MacAlgorithm
-	12, // 62: meridian.v1.Member.role:type_name -> meridian.v1.MemberRole
-	13, // 63: meridian.v1.Member.status:type_name -> meridian.v1.MemberStatus
-	73, // 64: meridian.v1.MembersResponse.members:type_name -> meridian.v1.Member
-	72, // 65: meridian.v1.KeyManagement.Members:input_type -> meridian.v1.MembersRequest
-	17, // 66: meridian.v1.KeyManagement.CreateKey:input_type -> meridian.v1.CreateKeyRequest
-	19, // 67: meridian.v1.KeyManagement.DescribeKey:input_type -> meridian.v1.DescribeKeyRequest
-	21, // 68: meridian.v1.KeyManagement.ListKeys:input_type -> meridian.v1.ListKeysRequest
-	24, // 69: meridian.v1.KeyManagement.UpdateKeyDescription:input_type -> meridian.v1.UpdateKeyDescriptionRequest
-	25, // 70: meridian.v1.KeyManagement.TagResource:input_type -> meridian.v1.TagResourceRequest
-	26, // 71: meridian.v1.KeyManagement.UntagResource:input_type -> meridian.v1.UntagResourceRequest
-	27, // 72: meridian.v1.KeyManagement.ListResourceTags:input_type -> meridian.v1.ListResourceTagsRequest
-	29, // 73: meridian.v1.KeyManagement.CreateAlias:input_type -> meridian.v1.CreateAliasRequest
-	30, // 74: meridian.v1.KeyManagement.UpdateAlias:input_type -> meridian.v1.UpdateAliasRequest
-	31, // 75: meridian.v1.KeyManagement.DeleteAlias:input_type -> meridian.v1.DeleteAliasRequest
-	32, // 76: meridian.v1.KeyManagement.ListAliases:input_type -> meridian.v1.ListAliasesRequest
-	35, // 77: meridian.v1.KeyManagement.EnableKey:input_type -> meridian.v1.EnableKeyRequest
-	36, // 78: meridian.v1.KeyManagement.DisableKey:input_type -> meridian.v1.DisableKeyRequest
-	37, // 79: meridian.v1.KeyManagement.ScheduleKeyDeletion:input_type -> meridian.v1.ScheduleKeyDeletionRequest
-	39, // 80: meridian.v1.KeyManagement.CancelKeyDeletion:input_type -> meridian.v1.CancelKeyDeletionRequest
-	41, // 81: meridian.v1.KeyManagement.EnableKeyRotation:input_type -> meridian.v1.EnableKeyRotationRequest
-	42, // 82: meridian.v1.KeyManagement.DisableKeyRotation:input_type -> meridian.v1.DisableKeyRotationRequest
-	43, // 83: meridian.v1.KeyManagement.GetKeyRotationStatus:input_type -> meridian.v1.GetKeyRotationStatusRequest
-	45, // 84: meridian.v1.KeyManagement.RotateKeyOnDemand:input_type -> meridian.v1.RotateKeyOnDemandRequest
-	47, // 85: meridian.v1.KeyManagement.ListKeyRotations:input_type -> meridian.v1.ListKeyRotationsRequest
-	50, // 86: meridian.v1.KeyManagement.Encrypt:input_type -> meridian.v1.EncryptRequest
-	52, // 87: meridian.v1.KeyManagement.Decrypt:input_type -> meridian.v1.DecryptRequest
-	54, // 88: meridian.v1.KeyManagement.ReEncrypt:input_type -> meridian.v1.ReEncryptRequest
-	56, // 89: meridian.v1.KeyManagement.GenerateDataKey:input_type -> meridian.v1.GenerateDataKeyRequest
-	56, // 90: meridian.v1.KeyManagement.GenerateDataKeyWithoutPlaintext:input_type -> meridian.v1.GenerateDataKeyRequest
-	58, // 91: meridian.v1.KeyManagement.GenerateDataKeyPair:input_type -> meridian.v1.GenerateDataKeyPairRequest
-	58, // 92: meridian.v1.KeyManagement.GenerateDataKeyPairWithoutPlaintext:input_type -> meridian.v1.GenerateDataKeyPairRequest
-	60, // 93: meridian.v1.KeyManagement.Sign:input_type -> meridian.v1.SignRequest
-	62, // 94: meridian.v1.KeyManagement.Verify:input_type -> meridian.v1.VerifyRequest
-	64, // 95: meridian.v1.KeyManagement.GetPublicKey:input_type -> meridian.v1.GetPublicKeyRequest
-	66, // 96: meridian.v1.KeyManagement.GenerateMac:input_type -> meridian.v1.GenerateMacRequest
-	68, // 97: meridian.v1.KeyManagement.VerifyMac:input_type -> meridian.v1.VerifyMacRequest
-	70, // 98: meridian.v1.KeyManagement.GenerateRandom:input_type -> meridian.v1.GenerateRandomRequest
-	74, // 99: meridian.v1.KeyManagement.Members:output_type -> meridian.v1.MembersResponse
-	18, // 100: meridian.v1.KeyManagement.CreateKey:output_type -> meridian.v1.CreateKeyResponse
-	20, // 101: meridian.v1.KeyManagement.DescribeKey:output_type -> meridian.v1.DescribeKeyResponse
-	23, // 102: meridian.v1.KeyManagement.ListKeys:output_type -> meridian.v1.ListKeysResponse
-	16, // 103: meridian.v1.KeyManagement.UpdateKeyDescription:output_type -> meridian.v1.WriteResponse
-	16, // 104: meridian.v1.KeyManagement.TagResource:output_type -> meridian.v1.WriteResponse
-	16, // 105: meridian.v1.KeyManagement.UntagResource:output_type -> meridian.v1.WriteResponse
-	28, // 106: meridian.v1.KeyManagement.ListResourceTags:output_type -> meridian.v1.ListResourceTagsResponse
-	16, // 107: meridian.v1.KeyManagement.CreateAlias:output_type -> meridian.v1.WriteResponse
-	16, // 108: meridian.v1.KeyManagement.UpdateAlias:output_type -> meridian.v1.WriteResponse
-	16, // 109: meridian.v1.KeyManagement.DeleteAlias:output_type -> meridian.v1.WriteResponse
-	34, // 110: meridian.v1.KeyManagement.ListAliases:output_type -> meridian.v1.ListAliasesResponse
-	16, // 111: meridian.v1.KeyManagement.EnableKey:output_type -> meridian.v1.WriteResponse
-	16, // 112: meridian.v1.KeyManagement.DisableKey:output_type -> meridian.v1.WriteResponse
-	38, // 113: meridian.v1.KeyManagement.ScheduleKeyDeletion:output_type -> meridian.v1.ScheduleKeyDeletionResponse
-	40, // 114: meridian.v1.KeyManagement.CancelKeyDeletion:output_type -> meridian.v1.CancelKeyDeletionResponse
-	16, // 115: meridian.v1.KeyManagement.EnableKeyRotation:output_type -> meridian.v1.WriteResponse
-	16, // 116: meridian.v1.KeyManagement.DisableKeyRotation:output_type -> meridian.v1.WriteResponse
-	44, // 117: meridian.v1.KeyManagement.GetKeyRotationStatus:output_type -> meridian.v1.GetKeyRotationStatusResponse
-	46, // 118: meridian.v1.KeyManagement.RotateKeyOnDemand:output_type -> meridian.v1.RotateKeyOnDemandResponse
-	49, // 119: meridian.v1.KeyManagement.ListKeyRotations:output_type -> meridian.v1.ListKeyRotationsResponse
-	51, // 120: meridian.v1.KeyManagement.Encrypt:output_type -> meridian.v1.EncryptResponse
-	53, // 121: meridian.v1.KeyManagement.Decrypt:output_type -> meridian.v1.DecryptResponse
-	55, // 122: meridian.v1.KeyManagement.ReEncrypt:output_type -> meridian.v1.ReEncryptResponse
-	57, // 123: meridian.v1.KeyManagement.GenerateDataKey:output_type -> meridian.v1.GenerateDataKeyResponse
-	57, // 124: meridian.v1.KeyManagement.GenerateDataKeyWithoutPlaintext:output_type -> meridian.v1.GenerateDataKeyResponse
-	59, // 125: meridian.v1.KeyManagement.GenerateDataKeyPair:output_type -> meridian.v1.GenerateDataKeyPairResponse
-	59, // 126: meridian.v1.KeyManagement.GenerateDataKeyPairWithoutPlaintext:output_type -> meridian.v1.GenerateDataKeyPairResponse
-	61, // 127: meridian.v1.KeyManagement.Sign:output_type -> meridian.v1.SignResponse
-	63, // 128: meridian.v1.KeyManagement.Verify:output_type -> meridian.v1.VerifyResponse
-	65, // 129: meridian.v1.KeyManagement.GetPublicKey:output_type -> meridian.v1.GetPublicKeyResponse
-	67, // 130: meridian.v1.KeyManagement.GenerateMac:output_type -> meridian.v1.GenerateMacResponse
-	69, // 131: meridian.v1.KeyManagement.VerifyMac:output_type -> meridian.v1.VerifyMacResponse
-	71, // 132: meridian.v1.KeyManagement.GenerateRandom:output_type -> meridian.v1.GenerateRandomResponse
-	99, // [99:133] is the sub-list for method output_type
-	65, // [65:99] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	0,   // 0: meridian.v1.KeyMetadata.key_spec:type_name -> meridian.v1.KeySpec
+	1,   // 1: meridian.v1.KeyMetadata.key_usage:type_name -> meridian.v1.KeyUsage
+	2,   // 2: meridian.v1.KeyMetadata.key_state:type_name -> meridian.v1.KeyState
+	3,   // 3: meridian.v1.KeyMetadata.origin:type_name -> meridian.v1.Origin
+	4,   // 4: meridian.v1.KeyMetadata.protection_level:type_name -> meridian.v1.ProtectionLevel
+	96,  // 5: meridian.v1.KeyMetadata.creation_date:type_name -> google.protobuf.Timestamp
+	96,  // 6: meridian.v1.KeyMetadata.deletion_date:type_name -> google.protobuf.Timestamp
+	96,  // 7: meridian.v1.KeyMetadata.next_rotation_date:type_name -> google.protobuf.Timestamp
+	5,   // 8: meridian.v1.KeyMetadata.encryption_algorithms:type_name -> meridian.v1.EncryptionAlgorithm
+	6,   // 9: meridian.v1.KeyMetadata.signing_algorithms:type_name -> meridian.v1.SigningAlgorithm
+	7,   // 10: meridian.v1.KeyMetadata.mac_algorithms:type_name -> meridian.v1.MacAlgorithm
+	97,  // 11: meridian.v1.KeyMetadata.max_staleness:type_name -> google.protobuf.Duration
+	0,   // 12: meridian.v1.CreateKeyRequest.key_spec:type_name -> meridian.v1.KeySpec
+	1,   // 13: meridian.v1.CreateKeyRequest.key_usage:type_name -> meridian.v1.KeyUsage
+	3,   // 14: meridian.v1.CreateKeyRequest.origin:type_name -> meridian.v1.Origin
+	4,   // 15: meridian.v1.CreateKeyRequest.protection_level:type_name -> meridian.v1.ProtectionLevel
+	16,  // 16: meridian.v1.CreateKeyRequest.tags:type_name -> meridian.v1.Tag
+	97,  // 17: meridian.v1.CreateKeyRequest.max_staleness:type_name -> google.protobuf.Duration
+	17,  // 18: meridian.v1.CreateKeyResponse.key_metadata:type_name -> meridian.v1.KeyMetadata
+	17,  // 19: meridian.v1.DescribeKeyResponse.key_metadata:type_name -> meridian.v1.KeyMetadata
+	24,  // 20: meridian.v1.ListKeysResponse.keys:type_name -> meridian.v1.KeyListEntry
+	16,  // 21: meridian.v1.TagResourceRequest.tags:type_name -> meridian.v1.Tag
+	16,  // 22: meridian.v1.ListResourceTagsResponse.tags:type_name -> meridian.v1.Tag
+	96,  // 23: meridian.v1.AliasListEntry.creation_date:type_name -> google.protobuf.Timestamp
+	96,  // 24: meridian.v1.AliasListEntry.last_updated_date:type_name -> google.protobuf.Timestamp
+	35,  // 25: meridian.v1.ListAliasesResponse.aliases:type_name -> meridian.v1.AliasListEntry
+	96,  // 26: meridian.v1.ScheduleKeyDeletionResponse.deletion_date:type_name -> google.protobuf.Timestamp
+	2,   // 27: meridian.v1.ScheduleKeyDeletionResponse.key_state:type_name -> meridian.v1.KeyState
+	96,  // 28: meridian.v1.GetKeyRotationStatusResponse.next_rotation_date:type_name -> google.protobuf.Timestamp
+	96,  // 29: meridian.v1.GetKeyRotationStatusResponse.on_demand_rotation_start_date:type_name -> google.protobuf.Timestamp
+	96,  // 30: meridian.v1.KeyRotation.rotation_date:type_name -> google.protobuf.Timestamp
+	11,  // 31: meridian.v1.KeyRotation.rotation_type:type_name -> meridian.v1.RotationType
+	50,  // 32: meridian.v1.ListKeyRotationsResponse.rotations:type_name -> meridian.v1.KeyRotation
+	90,  // 33: meridian.v1.EncryptRequest.encryption_context:type_name -> meridian.v1.EncryptRequest.EncryptionContextEntry
+	5,   // 34: meridian.v1.EncryptRequest.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
+	5,   // 35: meridian.v1.EncryptResponse.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
+	91,  // 36: meridian.v1.DecryptRequest.encryption_context:type_name -> meridian.v1.DecryptRequest.EncryptionContextEntry
+	5,   // 37: meridian.v1.DecryptRequest.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
+	5,   // 38: meridian.v1.DecryptResponse.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
+	92,  // 39: meridian.v1.ReEncryptRequest.source_encryption_context:type_name -> meridian.v1.ReEncryptRequest.SourceEncryptionContextEntry
+	5,   // 40: meridian.v1.ReEncryptRequest.source_encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
+	93,  // 41: meridian.v1.ReEncryptRequest.destination_encryption_context:type_name -> meridian.v1.ReEncryptRequest.DestinationEncryptionContextEntry
+	5,   // 42: meridian.v1.ReEncryptRequest.destination_encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
+	9,   // 43: meridian.v1.GenerateDataKeyRequest.key_spec:type_name -> meridian.v1.DataKeySpec
+	94,  // 44: meridian.v1.GenerateDataKeyRequest.encryption_context:type_name -> meridian.v1.GenerateDataKeyRequest.EncryptionContextEntry
+	10,  // 45: meridian.v1.GenerateDataKeyPairRequest.key_pair_spec:type_name -> meridian.v1.DataKeyPairSpec
+	95,  // 46: meridian.v1.GenerateDataKeyPairRequest.encryption_context:type_name -> meridian.v1.GenerateDataKeyPairRequest.EncryptionContextEntry
+	10,  // 47: meridian.v1.GenerateDataKeyPairResponse.key_pair_spec:type_name -> meridian.v1.DataKeyPairSpec
+	8,   // 48: meridian.v1.SignRequest.message_type:type_name -> meridian.v1.MessageType
+	6,   // 49: meridian.v1.SignRequest.signing_algorithm:type_name -> meridian.v1.SigningAlgorithm
+	6,   // 50: meridian.v1.SignResponse.signing_algorithm:type_name -> meridian.v1.SigningAlgorithm
+	8,   // 51: meridian.v1.VerifyRequest.message_type:type_name -> meridian.v1.MessageType
+	6,   // 52: meridian.v1.VerifyRequest.signing_algorithm:type_name -> meridian.v1.SigningAlgorithm
+	6,   // 53: meridian.v1.VerifyResponse.signing_algorithm:type_name -> meridian.v1.SigningAlgorithm
+	0,   // 54: meridian.v1.GetPublicKeyResponse.key_spec:type_name -> meridian.v1.KeySpec
+	1,   // 55: meridian.v1.GetPublicKeyResponse.key_usage:type_name -> meridian.v1.KeyUsage
+	5,   // 56: meridian.v1.GetPublicKeyResponse.encryption_algorithms:type_name -> meridian.v1.EncryptionAlgorithm
+	6,   // 57: meridian.v1.GetPublicKeyResponse.signing_algorithms:type_name -> meridian.v1.SigningAlgorithm
+	7,   // 58: meridian.v1.GenerateMacRequest.mac_algorithm:type_name -> meridian.v1.MacAlgorithm
+	7,   // 59: meridian.v1.GenerateMacResponse.mac_algorithm:type_name -> meridian.v1.MacAlgorithm
+	7,   // 60: meridian.v1.VerifyMacRequest.mac_algorithm:type_name -> meridian.v1.MacAlgorithm
+	7,   // 61: meridian.v1.VerifyMacResponse.mac_algorithm:type_name -> meridian.v1.MacAlgorithm
+	12,  // 62: meridian.v1.Member.role:type_name -> meridian.v1.MemberRole
+	13,  // 63: meridian.v1.Member.status:type_name -> meridian.v1.MemberStatus
+	75,  // 64: meridian.v1.MembersResponse.members:type_name -> meridian.v1.Member
+	79,  // 65: meridian.v1.DomainKeyStatusResponse.key_versions:type_name -> meridian.v1.DomainKeyVersionCount
+	14,  // 66: meridian.v1.RotateDomainKeyProgress.phase:type_name -> meridian.v1.RotatePhase
+	15,  // 67: meridian.v1.RotateDomainKeyProgress.outcome:type_name -> meridian.v1.DistributeOutcome
+	88,  // 68: meridian.v1.HSMStatusResponse.mechanisms:type_name -> meridian.v1.HSMMechanism
+	74,  // 69: meridian.v1.KeyManagement.Members:input_type -> meridian.v1.MembersRequest
+	19,  // 70: meridian.v1.KeyManagement.CreateKey:input_type -> meridian.v1.CreateKeyRequest
+	21,  // 71: meridian.v1.KeyManagement.DescribeKey:input_type -> meridian.v1.DescribeKeyRequest
+	23,  // 72: meridian.v1.KeyManagement.ListKeys:input_type -> meridian.v1.ListKeysRequest
+	26,  // 73: meridian.v1.KeyManagement.UpdateKeyDescription:input_type -> meridian.v1.UpdateKeyDescriptionRequest
+	27,  // 74: meridian.v1.KeyManagement.TagResource:input_type -> meridian.v1.TagResourceRequest
+	28,  // 75: meridian.v1.KeyManagement.UntagResource:input_type -> meridian.v1.UntagResourceRequest
+	29,  // 76: meridian.v1.KeyManagement.ListResourceTags:input_type -> meridian.v1.ListResourceTagsRequest
+	31,  // 77: meridian.v1.KeyManagement.CreateAlias:input_type -> meridian.v1.CreateAliasRequest
+	32,  // 78: meridian.v1.KeyManagement.UpdateAlias:input_type -> meridian.v1.UpdateAliasRequest
+	33,  // 79: meridian.v1.KeyManagement.DeleteAlias:input_type -> meridian.v1.DeleteAliasRequest
+	34,  // 80: meridian.v1.KeyManagement.ListAliases:input_type -> meridian.v1.ListAliasesRequest
+	37,  // 81: meridian.v1.KeyManagement.EnableKey:input_type -> meridian.v1.EnableKeyRequest
+	38,  // 82: meridian.v1.KeyManagement.DisableKey:input_type -> meridian.v1.DisableKeyRequest
+	39,  // 83: meridian.v1.KeyManagement.ScheduleKeyDeletion:input_type -> meridian.v1.ScheduleKeyDeletionRequest
+	41,  // 84: meridian.v1.KeyManagement.CancelKeyDeletion:input_type -> meridian.v1.CancelKeyDeletionRequest
+	43,  // 85: meridian.v1.KeyManagement.EnableKeyRotation:input_type -> meridian.v1.EnableKeyRotationRequest
+	44,  // 86: meridian.v1.KeyManagement.DisableKeyRotation:input_type -> meridian.v1.DisableKeyRotationRequest
+	45,  // 87: meridian.v1.KeyManagement.GetKeyRotationStatus:input_type -> meridian.v1.GetKeyRotationStatusRequest
+	47,  // 88: meridian.v1.KeyManagement.RotateKeyOnDemand:input_type -> meridian.v1.RotateKeyOnDemandRequest
+	49,  // 89: meridian.v1.KeyManagement.ListKeyRotations:input_type -> meridian.v1.ListKeyRotationsRequest
+	52,  // 90: meridian.v1.KeyManagement.Encrypt:input_type -> meridian.v1.EncryptRequest
+	54,  // 91: meridian.v1.KeyManagement.Decrypt:input_type -> meridian.v1.DecryptRequest
+	56,  // 92: meridian.v1.KeyManagement.ReEncrypt:input_type -> meridian.v1.ReEncryptRequest
+	58,  // 93: meridian.v1.KeyManagement.GenerateDataKey:input_type -> meridian.v1.GenerateDataKeyRequest
+	58,  // 94: meridian.v1.KeyManagement.GenerateDataKeyWithoutPlaintext:input_type -> meridian.v1.GenerateDataKeyRequest
+	60,  // 95: meridian.v1.KeyManagement.GenerateDataKeyPair:input_type -> meridian.v1.GenerateDataKeyPairRequest
+	60,  // 96: meridian.v1.KeyManagement.GenerateDataKeyPairWithoutPlaintext:input_type -> meridian.v1.GenerateDataKeyPairRequest
+	62,  // 97: meridian.v1.KeyManagement.Sign:input_type -> meridian.v1.SignRequest
+	64,  // 98: meridian.v1.KeyManagement.Verify:input_type -> meridian.v1.VerifyRequest
+	66,  // 99: meridian.v1.KeyManagement.GetPublicKey:input_type -> meridian.v1.GetPublicKeyRequest
+	68,  // 100: meridian.v1.KeyManagement.GenerateMac:input_type -> meridian.v1.GenerateMacRequest
+	70,  // 101: meridian.v1.KeyManagement.VerifyMac:input_type -> meridian.v1.VerifyMacRequest
+	72,  // 102: meridian.v1.KeyManagement.GenerateRandom:input_type -> meridian.v1.GenerateRandomRequest
+	78,  // 103: meridian.v1.Operator.DomainKeyStatus:input_type -> meridian.v1.DomainKeyStatusRequest
+	81,  // 104: meridian.v1.Operator.RotateDomainKey:input_type -> meridian.v1.RotateDomainKeyRequest
+	83,  // 105: meridian.v1.Operator.ExportDomainKeys:input_type -> meridian.v1.ExportDomainKeysRequest
+	85,  // 106: meridian.v1.Operator.SyncDomainKeys:input_type -> meridian.v1.SyncDomainKeysRequest
+	87,  // 107: meridian.v1.Operator.HSMStatus:input_type -> meridian.v1.HSMStatusRequest
+	76,  // 108: meridian.v1.KeyManagement.Members:output_type -> meridian.v1.MembersResponse
+	20,  // 109: meridian.v1.KeyManagement.CreateKey:output_type -> meridian.v1.CreateKeyResponse
+	22,  // 110: meridian.v1.KeyManagement.DescribeKey:output_type -> meridian.v1.DescribeKeyResponse
+	25,  // 111: meridian.v1.KeyManagement.ListKeys:output_type -> meridian.v1.ListKeysResponse
+	18,  // 112: meridian.v1.KeyManagement.UpdateKeyDescription:output_type -> meridian.v1.WriteResponse
+	18,  // 113: meridian.v1.KeyManagement.TagResource:output_type -> meridian.v1.WriteResponse
+	18,  // 114: meridian.v1.KeyManagement.UntagResource:output_type -> meridian.v1.WriteResponse
+	30,  // 115: meridian.v1.KeyManagement.ListResourceTags:output_type -> meridian.v1.ListResourceTagsResponse
+	18,  // 116: meridian.v1.KeyManagement.CreateAlias:output_type -> meridian.v1.WriteResponse
+	18,  // 117: meridian.v1.KeyManagement.UpdateAlias:output_type -> meridian.v1.WriteResponse
+	18,  // 118: meridian.v1.KeyManagement.DeleteAlias:output_type -> meridian.v1.WriteResponse
+	36,  // 119: meridian.v1.KeyManagement.ListAliases:output_type -> meridian.v1.ListAliasesResponse
+	18,  // 120: meridian.v1.KeyManagement.EnableKey:output_type -> meridian.v1.WriteResponse
+	18,  // 121: meridian.v1.KeyManagement.DisableKey:output_type -> meridian.v1.WriteResponse
+	40,  // 122: meridian.v1.KeyManagement.ScheduleKeyDeletion:output_type -> meridian.v1.ScheduleKeyDeletionResponse
+	42,  // 123: meridian.v1.KeyManagement.CancelKeyDeletion:output_type -> meridian.v1.CancelKeyDeletionResponse
+	18,  // 124: meridian.v1.KeyManagement.EnableKeyRotation:output_type -> meridian.v1.WriteResponse
+	18,  // 125: meridian.v1.KeyManagement.DisableKeyRotation:output_type -> meridian.v1.WriteResponse
+	46,  // 126: meridian.v1.KeyManagement.GetKeyRotationStatus:output_type -> meridian.v1.GetKeyRotationStatusResponse
+	48,  // 127: meridian.v1.KeyManagement.RotateKeyOnDemand:output_type -> meridian.v1.RotateKeyOnDemandResponse
+	51,  // 128: meridian.v1.KeyManagement.ListKeyRotations:output_type -> meridian.v1.ListKeyRotationsResponse
+	53,  // 129: meridian.v1.KeyManagement.Encrypt:output_type -> meridian.v1.EncryptResponse
+	55,  // 130: meridian.v1.KeyManagement.Decrypt:output_type -> meridian.v1.DecryptResponse
+	57,  // 131: meridian.v1.KeyManagement.ReEncrypt:output_type -> meridian.v1.ReEncryptResponse
+	59,  // 132: meridian.v1.KeyManagement.GenerateDataKey:output_type -> meridian.v1.GenerateDataKeyResponse
+	59,  // 133: meridian.v1.KeyManagement.GenerateDataKeyWithoutPlaintext:output_type -> meridian.v1.GenerateDataKeyResponse
+	61,  // 134: meridian.v1.KeyManagement.GenerateDataKeyPair:output_type -> meridian.v1.GenerateDataKeyPairResponse
+	61,  // 135: meridian.v1.KeyManagement.GenerateDataKeyPairWithoutPlaintext:output_type -> meridian.v1.GenerateDataKeyPairResponse
+	63,  // 136: meridian.v1.KeyManagement.Sign:output_type -> meridian.v1.SignResponse
+	65,  // 137: meridian.v1.KeyManagement.Verify:output_type -> meridian.v1.VerifyResponse
+	67,  // 138: meridian.v1.KeyManagement.GetPublicKey:output_type -> meridian.v1.GetPublicKeyResponse
+	69,  // 139: meridian.v1.KeyManagement.GenerateMac:output_type -> meridian.v1.GenerateMacResponse
+	71,  // 140: meridian.v1.KeyManagement.VerifyMac:output_type -> meridian.v1.VerifyMacResponse
+	73,  // 141: meridian.v1.KeyManagement.GenerateRandom:output_type -> meridian.v1.GenerateRandomResponse
+	80,  // 142: meridian.v1.Operator.DomainKeyStatus:output_type -> meridian.v1.DomainKeyStatusResponse
+	82,  // 143: meridian.v1.Operator.RotateDomainKey:output_type -> meridian.v1.RotateDomainKeyProgress
+	84,  // 144: meridian.v1.Operator.ExportDomainKeys:output_type -> meridian.v1.ExportDomainKeysResponse
+	86,  // 145: meridian.v1.Operator.SyncDomainKeys:output_type -> meridian.v1.SyncDomainKeysResponse
+	89,  // 146: meridian.v1.Operator.HSMStatus:output_type -> meridian.v1.HSMStatusResponse
+	108, // [108:147] is the sub-list for method output_type
+	69,  // [69:108] is the sub-list for method input_type
+	69,  // [69:69] is the sub-list for extension type_name
+	69,  // [69:69] is the sub-list for extension extendee
+	0,   // [0:69] is the sub-list for field type_name
 }
 
 func init() { file_api_meridian_v1_meridian_proto_init() }
@@ -5479,10 +6429,10 @@ func file_api_meridian_v1_meridian_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_meridian_v1_meridian_proto_rawDesc), len(file_api_meridian_v1_meridian_proto_rawDesc)),
-			NumEnums:      14,
-			NumMessages:   68,
+			NumEnums:      16,
+			NumMessages:   80,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_api_meridian_v1_meridian_proto_goTypes,
 		DependencyIndexes: file_api_meridian_v1_meridian_proto_depIdxs,

@@ -1403,3 +1403,323 @@ var KeyManagement_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "api/meridian/v1/meridian.proto",
 }
+
+const (
+	Operator_DomainKeyStatus_FullMethodName  = "/meridian.v1.Operator/DomainKeyStatus"
+	Operator_RotateDomainKey_FullMethodName  = "/meridian.v1.Operator/RotateDomainKey"
+	Operator_ExportDomainKeys_FullMethodName = "/meridian.v1.Operator/ExportDomainKeys"
+	Operator_SyncDomainKeys_FullMethodName   = "/meridian.v1.Operator/SyncDomainKeys"
+	Operator_HSMStatus_FullMethodName        = "/meridian.v1.Operator/HSMStatus"
+)
+
+// OperatorClient is the client API for Operator service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Operator is served by every node for `meridian operator hsm ...` and
+// `meridian operator domain-key ...`: the HSM and the domain-key (DK)
+// hierarchy of the node that answers, and the cluster-wide DK rotation.
+//
+// SECURITY: ExportDomainKeys wraps this node's domain keys to ANY transport
+// public key a caller sends, and SyncDomainKeys makes this node import DK
+// versions from the member it is pointed at. Until mutual TLS identities and
+// admin authorization arrive, the Operator service is only as safe as the
+// network it is reachable on: anyone who can reach a node's API can obtain
+// the DK. The server already refuses to start without --insecure; run it
+// only on a network where every peer is trusted.
+type OperatorClient interface {
+	// This node's HSM DK versions and the replicated count of key versions
+	// per DK version (answered from the local replica).
+	DomainKeyStatus(ctx context.Context, in *DomainKeyStatusRequest, opts ...grpc.CallOption) (*DomainKeyStatusResponse, error)
+	// Rotates the DK across the cluster, streaming progress: (1) ROTATE_HSM
+	// makes DK version n+1 in this node's HSM, (2) DISTRIBUTE has every other
+	// member import it from this node (SyncDomainKeys), (3) REWRAP re-wraps
+	// every key version under it through Raft, (4) DONE. Idempotent: when this
+	// node's HSM already holds a DK version newer than some stored key
+	// versions use (an interrupted run), phase 1 is skipped and the run
+	// resumes. A member that cannot be reached or fails to import fails the
+	// rotation before anything is re-wrapped, naming the member.
+	RotateDomainKey(ctx context.Context, in *RotateDomainKeyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RotateDomainKeyProgress], error)
+	// Node to node (phase 2 of RotateDomainKey): wraps every DK version this
+	// node's HSM holds to transport_public_key, inside the HSM. See the
+	// SECURITY note above: it answers any caller.
+	ExportDomainKeys(ctx context.Context, in *ExportDomainKeysRequest, opts ...grpc.CallOption) (*ExportDomainKeysResponse, error)
+	// Tells this node to fetch the DK versions it lacks from the member at
+	// source_api_addr: its HSM makes a transport key pair, it calls the
+	// source's ExportDomainKeys with the public half, and its HSM unwraps and
+	// stores the versions. The source must be a current cluster member.
+	SyncDomainKeys(ctx context.Context, in *SyncDomainKeysRequest, opts ...grpc.CallOption) (*SyncDomainKeysResponse, error)
+	// This node's HSM: backend, health, DK versions held and, for PKCS#11,
+	// the mechanisms Meridian uses and whether the token offers them.
+	HSMStatus(ctx context.Context, in *HSMStatusRequest, opts ...grpc.CallOption) (*HSMStatusResponse, error)
+}
+
+type operatorClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewOperatorClient(cc grpc.ClientConnInterface) OperatorClient {
+	return &operatorClient{cc}
+}
+
+func (c *operatorClient) DomainKeyStatus(ctx context.Context, in *DomainKeyStatusRequest, opts ...grpc.CallOption) (*DomainKeyStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DomainKeyStatusResponse)
+	err := c.cc.Invoke(ctx, Operator_DomainKeyStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorClient) RotateDomainKey(ctx context.Context, in *RotateDomainKeyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RotateDomainKeyProgress], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Operator_ServiceDesc.Streams[0], Operator_RotateDomainKey_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RotateDomainKeyRequest, RotateDomainKeyProgress]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Operator_RotateDomainKeyClient = grpc.ServerStreamingClient[RotateDomainKeyProgress]
+
+func (c *operatorClient) ExportDomainKeys(ctx context.Context, in *ExportDomainKeysRequest, opts ...grpc.CallOption) (*ExportDomainKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportDomainKeysResponse)
+	err := c.cc.Invoke(ctx, Operator_ExportDomainKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorClient) SyncDomainKeys(ctx context.Context, in *SyncDomainKeysRequest, opts ...grpc.CallOption) (*SyncDomainKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SyncDomainKeysResponse)
+	err := c.cc.Invoke(ctx, Operator_SyncDomainKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorClient) HSMStatus(ctx context.Context, in *HSMStatusRequest, opts ...grpc.CallOption) (*HSMStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HSMStatusResponse)
+	err := c.cc.Invoke(ctx, Operator_HSMStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// OperatorServer is the server API for Operator service.
+// All implementations must embed UnimplementedOperatorServer
+// for forward compatibility.
+//
+// Operator is served by every node for `meridian operator hsm ...` and
+// `meridian operator domain-key ...`: the HSM and the domain-key (DK)
+// hierarchy of the node that answers, and the cluster-wide DK rotation.
+//
+// SECURITY: ExportDomainKeys wraps this node's domain keys to ANY transport
+// public key a caller sends, and SyncDomainKeys makes this node import DK
+// versions from the member it is pointed at. Until mutual TLS identities and
+// admin authorization arrive, the Operator service is only as safe as the
+// network it is reachable on: anyone who can reach a node's API can obtain
+// the DK. The server already refuses to start without --insecure; run it
+// only on a network where every peer is trusted.
+type OperatorServer interface {
+	// This node's HSM DK versions and the replicated count of key versions
+	// per DK version (answered from the local replica).
+	DomainKeyStatus(context.Context, *DomainKeyStatusRequest) (*DomainKeyStatusResponse, error)
+	// Rotates the DK across the cluster, streaming progress: (1) ROTATE_HSM
+	// makes DK version n+1 in this node's HSM, (2) DISTRIBUTE has every other
+	// member import it from this node (SyncDomainKeys), (3) REWRAP re-wraps
+	// every key version under it through Raft, (4) DONE. Idempotent: when this
+	// node's HSM already holds a DK version newer than some stored key
+	// versions use (an interrupted run), phase 1 is skipped and the run
+	// resumes. A member that cannot be reached or fails to import fails the
+	// rotation before anything is re-wrapped, naming the member.
+	RotateDomainKey(*RotateDomainKeyRequest, grpc.ServerStreamingServer[RotateDomainKeyProgress]) error
+	// Node to node (phase 2 of RotateDomainKey): wraps every DK version this
+	// node's HSM holds to transport_public_key, inside the HSM. See the
+	// SECURITY note above: it answers any caller.
+	ExportDomainKeys(context.Context, *ExportDomainKeysRequest) (*ExportDomainKeysResponse, error)
+	// Tells this node to fetch the DK versions it lacks from the member at
+	// source_api_addr: its HSM makes a transport key pair, it calls the
+	// source's ExportDomainKeys with the public half, and its HSM unwraps and
+	// stores the versions. The source must be a current cluster member.
+	SyncDomainKeys(context.Context, *SyncDomainKeysRequest) (*SyncDomainKeysResponse, error)
+	// This node's HSM: backend, health, DK versions held and, for PKCS#11,
+	// the mechanisms Meridian uses and whether the token offers them.
+	HSMStatus(context.Context, *HSMStatusRequest) (*HSMStatusResponse, error)
+	mustEmbedUnimplementedOperatorServer()
+}
+
+// UnimplementedOperatorServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedOperatorServer struct{}
+
+func (UnimplementedOperatorServer) DomainKeyStatus(context.Context, *DomainKeyStatusRequest) (*DomainKeyStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DomainKeyStatus not implemented")
+}
+func (UnimplementedOperatorServer) RotateDomainKey(*RotateDomainKeyRequest, grpc.ServerStreamingServer[RotateDomainKeyProgress]) error {
+	return status.Error(codes.Unimplemented, "method RotateDomainKey not implemented")
+}
+func (UnimplementedOperatorServer) ExportDomainKeys(context.Context, *ExportDomainKeysRequest) (*ExportDomainKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportDomainKeys not implemented")
+}
+func (UnimplementedOperatorServer) SyncDomainKeys(context.Context, *SyncDomainKeysRequest) (*SyncDomainKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SyncDomainKeys not implemented")
+}
+func (UnimplementedOperatorServer) HSMStatus(context.Context, *HSMStatusRequest) (*HSMStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method HSMStatus not implemented")
+}
+func (UnimplementedOperatorServer) mustEmbedUnimplementedOperatorServer() {}
+func (UnimplementedOperatorServer) testEmbeddedByValue()                  {}
+
+// UnsafeOperatorServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to OperatorServer will
+// result in compilation errors.
+type UnsafeOperatorServer interface {
+	mustEmbedUnimplementedOperatorServer()
+}
+
+func RegisterOperatorServer(s grpc.ServiceRegistrar, srv OperatorServer) {
+	// If the following call panics, it indicates UnimplementedOperatorServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Operator_ServiceDesc, srv)
+}
+
+func _Operator_DomainKeyStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DomainKeyStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServer).DomainKeyStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Operator_DomainKeyStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServer).DomainKeyStatus(ctx, req.(*DomainKeyStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Operator_RotateDomainKey_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(RotateDomainKeyRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(OperatorServer).RotateDomainKey(m, &grpc.GenericServerStream[RotateDomainKeyRequest, RotateDomainKeyProgress]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Operator_RotateDomainKeyServer = grpc.ServerStreamingServer[RotateDomainKeyProgress]
+
+func _Operator_ExportDomainKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportDomainKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServer).ExportDomainKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Operator_ExportDomainKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServer).ExportDomainKeys(ctx, req.(*ExportDomainKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Operator_SyncDomainKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SyncDomainKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServer).SyncDomainKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Operator_SyncDomainKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServer).SyncDomainKeys(ctx, req.(*SyncDomainKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Operator_HSMStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HSMStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServer).HSMStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Operator_HSMStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServer).HSMStatus(ctx, req.(*HSMStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Operator_ServiceDesc is the grpc.ServiceDesc for Operator service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Operator_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "meridian.v1.Operator",
+	HandlerType: (*OperatorServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "DomainKeyStatus",
+			Handler:    _Operator_DomainKeyStatus_Handler,
+		},
+		{
+			MethodName: "ExportDomainKeys",
+			Handler:    _Operator_ExportDomainKeys_Handler,
+		},
+		{
+			MethodName: "SyncDomainKeys",
+			Handler:    _Operator_SyncDomainKeys_Handler,
+		},
+		{
+			MethodName: "HSMStatus",
+			Handler:    _Operator_HSMStatus_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "RotateDomainKey",
+			Handler:       _Operator_RotateDomainKey_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "api/meridian/v1/meridian.proto",
+}
