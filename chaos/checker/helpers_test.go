@@ -1,0 +1,126 @@
+package checker
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/meridiankms/meridian/chaos/history"
+	"github.com/meridiankms/meridian/client"
+)
+
+// builder writes histories by hand, in milliseconds.
+type builder struct{ h history.History }
+
+func (b *builder) add(clientID int, kind history.Kind, key string, inv, cmp int, outcome history.Outcome, out history.Output) int {
+	i := len(b.h.Ops)
+	b.h.Ops = append(b.h.Ops, history.Op{
+		Index: i, Client: clientID, Kind: kind, KeyID: key, Output: out,
+		Invoke: ms(inv), Complete: ms(cmp), Outcome: outcome,
+	})
+	return i
+}
+
+func (b *builder) op(i int) *history.Op { return &b.h.Ops[i] }
+
+func (b *builder) done(t *testing.T) *history.History {
+	t.Helper()
+	for _, op := range b.h.Ops {
+		b.h.End = max(b.h.End, op.Complete+time.Millisecond)
+	}
+	if err := b.h.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	h := b.h
+	return &h
+}
+
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+func ok(o history.Output) history.Output { return o }
+
+func failed(ex string) history.Output { return history.Output{Error: ex} }
+
+func testOptions() Options {
+	o := DefaultOptions()
+	o.StalenessBound = 0
+	o.LinearizabilityTimeout = 20 * time.Second
+	o.RPOTimeout = 10 * time.Second
+	return o
+}
+
+// memCluster is a cluster whose replicas are maps: the RPO checks only
+// need answers, and a map lets a test lose a write on purpose.
+type memCluster struct {
+	mu    sync.Mutex
+	nodes []string
+	keys  map[string]map[string]KeyInfo // node -> key -> info
+	seals map[string]map[string][]byte  // node -> ciphertext -> plaintext
+	down  map[string]bool
+}
+
+func newMemCluster(nodes ...string) *memCluster {
+	c := &memCluster{nodes: nodes, keys: map[string]map[string]KeyInfo{}, seals: map[string]map[string][]byte{}, down: map[string]bool{}}
+	for _, n := range nodes {
+		c.keys[n], c.seals[n] = map[string]KeyInfo{}, map[string][]byte{}
+	}
+	return c
+}
+
+func (c *memCluster) putKey(key string, info KeyInfo) {
+	for _, n := range c.nodes {
+		c.keys[n][key] = info
+	}
+}
+
+func (c *memCluster) seal(ct, pt []byte) {
+	for _, n := range c.nodes {
+		c.seals[n][string(ct)] = pt
+	}
+}
+
+func (c *memCluster) Nodes() []string { return c.nodes }
+
+func (c *memCluster) Describe(ctx context.Context, node, key string) (KeyInfo, error) {
+	c.mu.Lock()
+	down := c.down[node]
+	info, ok := c.keys[node][key]
+	c.mu.Unlock()
+	if down {
+		<-ctx.Done()
+		return KeyInfo{}, &client.Error{Code: codes.DeadlineExceeded}
+	}
+	if !ok {
+		return KeyInfo{}, &client.Error{Code: codes.NotFound, Exception: string(client.NotFound), Message: "key " + key}
+	}
+	return info, nil
+}
+
+func (c *memCluster) Decrypt(ctx context.Context, node string, ct []byte, ec map[string]string) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pt, ok := c.seals[node][string(ct)]
+	if !ok {
+		return nil, &client.Error{Code: codes.InvalidArgument, Exception: string(client.InvalidCiphertext)}
+	}
+	return pt, nil
+}
+
+func mustCheck(t *testing.T, h *history.History, cl Cluster, opt Options) *Verdict {
+	t.Helper()
+	v, err := Check(context.Background(), h, cl, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func describe(state string, version int) history.Output {
+	return history.Output{State: state, KeyVersion: version, Node: "n1"}
+}
+
+func keyName(i int) string { return fmt.Sprintf("k-%03d", i) }
