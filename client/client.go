@@ -166,6 +166,11 @@ func (c *Client) LastCommitIndex() uint64 { return c.lastCommit.Load() }
 
 // observeCommit raises lastCommit to idx if idx is newer; concurrent writes
 // can finish out of order, so it keeps the maximum, not the latest.
+// ObserveCommitIndex raises the consistency token the client sends to idx
+// (never lowers it): hand it a commit index learnt elsewhere, e.g. from
+// another process that made a write, so this client's calls see that write.
+func (c *Client) ObserveCommitIndex(idx uint64) { c.observeCommit(idx) }
+
 func (c *Client) observeCommit(idx uint64) {
 	for {
 		cur := c.lastCommit.Load()

@@ -478,3 +478,24 @@ func TestGroupWithoutSubcommandPrintsHelp(t *testing.T) {
 		t.Fatalf("exit %d, out %q, err %q", code, out, errOut)
 	}
 }
+
+// A commit index from another process makes the call wait for that write.
+func TestConsistencyTokenFlagAndEnv(t *testing.T) {
+	f, addr := startFake(t)
+	if _, errOut, code := keyCLI(t, addr, "", "describe", "--key", "k-1", "--consistency-token", "42"); code != 0 {
+		t.Fatal(errOut)
+	}
+	t.Setenv("MERIDIAN_CONSISTENCY_TOKEN", "77")
+	if _, errOut, code := keyCLI(t, addr, "", "describe", "--key", "k-1"); code != 0 {
+		t.Fatal(errOut)
+	}
+	t.Setenv("MERIDIAN_CONSISTENCY_TOKEN", "soon")
+	if _, errOut, code := keyCLI(t, addr, "", "describe", "--key", "k-1"); code != exitUsage || !strings.Contains(errOut, "MERIDIAN_CONSISTENCY_TOKEN") {
+		t.Fatalf("bad env token: exit %d, %q", code, errOut)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.tokens) < 2 || f.tokens[0] != "42" || f.tokens[1] != "77" {
+		t.Fatalf("tokens sent = %q, want 42 then 77", f.tokens)
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -30,6 +31,7 @@ type fakeKMS struct {
 	recordMembers atomic.Bool
 
 	mu      sync.Mutex
+	tokens  []string // consistency-token header of each recorded call
 	methods []string
 	reqs    []proto.Message
 }
@@ -41,6 +43,9 @@ func (f *fakeKMS) intercept(ctx context.Context, req any, info *grpc.UnaryServer
 		return &apiv1.MembersResponse{}, nil
 	}
 	f.mu.Lock()
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		f.tokens = append(f.tokens, strings.Join(md.Get("x-meridian-consistency-token"), ","))
+	}
 	f.methods = append(f.methods, name)
 	f.reqs = append(f.reqs, proto.Clone(req.(proto.Message)))
 	f.mu.Unlock()

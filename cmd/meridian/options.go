@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +31,9 @@ type clientOptions struct {
 	// caller's own region, preferred by nearest-node routing.
 	noDiscovery bool
 	region      string
-	output      outputFormat
+	// consistencyToken is a commit index the call must observe.
+	consistencyToken uint64
+	output           outputFormat
 }
 
 // addClientFlags registers the connection and output flags as persistent
@@ -46,6 +49,8 @@ func addClientFlags(parent *cobra.Command) *clientOptions {
 	fs.BoolVar(&o.noDiscovery, "no-discovery", false,
 		"talk only to the --addr nodes instead of discovering the cluster and routing to the nearest healthy node")
 	fs.StringVar(&o.region, "region", "", "prefer nodes in this `REGION` when routing (env MERIDIAN_REGION)")
+	fs.Uint64Var(&o.consistencyToken, "consistency-token", 0,
+		"a write's CommitIndex: the node waits until it has applied it, so this call sees that write (env MERIDIAN_CONSISTENCY_TOKEN)")
 	fs.VarP(&o.output, "output", "o", "output format: text or json")
 	return o
 }
@@ -98,6 +103,15 @@ func (o *clientOptions) call(cmd *cobra.Command, fn func(context.Context, *clien
 		return fmt.Errorf("connect to %s: %w", strings.Join(cfg.Addrs, ","), err)
 	}
 	defer c.Close()
+	tok := o.consistencyToken
+	if f := cmd.Flags().Lookup("consistency-token"); (f == nil || !f.Changed) && os.Getenv("MERIDIAN_CONSISTENCY_TOKEN") != "" {
+		v, err := strconv.ParseUint(os.Getenv("MERIDIAN_CONSISTENCY_TOKEN"), 10, 64)
+		if err != nil {
+			return usageErrorf("MERIDIAN_CONSISTENCY_TOKEN %q: want a commit index (a whole number)", os.Getenv("MERIDIAN_CONSISTENCY_TOKEN"))
+		}
+		tok = v
+	}
+	c.ObserveCommitIndex(tok)
 	return fn(ctx, c)
 }
 
