@@ -60,6 +60,7 @@ func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, er
 	what := cmd.GetType().String()
 	b := newBackoff(applyBackoffMin, applyBackoffMax)
 	var lastErr error
+	var noLeaderSince time.Time
 	for {
 		if n.closed.Load() {
 			return nil, fmt.Errorf("apply %s: %w", what, ErrShutdown)
@@ -73,6 +74,18 @@ func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, er
 			return nil, fmt.Errorf("apply %s: %w", what, err)
 		}
 		lastErr = err
+		// A node that has seen no leader for several election timeouts is
+		// in a minority (or the cluster lost quorum): say so now rather than
+		// at the caller's deadline, so the client learns "no quorum" promptly.
+		if errors.Is(err, ErrNoLeader) {
+			if noLeaderSince.IsZero() {
+				noLeaderSince = time.Now()
+			} else if time.Since(noLeaderSince) > n.noLeaderWait() {
+				return nil, fmt.Errorf("apply %s: %w for %v", what, ErrNoLeader, time.Since(noLeaderSince).Round(time.Millisecond))
+			}
+		} else {
+			noLeaderSince = time.Time{}
+		}
 		if ctx.Err() == nil {
 			n.log.Debug("apply retrying", "type", what, "reason", err.Error())
 			if werr := b.wait(ctx); werr == nil {
@@ -81,6 +94,12 @@ func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, er
 		}
 		return nil, fmt.Errorf("apply %s: %w (last: %v): %w", what, ErrNoLeader, lastErr, ctx.Err())
 	}
+}
+
+// noLeaderWait is how long Apply keeps retrying while no leader is known:
+// three election timeouts (at least 2 s) covers an ordinary election.
+func (n *Node) noLeaderWait() time.Duration {
+	return max(2*time.Second, 3*n.cfg.ElectionTimeout)
 }
 
 // applyOnce proposes locally when leader, else forwards once.

@@ -47,10 +47,12 @@ func (s *Store) propose(ctx context.Context, op string, t fsmpb.CommandType, pay
 // or on another node, may succeed; the request id makes that safe).
 func applyErr(op string, err error) error {
 	switch {
+	case errors.Is(err, cluster.ErrNoLeader):
+		// Checked before the context: a minority partition ends the wait
+		// with both, and "no quorum" is the truer explanation.
+		return userErr(ErrUnavailable, "%s: no quorum: no Raft leader reachable from this node; control-plane writes need a majority of voters (data-plane operations keep working here)", op)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: %w", op, err)
-	case errors.Is(err, cluster.ErrNoLeader):
-		return fmt.Errorf("%s: %w: no quorum: no Raft leader reachable: %w", op, ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w: replicate: %w", op, ErrUnavailable, err)
 }

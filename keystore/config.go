@@ -36,6 +36,11 @@ type Config struct {
 	SchedulerInterval time.Duration
 	// SchedulerTimeout bounds one scheduler pass.
 	SchedulerTimeout time.Duration
+	// CryptoReady, when set, is asked before every cryptographic operation;
+	// a non-nil answer (e.g. "hsm unavailable") refuses it with
+	// ErrUnavailable. Its text is shown to the caller: keep it free of
+	// internal detail. It must be cheap (the node reads a cached flag).
+	CryptoReady func() error
 	// Now is the clock written into commands; tests inject one.
 	Now func() time.Time
 	// NewRequestID makes the request id of a write whose caller gave none.

@@ -225,6 +225,9 @@ func (s *Store) open(ctx context.Context, blob, ctxEnc []byte, hasCtx bool, alg 
 	if err := s.checkFresh(k); err != nil {
 		return nil, nil, 0, "", err
 	}
+	if err := s.checkCryptoReady(); err != nil {
+		return nil, nil, 0, "", err
+	}
 	if err := checkUsableState(k); err != nil {
 		return nil, nil, 0, "", err
 	}

@@ -113,6 +113,10 @@ func hsmDecryptErr(op string, err error) error {
 		errors.Is(err, hsm.ErrUnavailable), errors.Is(err, hsm.ErrClosed),
 		errors.Is(err, hsm.ErrNoDomainKey), errors.Is(err, hsm.ErrHandleInvalid):
 		return hsmErr(op, err)
+	case errors.Is(err, hsm.ErrUnsupported):
+		// The token lacks the mechanism (SoftHSM: OAEP with SHA-1 only); the
+		// ciphertext may be fine, so do not call it invalid.
+		return userErr(ErrUnsupported, "%s: this node's HSM does not support that algorithm for HSM-level keys (SoftHSM supports RSAES_OAEP_SHA_1 only)", op)
 	}
 	return errInvalidCiphertext
 }

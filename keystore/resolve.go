@@ -112,6 +112,9 @@ func (s *Store) usable(ref string) (*fsmpb.Key, error) {
 	if err := s.checkFresh(k); err != nil {
 		return nil, err
 	}
+	if err := s.checkCryptoReady(); err != nil {
+		return nil, err
+	}
 	return k, checkUsableState(k)
 }
 

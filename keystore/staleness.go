@@ -69,3 +69,17 @@ func (s *Store) nodeName() string {
 	}
 	return s.cfg.NodeID
 }
+
+// checkCryptoReady refuses cryptography while the node's HSM is reported
+// unhealthy, even for versions already unwrapped in the cache: a node whose
+// HSM failed must send clients elsewhere (they route by health), not serve
+// some keys and fail others.
+func (s *Store) checkCryptoReady() error {
+	if s.cfg.CryptoReady == nil {
+		return nil
+	}
+	if err := s.cfg.CryptoReady(); err != nil {
+		return userErr(ErrUnavailable, "node %s cannot serve cryptography: %v; retry on another node", s.nodeName(), err)
+	}
+	return nil
+}

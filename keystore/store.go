@@ -95,7 +95,9 @@ func hsmErr(op string, err error) error {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: %w", op, err)
-	case errors.Is(err, hsm.ErrNoDomainKey), errors.Is(err, hsm.ErrUnavailable), errors.Is(err, hsm.ErrClosed),
+	case errors.Is(err, hsm.ErrNoDomainKey):
+		return userErr(ErrUnavailable, "%s: this node's HSM does not hold the cluster domain key (not enrolled yet); retry on another node", op)
+	case errors.Is(err, hsm.ErrUnavailable), errors.Is(err, hsm.ErrClosed),
 		errors.Is(err, hsm.ErrHandleInvalid):
 		return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
 	}

@@ -1,6 +1,7 @@
 package keystore
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -44,6 +45,19 @@ type userError struct {
 
 func (e *userError) Error() string { return e.msg }
 func (e *userError) Unwrap() error { return e.kind }
+
+// CallerMessage returns the caller-safe message of err when err is (or
+// wraps) a keystore user error: text written for the caller, with no
+// internal detail. Transport uses it to explain an Unavailable refusal
+// (no quorum, stale node, HSM without the domain key) instead of a generic
+// text, while other Unavailable causes keep their detail in the logs.
+func CallerMessage(err error) (string, bool) {
+	var ue *userError
+	if errors.As(err, &ue) {
+		return ue.msg, true
+	}
+	return "", false
+}
 
 // userErr builds a caller-safe error of the given sentinel kind.
 func userErr(kind error, format string, args ...any) error {

@@ -102,7 +102,9 @@ func (n *Node) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read domain key versions: %w", err)
 	}
-	e, canEnrol := n.hsm.(hsm.Enroller)
+	// The backend itself says whether it can enrol (the metrics wrapper
+	// always claims to).
+	e, canEnrol := n.baseHSM.(hsm.Enroller)
 	if len(vs) > 0 || !canEnrol {
 		if err := n.cluster.Join(ctx, n.cfg.Join); err != nil {
 			return fmt.Errorf("join %v: %w", n.cfg.Join, err)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,10 @@ type Node struct {
 	// closed before Raft so a kill inside a partition does not wait for
 	// replication calls that the partition holds.
 	simRaft *netsim.StreamLayer
+
+	// hsmProblem is "" while the HSM answered the last health probe, else
+	// a caller-safe reason; the keystore refuses crypto while it is set.
+	hsmProblem atomic.Value
 
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -126,6 +131,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	// How long since this node heard from the leader: the staleness that a
 	// key's max_staleness bounds (0 on the leader, negative if never).
 	kcfg.Staleness = func() time.Duration { return n.cluster.Stats().LastContact }
+	kcfg.CryptoReady = n.cryptoReady
 	if cfg.SchedulerInterval != 0 {
 		kcfg.SchedulerInterval = cfg.SchedulerInterval
 	}
@@ -274,6 +280,15 @@ func (n *Node) watchReadiness() {
 	defer t.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), readinessInterval)
+		herr := n.hsm.Health(ctx)
+		if prev, _ := n.hsmProblem.Load().(string); prev != hsmProblem(herr) {
+			if herr != nil {
+				n.log.Warn("hsm unhealthy: refusing cryptography until it recovers", "err", herr)
+			} else if prev != "" {
+				n.log.Info("hsm healthy again")
+			}
+		}
+		n.hsmProblem.Store(hsmProblem(herr))
 		ready := n.Ready(ctx) == nil
 		cancel()
 		n.server.SetServing(ready)
@@ -284,6 +299,25 @@ func (n *Node) watchReadiness() {
 		case <-t.C:
 		}
 	}
+}
+
+// hsmProblem turns a health-probe error into a caller-safe reason.
+func hsmProblem(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, hsm.ErrNoDomainKey):
+		return "its HSM does not hold the cluster domain key (not enrolled yet)"
+	}
+	return "its HSM is unavailable"
+}
+
+// cryptoReady is the keystore's gate: nil while the HSM is healthy.
+func (n *Node) cryptoReady() error {
+	if p, _ := n.hsmProblem.Load().(string); p != "" {
+		return errors.New(p)
+	}
+	return nil
 }
 
 // APIAddr is the address the gRPC API listens on.

@@ -127,6 +127,11 @@ func toStatus(ctx context.Context, log *slog.Logger, op string, err error) *stat
 	case exposeMessage:
 		return newStatusError(c.code, err.Error(), c.exception)
 	case exposeFixed:
+		// A refusal the keystore explained for the caller (no quorum, a
+		// stale node, an HSM without the domain key) keeps its explanation.
+		if msg, ok := keystore.CallerMessage(err); ok && c.sentinel == keystore.ErrUnavailable {
+			return newStatusError(c.code, msg+" (request id "+rid+")", c.exception)
+		}
 		return newStatusError(c.code, c.fixedMsg+" (request id "+rid+")", c.exception)
 	default:
 		return internalStatus(rid)

@@ -1,0 +1,308 @@
+package node
+
+import (
+	"context"
+	"crypto"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/meridiankms/meridian/hsm"
+	"github.com/meridiankms/meridian/hsm/pkcs11/softhsmtest"
+)
+
+// hsmNode is one node of an HSM test cluster: its own SoftHSM token (or
+// soft file) and a switch that makes its HSM fail.
+type hsmNode struct {
+	label, pin string
+	down       *atomic.Bool
+}
+
+// usePKCS11 gives cfg a fresh SoftHSM token of its own. A bootstrapping
+// node makes the domain key in it; any other starts without one and is
+// enrolled when it joins.
+func usePKCS11(t testing.TB, cfg *Config) hsmNode {
+	t.Helper()
+	label := softhsmtest.Label(cfg.NodeID)
+	module, pin := softhsmtest.NewToken(t, label)
+	cfg.HSM = HSMConfig{Backend: "pkcs11", ModulePath: module, TokenLabel: label, PIN: pin,
+		CreateIfMissing: cfg.Bootstrap}
+	return hsmNode{label: label, pin: pin}
+}
+
+// useOwnSoft gives cfg a soft HSM file of its own (not the copied file of
+// startCluster), so a joining soft node has to be enrolled.
+func useOwnSoft(cfg *Config) {
+	cfg.HSM = HSMConfig{Backend: "soft", SoftPath: cfg.DataDir + "-domain.sealed", Passphrase: testPassphrase,
+		FastKDF: true, CreateIfMissing: cfg.Bootstrap}
+}
+
+// withFaults wraps the node's HSM in a faultyHSM driven by the returned
+// switch.
+func withFaults(cfg *Config) *atomic.Bool {
+	down := new(atomic.Bool)
+	cfg.HSMWrapper = func(h hsm.HSM) hsm.HSM { return &faultyHSM{h: h, down: down} }
+	return down
+}
+
+// startHSMCluster starts n nodes, node 1 bootstrapping, the others joining
+// through it; setup picks each node's HSM (it runs after fastConfig and
+// after Bootstrap/Join are set).
+func startHSMCluster(t testing.TB, n int, setup func(i int, cfg *Config)) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, dir: t.TempDir(), logs: &logSink{}}
+	t.Cleanup(c.closeAll)
+	for i := 0; i < n; i++ {
+		c.add(setup)
+		if i == 0 {
+			c.waitLeader()
+		}
+	}
+	return c
+}
+
+// add starts one more node joining through node 1 (or bootstrapping, if it
+// is the first) and returns its index.
+func (c *testCluster) add(setup func(i int, cfg *Config)) int {
+	c.t.Helper()
+	i := len(c.nodes)
+	cfg := fastConfig(c.t, c.dir, i, c.logs)
+	cfg.Bootstrap = i == 0
+	if i > 0 {
+		cfg.Join = []string{c.cfgs[0].APIAddr}
+	}
+	cfg.HSM.CreateIfMissing = cfg.Bootstrap
+	setup(i, &cfg)
+	c.cfgs = append(c.cfgs, cfg)
+	c.nodes = append(c.nodes, nil)
+	c.start(i)
+	return i
+}
+
+// errInjected is what a faultyHSM answers while it is down: the device
+// failures SoftHSM cannot be made to produce on demand.
+var errInjected = fmt.Errorf("injected device failure: %w", hsm.ErrUnavailable)
+
+// faultyHSM passes every call through to h, the optional interfaces
+// included, except while down is set: then every call but Close fails with
+// hsm.ErrUnavailable and Health says so.
+type faultyHSM struct {
+	h    hsm.HSM
+	down *atomic.Bool
+}
+
+var (
+	_ hsm.HSM       = (*faultyHSM)(nil)
+	_ hsm.KeyOps    = (*faultyHSM)(nil)
+	_ hsm.Enroller  = (*faultyHSM)(nil)
+	_ hsm.Describer = (*faultyHSM)(nil)
+)
+
+func (f *faultyHSM) fail() error {
+	if f.down.Load() {
+		return errInjected
+	}
+	return nil
+}
+
+func (f *faultyHSM) DomainKeyVersions(ctx context.Context) ([]uint32, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	return f.h.DomainKeyVersions(ctx)
+}
+
+func (f *faultyHSM) CurrentDomainKeyVersion(ctx context.Context) (uint32, error) {
+	if err := f.fail(); err != nil {
+		return 0, err
+	}
+	return f.h.CurrentDomainKeyVersion(ctx)
+}
+
+func (f *faultyHSM) Wrap(ctx context.Context, v uint32, m []byte) ([]byte, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	return f.h.Wrap(ctx, v, m)
+}
+
+func (f *faultyHSM) Unwrap(ctx context.Context, v uint32, w []byte) ([]byte, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	return f.h.Unwrap(ctx, v, w)
+}
+
+func (f *faultyHSM) Random(ctx context.Context, n int) ([]byte, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	return f.h.Random(ctx, n)
+}
+
+func (f *faultyHSM) Health(ctx context.Context) error {
+	if err := f.fail(); err != nil {
+		return err
+	}
+	return f.h.Health(ctx)
+}
+
+func (f *faultyHSM) Close() error { return f.h.Close() }
+
+func (f *faultyHSM) Info() hsm.Info { return f.h.(hsm.Describer).Info() }
+
+func (f *faultyHSM) RotateDomainKey(ctx context.Context) (uint32, error) {
+	if err := f.fail(); err != nil {
+		return 0, err
+	}
+	return f.h.(interface {
+		RotateDomainKey(context.Context) (uint32, error)
+	}).RotateDomainKey(ctx)
+}
+
+func (f *faultyHSM) ops() hsm.KeyOps { return f.h.(hsm.KeyOps) }
+
+func (f *faultyHSM) ImportWrapped(ctx context.Context, v uint32, w []byte, k hsm.KeyKind) (hsm.KeyHandle, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	return f.ops().ImportWrapped(ctx, v, w, k)
+}
+
+func (f *faultyHSM) EncryptGCM(ctx context.Context, h hsm.KeyHandle, nonce, pt, aad []byte) ([]byte, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	return f.ops().EncryptGCM(ctx, h, nonce, pt, aad)
+}
+
+func (f *faultyHSM) DecryptGCM(ctx context.Context, h hsm.KeyHandle, nonce, sealed, aad []byte) ([]byte, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	return f.ops().DecryptGCM(ctx, h, nonce, sealed, aad)
+}
+
+func (f *faultyHSM) HMAC(ctx context.Context, h hsm.KeyHandle, msg []byte) ([]byte, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	return f.ops().HMAC(ctx, h, msg)
+}
+
+func (f *faultyHSM) Sign(ctx context.Context, h hsm.KeyHandle, hash crypto.Hash, pss bool, digest []byte) ([]byte, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	return f.ops().Sign(ctx, h, hash, pss, digest)
+}
+
+func (f *faultyHSM) DecryptOAEP(ctx context.Context, h hsm.KeyHandle, hash crypto.Hash, ct []byte) ([]byte, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	return f.ops().DecryptOAEP(ctx, h, hash, ct)
+}
+
+func (f *faultyHSM) Destroy(ctx context.Context, h hsm.KeyHandle) error {
+	if err := f.fail(); err != nil {
+		return err
+	}
+	return f.ops().Destroy(ctx, h)
+}
+
+func (f *faultyHSM) TransportPublicKey(ctx context.Context) ([]byte, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	return f.h.(hsm.Enroller).TransportPublicKey(ctx)
+}
+
+func (f *faultyHSM) ExportDomainKeys(ctx context.Context, pub []byte) (*hsm.DomainKeyBundle, error) {
+	if err := f.fail(); err != nil {
+		return nil, err
+	}
+	return f.h.(hsm.Enroller).ExportDomainKeys(ctx, pub)
+}
+
+func (f *faultyHSM) ImportDomainKeys(ctx context.Context, b *hsm.DomainKeyBundle) error {
+	if err := f.fail(); err != nil {
+		return err
+	}
+	return f.h.(hsm.Enroller).ImportDomainKeys(ctx, b)
+}
+
+// noEnrol hides hsm.Enroller: a node with it joins without asking for the
+// domain key, as a node whose enrolment was skipped would, and so never
+// holds one.
+type noEnrol struct {
+	hsm.HSM
+	hsm.KeyOps
+}
+
+func hideEnroller(h hsm.HSM) hsm.HSM { return noEnrol{HSM: h, KeyOps: h.(hsm.KeyOps)} }
+
+// hsmErrors sums meridian_hsm_errors_total over every label of n.
+func hsmErrors(t testing.TB, n *Node) float64 {
+	t.Helper()
+	mfs, err := n.Registry().Gather()
+	if err != nil {
+		t.Fatalf("gather metrics of %s: %v", n.ID(), err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != "meridian_hsm_errors_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += counterValue(m)
+		}
+	}
+	return sum
+}
+
+func counterValue(m *dto.Metric) float64 { return m.GetCounter().GetValue() }
+
+// healthStatus asks n's gRPC health service for the overall status.
+func healthStatus(t testing.TB, n *Node) healthpb.HealthCheckResponse_ServingStatus {
+	t.Helper()
+	conn, err := grpc.NewClient(n.APIAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	res, err := healthpb.NewHealthClient(conn).Check(ctxT(t), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatalf("health check of %s: %v", n.ID(), err)
+	}
+	return res.GetStatus()
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// assertNoSecret fails if msg holds any of the secrets.
+func assertNoSecret(t testing.TB, where, msg string, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if s != "" && strings.Contains(msg, s) {
+			t.Errorf("%s: message %q contains a secret", where, msg)
+		}
+	}
+}
