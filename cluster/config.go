@@ -3,11 +3,13 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"strconv"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -131,7 +133,26 @@ type GossipConfig struct {
 	// in the background until one answers. Join (through API seeds) also
 	// joins gossip with the addresses the leader returns.
 	Seeds []string
+	// RTT is the worst round trip expected between members. Probe
+	// timeouts are raised to 3 x RTT and the probe interval to twice
+	// that (room for an indirect probe through a third region), so that
+	// latency alone never looks like a failure; the WAN profile's 3 s
+	// already covers real WANs, so this matters for the LAN profile under
+	// simulated latency. 0: round trips well under 50 ms.
+	RTT time.Duration
+	// Transport, if set, builds memberlist's transport instead of its
+	// UDP+TCP NetTransport. It is the seam for simulated WAN latency and
+	// partitions (netsim's Host.GossipTransport), as Config.StreamLayer
+	// is for Raft.
+	Transport GossipTransportFunc
 }
+
+// GossipTransportFunc builds a memberlist transport listening on bindAddr
+// (host:port, port 0 picks one) that logs to logger. The node owns the
+// result: memberlist shuts it down when gossip stops, and the node may
+// shut it down again if memberlist fails to start, so Shutdown must be
+// idempotent.
+type GossipTransportFunc func(bindAddr string, logger *log.Logger) (memberlist.NodeAwareTransport, error)
 
 // AutopilotConfig configures the leader's autopilot (see cluster/autopilot).
 type AutopilotConfig struct {
@@ -242,11 +263,21 @@ func (c *Config) validateGossip() error {
 		return nil
 	}
 	g, a := c.Gossip, c.Autopilot
+	if _, _, err := splitHostPort(g.BindAddr); err != nil {
+		return fmt.Errorf("gossip bind address: %w", err)
+	}
+	if g.AdvertiseAddr != "" {
+		if _, _, err := splitHostPort(g.AdvertiseAddr); err != nil {
+			return fmt.Errorf("gossip advertise address: %w", err)
+		}
+	}
 	switch {
 	case len(g.Key) == 0 && !g.Insecure:
 		return fmt.Errorf("gossip key is required (or set Gossip.Insecure for tests and demos)")
 	case len(g.Key) != 0 && len(g.Key) != 32:
 		return fmt.Errorf("gossip key is %d bytes, want 32", len(g.Key))
+	case g.RTT < 0:
+		return fmt.Errorf("gossip rtt %v is negative", g.RTT)
 	case a.Disabled:
 		return nil
 	case a.Interval <= 0:
@@ -255,14 +286,6 @@ func (c *Config) validateGossip() error {
 		return fmt.Errorf("autopilot target voters %d is not a positive odd number", a.TargetVoters)
 	case a.StabilizationTime < 0 || a.DeadServerGrace <= 0 || a.TransferHysteresis < 0:
 		return fmt.Errorf("autopilot durations must be non-negative (grace positive)")
-	}
-	if _, _, err := splitHostPort(g.BindAddr); err != nil {
-		return fmt.Errorf("gossip bind address: %w", err)
-	}
-	if g.AdvertiseAddr != "" {
-		if _, _, err := splitHostPort(g.AdvertiseAddr); err != nil {
-			return fmt.Errorf("gossip advertise address: %w", err)
-		}
 	}
 	return nil
 }

@@ -117,8 +117,10 @@ func TestApplyWithoutQuorumFailsWithinDeadline(t *testing.T) {
 	start := time.Now()
 	_, err := survivor.Apply(ctxFor(t, deadline), createKey(t, "k-minority"))
 	elapsed := time.Since(start)
-	if !errors.Is(err, cluster.ErrNoLeader) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("apply without quorum: %v, want ErrNoLeader and DeadlineExceeded", err)
+	// ErrNoLeader at the deadline, or sooner once no leader has been seen
+	// for a few election timeouts (Apply's noLeaderWait).
+	if !errors.Is(err, cluster.ErrNoLeader) {
+		t.Fatalf("apply without quorum: %v, want ErrNoLeader", err)
 	}
 	if elapsed > deadline+time.Second {
 		t.Errorf("apply took %v with a %v deadline", elapsed, deadline)

@@ -47,6 +47,8 @@ type gossip struct {
 	local   Meta
 	peers   map[string]*peer // by node id, self included
 	changed chan struct{}    // local meta changed: re-advertise
+	// reconnectEvery paces rejoin attempts to DEAD members (reconnect.go).
+	reconnectEvery time.Duration
 }
 
 // startGossip creates the memberlist (listening, not yet joined).
@@ -67,8 +69,24 @@ func (n *Node) startGossip() error {
 	}
 	mc.Delegate, mc.Events = g, g
 	mc.Logger = log.New(memberlistLog{g.log}, "", 0)
+	g.reconnectEvery = reconnectInterval(mc)
+	if f := n.cfg.Gossip.Transport; f != nil {
+		t, err := f(n.cfg.Gossip.BindAddr, mc.Logger)
+		if err != nil {
+			return fmt.Errorf("start gossip on %s: %w", n.cfg.Gossip.BindAddr, err)
+		}
+		mc.Transport = t
+		// memberlist learns the bound port only from its own transport;
+		// it is the default port of a join address given without one.
+		if _, port, err := t.FinalAdvertiseAddr("", 0); err == nil {
+			mc.BindPort = port
+		}
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		if mc.Transport != nil {
+			_ = mc.Transport.Shutdown() // Create leaves a given transport open on some errors
+		}
 		return fmt.Errorf("start gossip on %s: %w", n.cfg.Gossip.BindAddr, err)
 	}
 	g.ml = ml
@@ -85,6 +103,17 @@ func (c *Config) memberlistConfig() (*memberlist.Config, error) {
 		mc.GossipInterval, mc.SuspicionMult, mc.RetransmitMult = 50*time.Millisecond, 2, 2
 		mc.PushPullInterval = 2 * time.Second
 		mc.DeadNodeReclaimTime = time.Second
+		// memberlist pairs this with the push/pull interval (30 s / 30 s LAN);
+		// past it only the reconnect loop brings a DEAD member back.
+		mc.GossipToTheDeadTime = mc.PushPullInterval
+	}
+	if rtt := c.Gossip.RTT; rtt > 0 {
+		// A direct probe must outlast a round trip with margin, and the
+		// interval must leave room for the indirect probe that follows a
+		// missed ack (two round trips, through a third member): 6 x RTT.
+		mc.ProbeTimeout = max(mc.ProbeTimeout, 3*rtt)
+		mc.ProbeInterval = max(mc.ProbeInterval, 6*rtt)
+		mc.TCPTimeout = max(mc.TCPTimeout, 10*rtt)
 	}
 	mc.Name = c.NodeID
 	host, port, err := splitHostPort(c.Gossip.BindAddr)
@@ -110,7 +139,7 @@ func (n *Node) GossipAddr() string {
 	if n.gossip == nil {
 		return ""
 	}
-	return n.gossip.ml.LocalNode().Address()
+	return n.gossip.localAddr()
 }
 
 // JoinGossip joins the gossip pool through any of addrs, retrying with
@@ -236,13 +265,32 @@ func (g *gossip) forget(id string) {
 	g.mu.Unlock()
 }
 
-// aliveAddrs lists the gossip addresses of live members.
+// aliveAddrs lists the gossip addresses of live members, self included.
+// It reads the peer table, not ml.Members(): that returns memberlist's own
+// node structs, which its packet handler rewrites on every alive message
+// (a data race -race reports when joins and restarts overlap).
 func (g *gossip) aliveAddrs() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	var out []string
-	for _, nd := range g.ml.Members() {
-		out = append(out, nd.Address())
+	for _, p := range g.peers {
+		if p.status == StatusAlive && p.addr != "" {
+			out = append(out, p.addr)
+		}
 	}
 	return out
+}
+
+// localAddr is this node's advertised gossip address, as memberlist
+// reported it when it created the local node (see aliveAddrs for why
+// LocalNode() is not read later).
+func (g *gossip) localAddr() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if p, ok := g.peers[g.local.ID]; ok {
+		return p.addr
+	}
+	return "" // not reached: Create reports the local node synchronously
 }
 
 // leave announces a graceful departure, then stops memberlist.

@@ -159,6 +159,7 @@ func (n *Node) open() error {
 			return err
 		}
 		n.goBackground(func() { n.gossipLoop(bg) })
+		n.goBackground(func() { n.reconnectLoop(bg) })
 		if len(cfg.Gossip.Seeds) > 0 {
 			n.goBackground(func() {
 				if err := n.JoinGossip(bg, cfg.Gossip.Seeds); err != nil && bg.Err() == nil {

@@ -2,7 +2,6 @@ package cluster_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -93,8 +92,8 @@ func TestPartitionedRegionRefusesWritesAndCatchesUpAfterHeal(t *testing.T) {
 	const deadline = 700 * time.Millisecond
 	start := time.Now()
 	_, err := old.Apply(ctxFor(t, deadline), createKey(t, "k-minority"))
-	if !errors.Is(err, cluster.ErrNoLeader) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("write in the minority: %v, want ErrNoLeader and DeadlineExceeded", err)
+	if !errors.Is(err, cluster.ErrNoLeader) { // at the deadline or sooner (noLeaderWait)
+		t.Fatalf("write in the minority: %v, want ErrNoLeader", err)
 	}
 	if el := time.Since(start); el > deadline+500*time.Millisecond {
 		t.Errorf("minority write answered after %v with a %v deadline", el, deadline)

@@ -186,11 +186,15 @@ func dropOneVoter(cfg Config, st State, want map[string]bool) (Action, bool) {
 }
 
 // SafeToDrop is the removal safety rule: voter id may leave the voter set
-// only if, afterwards, the voters gossip reports alive (or suspect) are
-// still a strict majority of the voters, and at least one voter remains.
-// Dropping a dead voter therefore always passes while the cluster has
-// quorum at all; dropping a live one passes only with a live majority to
-// spare.
+// only if, afterwards, the voters gossip reports alive (or suspect) and
+// that answered this round's status poll are still a strict majority of
+// the voters, and at least one voter remains. Dropping a dead voter
+// therefore passes while the cluster has a live, reachable quorum;
+// dropping a live one passes only with such a majority to spare. Gossip
+// alone is not enough: a leave or a death takes a gossip round or more to
+// reach the leader, and a drop decided on that stale "alive" (a region
+// killed node by node while placement was moving) can leave a voter set
+// with no quorum, which nothing can repair.
 func SafeToDrop(servers []Server, id string) bool {
 	voters, healthy := 0, 0
 	for _, s := range servers {
@@ -198,7 +202,7 @@ func SafeToDrop(servers []Server, id string) bool {
 			continue
 		}
 		voters++
-		if s.Status == Alive || s.Status == Suspect {
+		if (s.Status == Alive || s.Status == Suspect) && s.Reachable {
 			healthy++
 		}
 	}

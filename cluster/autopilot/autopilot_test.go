@@ -177,6 +177,16 @@ func TestSafeToDrop(t *testing.T) {
 		{state("a:A:A:v:a"), "a", false},                          // never the last voter
 		{state("a:A:A:v:a", "b:B:B:v:s", "c:C:C:v:d"), "c", true}, // suspect counts as live
 	}
+	// A region going down node by node: d has left, c is gone but gossip
+	// has not said so yet (it missed this round's status poll). Dropping e
+	// would leave a and b as the only live voters of four: no quorum.
+	stale := state("a:A:A:v:a", "b:B:B:v:a", "c:C:C:v:a", "d:C:C:v:l", "e:E:E:v:a")
+	stale.Servers[2].Reachable = false
+	cases = append(cases, struct {
+		st   State
+		id   string
+		want bool
+	}{stale, "e", false})
 	for i, tc := range cases {
 		if got := SafeToDrop(tc.st.Servers, tc.id); got != tc.want {
 			t.Errorf("case %d: SafeToDrop(%s) = %v, want %v", i, tc.id, got, tc.want)

@@ -44,9 +44,11 @@ type Cluster struct {
 	logger *slog.Logger
 	mu     sync.Mutex
 	Nodes  []*Node
-	// Sim carries node-to-node traffic of regional clusters (StartRegions);
-	// set latencies and faults on it at any time (Partition, Block,
-	// Isolate(node ID), HealAll). Gossip does not go through it. Nil for
+	// Sim carries node-to-node traffic of regional clusters (StartRegions):
+	// Raft, gRPC and gossip. Set latencies and faults on it at any time
+	// (Partition, Block, Isolate(node ID), HealAll); with latency above
+	// about 10 ms one way, set cluster.GossipConfig.RTT through an Option
+	// so gossip's 50 ms LAN probes do not take latency for failure. Nil for
 	// StartCluster.
 	Sim       *netsim.Sim
 	gossipKey []byte
@@ -176,9 +178,9 @@ func (nd *Node) Host() *netsim.Host {
 	return nd.c.Sim.Host(nd.Region, nd.ID)
 }
 
-// startRegional routes nd's traffic through the cluster's Sim and turns
-// gossip on; a restart reuses the gossip address and rejoins through the
-// live nodes' gossip addresses.
+// startRegional routes nd's traffic (Raft, gRPC, gossip) through the
+// cluster's Sim and turns gossip on; a restart reuses the gossip address
+// and rejoins through the live nodes' gossip addresses.
 func (nd *Node) startRegional(cfg *cluster.Config, apiBind, raftBind string) (net.Listener, error) {
 	c := nd.c
 	*cfg = RegionalConfig(*cfg, c.gossipKey)
@@ -198,6 +200,7 @@ func (nd *Node) startRegional(cfg *cluster.Config, apiBind, raftBind string) (ne
 	}
 	cfg.StreamLayer, nd.streamLayer = sl, sl
 	cfg.DialOptions = append(cfg.DialOptions, host.DialOption())
+	cfg.Gossip.Transport = host.GossipTransport
 	lis, err := host.Listen("tcp", apiBind)
 	if err != nil {
 		sl.Close()

@@ -3,7 +3,6 @@ package netsim
 import (
 	"context"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -37,8 +36,7 @@ type StreamLayer struct {
 	advertise net.Addr
 	ctx       context.Context // ends on Close
 	cancel    context.CancelFunc
-	mu        sync.Mutex
-	conns     map[net.Conn]struct{}
+	conns     *connSet
 }
 
 var _ raft.StreamLayer = (*StreamLayer)(nil)
@@ -57,7 +55,7 @@ func (h *Host) StreamLayer(bindAddr string) (*StreamLayer, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &StreamLayer{Listener: l, host: h, advertise: l.Addr(), ctx: ctx, cancel: cancel,
-		conns: map[net.Conn]struct{}{}}, nil
+		conns: newConnSet()}, nil
 }
 
 // Dial implements raft.StreamLayer; timeout bounds a dial across a fault.
@@ -68,44 +66,17 @@ func (sl *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (
 	if err != nil {
 		return nil, err
 	}
-	sl.mu.Lock()
-	defer sl.mu.Unlock()
-	if sl.ctx.Err() != nil {
-		c.Close()
-		return nil, net.ErrClosed
-	}
-	sl.conns[c] = struct{}{}
-	return &layerConn{Conn: c, sl: sl}, nil
+	return sl.conns.add(c)
 }
 
 // Close stops listening and ends every dial and connection of the layer.
 // Closing it again is a no-op.
 func (sl *StreamLayer) Close() error {
-	sl.mu.Lock()
-	if sl.ctx.Err() != nil {
-		sl.mu.Unlock()
+	sl.cancel()
+	if !sl.conns.closeAll() {
 		return nil
 	}
-	sl.cancel()
-	for c := range sl.conns {
-		c.Close()
-	}
-	clear(sl.conns)
-	sl.mu.Unlock()
 	return sl.Listener.Close()
-}
-
-// layerConn forgets itself in its StreamLayer on Close.
-type layerConn struct {
-	net.Conn
-	sl *StreamLayer
-}
-
-func (c *layerConn) Close() error {
-	c.sl.mu.Lock()
-	delete(c.sl.conns, c.Conn)
-	c.sl.mu.Unlock()
-	return c.Conn.Close()
 }
 
 // Addr implements net.Listener with the advertised address.
