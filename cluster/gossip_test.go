@@ -60,7 +60,7 @@ func TestGossipKey(t *testing.T) {
 func TestWANTimings(t *testing.T) {
 	for _, rtt := range []time.Duration{10 * time.Millisecond, 150 * time.Millisecond} {
 		w := cluster.WANTimings(rtt)
-		if w.HeartbeatTimeout < 5*rtt || w.HeartbeatTimeout < time.Second || w.LeaderLeaseTimeout > w.HeartbeatTimeout {
+		if w.HeartbeatTimeout < 5*rtt || w.HeartbeatTimeout < cluster.DefaultConfig().HeartbeatTimeout || w.LeaderLeaseTimeout > w.HeartbeatTimeout {
 			t.Errorf("WANTimings(%v) = %+v", rtt, w)
 		}
 		cfg := cluster.DefaultConfig()
@@ -70,7 +70,10 @@ func TestWANTimings(t *testing.T) {
 			t.Errorf("WANTimings(%v) do not validate: %v", rtt, err)
 		}
 	}
-	if w := cluster.WANTimings(150 * time.Millisecond); w.HeartbeatTimeout != 1500*time.Millisecond {
-		t.Errorf("heartbeat at 150ms rtt = %v, want 1.5s", w.HeartbeatTimeout)
+	if w := cluster.WANTimings(150 * time.Millisecond); w.HeartbeatTimeout != 750*time.Millisecond {
+		t.Errorf("heartbeat at 150ms rtt = %v, want 750ms (5 x rtt)", w.HeartbeatTimeout)
+	}
+	if w := cluster.WANTimings(10 * time.Millisecond); w.HeartbeatTimeout != 400*time.Millisecond {
+		t.Errorf("heartbeat at 10ms rtt = %v, want the 400ms floor", w.HeartbeatTimeout)
 	}
 }

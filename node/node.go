@@ -119,6 +119,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 		ccfg.StreamLayer = n.simRaft
 		ccfg.DialOptions = append(ccfg.DialOptions, host.DialOption())
+		ccfg.Gossip.Transport = host.GossipTransport
 	}
 	if n.cluster, err = cluster.New(ctx, ccfg, n.fsm); err != nil {
 		lis.Close()
@@ -175,7 +176,8 @@ func clusterConfig(cfg Config, apiAddr string, log *slog.Logger) (cluster.Config
 		c.TrailingLogs = cfg.TrailingLogs
 	}
 	c.Gossip = cluster.GossipConfig{BindAddr: cfg.GossipAddr, AdvertiseAddr: cfg.GossipAdvertiseAddr,
-		Key: cfg.GossipKey, Insecure: cfg.GossipInsecure, LAN: cfg.GossipLAN, Seeds: cfg.GossipSeeds}
+		Key: cfg.GossipKey, Insecure: cfg.GossipInsecure, LAN: cfg.GossipLAN, Seeds: cfg.GossipSeeds,
+		RTT: cfg.WANRTT}
 	if cfg.TargetVoters > 0 {
 		c.Autopilot.TargetVoters = cfg.TargetVoters
 	}
