@@ -167,7 +167,19 @@ func failoverTrial(b *testing.B, c *testCluster, apis []apiv1.KeyManagementClien
 	c.stop(li)
 	ft.closing = time.Since(start)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	res, err := apis[survivor].CreateKey(ctx, &apiv1.CreateKeyRequest{Description: "failover probe"})
+	// A node answers "no quorum" (Unavailable) once it has seen no leader
+	// for three election timeouts; a client retries that with the same
+	// request id, as the SDK does, so the write counts when it commits.
+	req := &apiv1.CreateKeyRequest{Description: "failover probe", RequestId: fmt.Sprintf("failover-%d", start.UnixNano())}
+	var res *apiv1.CreateKeyResponse
+	var err error
+	for {
+		res, err = apis[survivor].CreateKey(ctx, req)
+		if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // the client's retry backoff
+	}
 	cancel()
 	ft.write = time.Since(start)
 	if err != nil {
