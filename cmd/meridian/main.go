@@ -70,9 +70,9 @@ command-line client for the key management API.`,
 }
 
 // addCommands registers the top-level commands. The node commands (server,
-// demo) are added here as well: root.AddCommand(newServerCmd(), newDemoCmd(), newOperatorCmd()).
+// demo) are added here as well: root.AddCommand(newServerCmd(), newDemoCmd(), newOperatorCmd(), newChaosCmd()).
 func addCommands(root *cobra.Command) {
-	root.AddCommand(newServerCmd(), newDemoCmd(), newOperatorCmd())
+	root.AddCommand(newServerCmd(), newDemoCmd(), newOperatorCmd(), newChaosCmd())
 	addKeyCommands(root)
 }
 

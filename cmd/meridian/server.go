@@ -13,8 +13,12 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"github.com/meridiankms/meridian/chaos"
 	"github.com/meridiankms/meridian/node"
 )
+
+// version is the build's version, set with -ldflags "-X main.version=...".
+var version = "dev"
 
 // envPassphrase names the environment variable that carries the soft HSM
 // passphrase. It is deliberately not a flag: flag values show up in ps.
@@ -107,6 +111,7 @@ so the server refuses to start without --insecure.`,
 	fs.Uint64("snapshot-threshold", 0, "Raft log entries between snapshots (default 8192)")
 	fs.Duration("scheduler-interval", 0, "how often the leader runs due deletions and rotations (default 1m)")
 	fs.Bool("insecure", false, "serve plaintext gRPC and Raft (required until TLS arrives)")
+	fs.Bool("chaos", false, "advertise that this cluster may be disrupted by `meridian chaos run` (game days, test clusters)")
 	fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.String("log-format", "text", "log format: text or json")
 	return cmd
@@ -193,6 +198,10 @@ func serverConfig(v *viper.Viper) (node.Config, error) {
 	cfg.DeadServerGrace = v.GetDuration("dead-server-grace")
 	cfg.PreferredLeaderRegion = v.GetString("preferred-leader-region")
 	cfg.WANRTT = v.GetDuration("wan-rtt")
+	cfg.BuildVersion = version
+	if v.GetBool("chaos") {
+		cfg.BuildVersion += chaos.ChaosMarker
+	}
 	cfg.Bootstrap = v.GetBool("bootstrap")
 	cfg.Join = v.GetStringSlice("join")
 	cfg.HSM.Backend = v.GetString("hsm")

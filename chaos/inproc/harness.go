@@ -1,0 +1,387 @@
+// Package inproc is the in-process chaos harness: N nodes in M regions
+// inside the calling process, each built by node.Start (the one wiring),
+// with node-to-node traffic through one netsim.Sim and each node's HSM
+// behind a fault switch. Fast enough for CI on every commit.
+package inproc
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/meridiankms/meridian/chaos"
+	"github.com/meridiankms/meridian/client"
+	"github.com/meridiankms/meridian/cluster/netsim"
+	"github.com/meridiankms/meridian/hsm"
+	"github.com/meridiankms/meridian/node"
+)
+
+// Config describes the cluster the harness starts.
+type Config struct {
+	// Dir holds every node's data dir (required; a test's t.TempDir()).
+	Dir string
+	// Regions (default us-east, eu-west, ap-south) and nodes per region
+	// (default 1).
+	Regions   []string
+	PerRegion int
+	// OneWay and Jitter are the baseline inter-region latency (0: LAN).
+	// With a baseline, Raft timings follow cluster.WANTimings(2*OneWay).
+	OneWay, Jitter time.Duration
+	// Logger receives every node's logs (nil: discarded).
+	Logger *slog.Logger
+	// Tweak, if set, adjusts each node's config before its first start.
+	Tweak func(*node.Config)
+	// StartTimeout bounds each node's start, join included (default 30 s).
+	StartTimeout time.Duration
+}
+
+// member is one node slot: its config, its running node (nil when
+// killed), its gate and its HSM switch.
+type member struct {
+	cfg    node.Config
+	n      *node.Node
+	gate   *gate
+	hsm    *hsmSwitch
+	frozen bool
+}
+
+// Harness is an in-process cluster that implements chaos.Harness.
+type Harness struct {
+	cfg Config
+	sim *netsim.Sim
+
+	mu      sync.Mutex
+	members []*member
+}
+
+var _ chaos.Harness = (*Harness)(nil)
+
+// passphrase opens the nodes' soft HSM files; a throwaway cluster's.
+var passphrase = []byte("chaos-inproc-passphrase-not-secret")
+
+// New starts the cluster and returns once every node is in Raft and sees
+// the leader. Close stops it.
+func New(ctx context.Context, cfg Config) (_ *Harness, err error) {
+	if cfg.Dir == "" {
+		return nil, fmt.Errorf("%w: inproc: no data dir", chaos.ErrBadOptions)
+	}
+	if len(cfg.Regions) == 0 {
+		cfg.Regions = []string{"us-east", "eu-west", "ap-south"}
+	}
+	if cfg.PerRegion == 0 {
+		cfg.PerRegion = 1
+	}
+	if cfg.PerRegion < 0 || cfg.PerRegion > 5 {
+		return nil, fmt.Errorf("%w: inproc: %d nodes per region, want 1..5", chaos.ErrBadOptions, cfg.PerRegion)
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Harness{cfg: cfg, sim: netsim.New()}
+	h.sim.SetDefault(cfg.OneWay, cfg.Jitter)
+	defer func() {
+		if err != nil {
+			h.Close()
+		}
+	}()
+	gossipKey := make([]byte, 32)
+	if _, err := rand.Read(gossipKey); err != nil {
+		return nil, err
+	}
+	total := len(cfg.Regions) * cfg.PerRegion
+	for i := range total {
+		m, err := h.newMember(i, gossipKey)
+		if err != nil {
+			return nil, err
+		}
+		h.members = append(h.members, m)
+	}
+	// Node 1 founds the cluster; the others join through it, one by one so
+	// each joins a settled configuration.
+	for i, m := range h.members {
+		if i > 0 {
+			m.cfg.Join = []string{h.members[0].gate.addr()}
+			m.cfg.GossipSeeds = []string{h.members[0].cfg.GossipAddr}
+		}
+		if err := h.start(ctx, m, true); err != nil {
+			return nil, err
+		}
+		m.cfg.Bootstrap, m.cfg.HSM.CreateIfMissing = false, false // from now on, restarts rejoin
+	}
+	if err := h.WaitConverged(ctx); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *Harness) newMember(i int, gossipKey []byte) (*member, error) {
+	region := h.cfg.Regions[i%len(h.cfg.Regions)]
+	id := fmt.Sprintf("node-%d", i+1)
+	apiAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	raftAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	gossipAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	g, err := newGate(apiAddr)
+	if err != nil {
+		return nil, err
+	}
+	sw := &hsmSwitch{}
+	cfg := node.DefaultConfig()
+	cfg.NodeID, cfg.Region, cfg.Zone = id, region, fmt.Sprintf("%s%c", region, 'a'+i/len(h.cfg.Regions)%3)
+	cfg.DataDir = filepath.Join(h.cfg.Dir, id)
+	cfg.APIAddr, cfg.AdvertiseAPIAddr, cfg.RaftAddr, cfg.MetricsAddr = apiAddr, g.addr(), raftAddr, ""
+	cfg.GossipAddr, cfg.GossipKey, cfg.GossipLAN = gossipAddr, gossipKey, true
+	// Each node's soft HSM file lives in its data dir: a wiped node loses
+	// its domain key too and is enrolled again when it rejoins.
+	cfg.HSM = node.HSMConfig{Backend: "soft", Passphrase: passphrase, FastKDF: true, CreateIfMissing: i == 0}
+	cfg.Bootstrap = i == 0
+	cfg.TargetVoters = 5
+	cfg.StabilizationTime = 300 * time.Millisecond
+	cfg.DeadServerGrace = 3 * time.Second
+	cfg.SchedulerInterval = -1
+	if h.cfg.OneWay > 0 {
+		cfg.WANRTT = 2 * (h.cfg.OneWay + h.cfg.Jitter)
+	} else {
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 100*time.Millisecond, 100*time.Millisecond, 50*time.Millisecond
+	}
+	cfg.Sim = h.sim
+	cfg.HSMWrapper = func(x hsm.HSM) hsm.HSM { return &faultyHSM{h: x, sw: sw} }
+	cfg.Logger = h.cfg.Logger.With("harness", "inproc")
+	cfg.BuildVersion = "dev" + chaos.ChaosMarker // the harness made this cluster to be broken
+	if h.cfg.Tweak != nil {
+		h.cfg.Tweak(&cfg)
+	}
+	return &member{cfg: cfg, gate: g, hsm: sw}, nil
+}
+
+// freeAddr reserves a loopback port; a node keeps it across restarts, as
+// a real node's configured address.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// start starts m's node (m.n must be nil). A port reserved by freeAddr
+// can be taken by another process before the node binds it; then the API
+// and gossip ports (which nobody else remembers: clients know the gate,
+// peers learn gossip addresses) are picked again, and on a first start the
+// Raft port too.
+func (h *Harness) start(ctx context.Context, m *member, first bool) error {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.StartTimeout)
+	defer cancel()
+	m.gate.setDown(false)
+	for attempt := 0; ; attempt++ {
+		n, err := node.Start(ctx, m.cfg)
+		if err == nil {
+			h.mu.Lock()
+			m.n = n
+			h.mu.Unlock()
+			return nil
+		}
+		if attempt == 3 || !addrInUse(err) {
+			m.gate.setDown(true)
+			return fmt.Errorf("inproc: start %s: %w", m.cfg.NodeID, err)
+		}
+		if err := h.repickPorts(m, first); err != nil {
+			return err
+		}
+	}
+}
+
+func addrInUse(err error) bool {
+	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
+}
+
+func (h *Harness) repickPorts(m *member, raftToo bool) error {
+	api, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	gossip, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	if raftToo {
+		if m.cfg.RaftAddr, err = freeAddr(); err != nil {
+			return err
+		}
+	}
+	m.cfg.APIAddr, m.cfg.GossipAddr = api, gossip
+	m.gate.setBackend(api)
+	return nil
+}
+
+func (h *Harness) member(id string) (*member, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.members {
+		if m.cfg.NodeID == id {
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %q", chaos.ErrUnknownNode, id)
+}
+
+// Name implements chaos.Harness.
+func (h *Harness) Name() string { return "inproc" }
+
+// Capabilities implements chaos.Harness: everything, Freeze approximated
+// (see DESIGN.md).
+func (h *Harness) Capabilities() chaos.Capability { return chaos.CapAll }
+
+// ChaosEnabled implements chaos.Harness: the harness made the cluster.
+func (h *Harness) ChaosEnabled(context.Context) (bool, error) { return true, nil }
+
+// Sim is the harness's network simulator (for tests that add their own
+// faults).
+func (h *Harness) Sim() *netsim.Sim { return h.sim }
+
+// Node returns the running node id (nil when killed).
+func (h *Harness) Node(id string) *node.Node {
+	m, err := h.member(id)
+	if err != nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return m.n
+}
+
+// Nodes implements chaos.Harness.
+func (h *Harness) Nodes(context.Context) ([]chaos.NodeInfo, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]chaos.NodeInfo, 0, len(h.members))
+	for _, m := range h.members {
+		failed, _ := m.hsm.state()
+		out = append(out, chaos.NodeInfo{ID: m.cfg.NodeID, Region: m.cfg.Region, APIAddr: m.gate.addr(),
+			Alive: m.n != nil, Frozen: m.frozen, HSMFailed: failed})
+	}
+	return out, nil
+}
+
+// Leader implements chaos.Harness: the live, unfrozen node that leads (a
+// frozen or cut-off former leader may still believe it does; the highest
+// term wins).
+func (h *Harness) Leader(context.Context) (string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	best, term := "", uint64(0)
+	for _, m := range h.members {
+		if m.n == nil || m.frozen || !m.n.Cluster().IsLeader() {
+			continue
+		}
+		if t := m.n.Cluster().Stats().Term; best == "" || t > term {
+			best, term = m.cfg.NodeID, t
+		}
+	}
+	if best == "" {
+		return "", chaos.ErrNoLeader
+	}
+	return best, nil
+}
+
+// ClientConfig implements chaos.Harness: every node's gate as seeds.
+func (h *Harness) ClientConfig(region string) client.Config {
+	h.mu.Lock()
+	var seeds []string
+	for _, m := range h.members {
+		seeds = append(seeds, m.gate.addr())
+	}
+	h.mu.Unlock()
+	// The client's own region first: New connects to the first that answers.
+	slices.SortStableFunc(seeds, func(a, b string) int { return h.regionRank(a, region) - h.regionRank(b, region) })
+	cfg := client.DefaultConfig(seeds...)
+	cfg.Insecure, cfg.Region = true, region
+	return cfg
+}
+
+func (h *Harness) regionRank(addr, region string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.members {
+		if m.gate.addr() == addr && m.cfg.Region == region {
+			return 0
+		}
+	}
+	return 1
+}
+
+// Close stops every node and gate.
+func (h *Harness) Close() error {
+	h.mu.Lock()
+	members := slices.Clone(h.members)
+	h.mu.Unlock()
+	var errs []error
+	for _, m := range members {
+		m.hsm.release()
+		m.gate.setDown(true)
+	}
+	h.sim.HealAll()
+	for _, m := range slices.Backward(members) {
+		h.mu.Lock()
+		n := m.n
+		m.n = nil
+		h.mu.Unlock()
+		if n != nil {
+			errs = append(errs, n.Close())
+		}
+		m.gate.close()
+	}
+	return errors.Join(errs...)
+}
+
+// liveSeeds are the gate and gossip addresses of the running nodes other
+// than skip: what a restarting node's --join flags would name.
+func (h *Harness) liveSeeds(skip *member) (api, gossip []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.members {
+		if m != skip && m.n != nil {
+			api = append(api, m.gate.addr())
+			gossip = append(gossip, m.cfg.GossipAddr)
+		}
+	}
+	if len(api) == 0 { // a cold start of everything: name every peer
+		for _, m := range h.members {
+			if m != skip {
+				api = append(api, m.gate.addr())
+				gossip = append(gossip, m.cfg.GossipAddr)
+			}
+		}
+	}
+	return api, gossip
+}
+
+// removeDataDir deletes a killed node's data dir (the HSM file included).
+func removeDataDir(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("inproc: wipe %s: %w", dir, err)
+	}
+	return nil
+}

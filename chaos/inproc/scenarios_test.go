@@ -1,0 +1,137 @@
+package inproc
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/meridiankms/meridian/chaos"
+)
+
+// runScenario runs one scenario on a fresh 3-region cluster and returns
+// the report after checking what every scenario must show: the run
+// completed, every check passed, nothing acknowledged was lost, and the
+// cluster converged.
+func runScenario(t *testing.T, scenario string, seed int64, d time.Duration, perRegion int) *chaos.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	h, err := New(ctx, Config{Dir: t.TempDir(), PerRegion: perRegion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	out := t.TempDir()
+	rep, err := chaos.Run(ctx, chaos.Options{Scenario: scenario, Duration: d, Seed: seed, Rate: 40,
+		Harness: h, OutDir: out, Logf: t.Logf})
+	if err != nil {
+		t.Fatalf("%s seed %d: %v", scenario, seed, err)
+	}
+	if t.Failed() || !rep.Passed {
+		keep := filepath.Join(os.TempDir(), fmt.Sprintf("meridian-chaos-%s-%d-%d", scenario, seed, time.Now().UnixNano()))
+		_ = os.CopyFS(keep, os.DirFS(out))
+		t.Logf("report and history kept in %s", keep)
+	}
+	t.Logf("%s seed %d:\n%s", scenario, seed, rep.Markdown())
+	if !rep.Passed {
+		t.Errorf("%s seed %d: run failed: notes %v, verdict:\n%v", scenario, seed, rep.Notes, rep.Verdict)
+	}
+	if rep.LostWrites != 0 {
+		t.Errorf("%s seed %d: %d acknowledged writes lost", scenario, seed, rep.LostWrites)
+	}
+	if rep.DataPlane.Calls < 20 || rep.Control.Calls < 5 {
+		t.Errorf("%s seed %d: only %d data-plane and %d control-plane calls: the workload did not run",
+			scenario, seed, rep.DataPlane.Calls, rep.Control.Calls)
+	}
+	return rep
+}
+
+func TestScenarioKillLeader(t *testing.T) {
+	for _, seed := range []int64{1, 2} {
+		rep := runScenario(t, "kill-leader", seed, 6*time.Second, 1)
+		if rep.DataPlane.Failed != 0 {
+			t.Errorf("seed %d: %d data-plane calls failed across a leader kill (errors %v)", seed, rep.DataPlane.Failed, rep.Errors)
+		}
+		if len(rep.Failover) != 1 || rep.Failover[0].FirstWriteMS < 0 || rep.Failover[0].FirstWriteMS > 3000 {
+			t.Errorf("seed %d: failover %+v, want writes back within 3 s", seed, rep.Failover)
+		}
+	}
+}
+
+func TestScenarioKillRegion(t *testing.T) {
+	for _, tc := range []struct {
+		seed      int64
+		perRegion int
+	}{{1, 1}, {2, 2}} {
+		rep := runScenario(t, "kill-region", tc.seed, 7*time.Second, tc.perRegion)
+		if rep.DataPlane.Failed != 0 {
+			t.Errorf("seed %d, %d per region: %d data-plane calls failed across a region loss (errors %v)",
+				tc.seed, tc.perRegion, rep.DataPlane.Failed, rep.Errors)
+		}
+		if len(rep.Failover) != 1 || rep.Failover[0].FirstWriteMS < 0 || rep.Failover[0].FirstWriteMS > 3000 {
+			t.Errorf("seed %d: failover %+v, want writes back within 3 s", tc.seed, rep.Failover)
+		}
+	}
+}
+
+func TestScenarioPartitionRegion(t *testing.T) {
+	for _, seed := range []int64{1, 2} {
+		rep := runScenario(t, "partition-region", seed, 8*time.Second, 1)
+		if len(rep.Faults) != 2 {
+			t.Errorf("seed %d: faults %+v, want the two-way then the one-way partition", seed, rep.Faults)
+		}
+		if rep.DataPlane.Availability < 0.95 {
+			t.Errorf("seed %d: data-plane availability %.3f across a partition, want >= 0.95 (errors %v)",
+				seed, rep.DataPlane.Availability, rep.Errors)
+		}
+	}
+}
+
+func TestScenarioFreezeLeader(t *testing.T) {
+	for _, seed := range []int64{1, 2} {
+		rep := runScenario(t, "freeze-leader", seed, 7*time.Second, 1)
+		if len(rep.Failover) != 1 || rep.Failover[0].FirstWriteMS < 0 || rep.Failover[0].FirstWriteMS > 4000 {
+			t.Errorf("seed %d: failover %+v, want writes back within 4 s of the freeze", seed, rep.Failover)
+		}
+		if rep.DataPlane.Availability < 0.95 {
+			t.Errorf("seed %d: data-plane availability %.3f with a frozen leader (errors %v)", seed, rep.DataPlane.Availability, rep.Errors)
+		}
+	}
+}
+
+func TestScenarioHSMFailure(t *testing.T) {
+	for _, seed := range []int64{1, 2} {
+		rep := runScenario(t, "hsm-failure", seed, 6*time.Second, 1)
+		if rep.DataPlane.Availability < 0.98 {
+			t.Errorf("seed %d: data-plane availability %.3f with one failed HSM, want >= 0.98 (errors %v)",
+				seed, rep.DataPlane.Availability, rep.Errors)
+		}
+	}
+}
+
+func TestScenarioDisableKey(t *testing.T) {
+	rep := runScenario(t, "disable-key", 1, 6*time.Second, 1)
+	gd := rep.GameDay
+	switch {
+	case gd == nil:
+		t.Fatal("no game-day figures in the report")
+	case gd.Error != "":
+		t.Fatalf("game day incomplete: %s", gd.Error)
+	case gd.RefusedCalls == 0 || gd.DetectedAfterMS <= 0:
+		t.Errorf("game day: %+v: the disable was never seen by the workload", gd)
+	case gd.RestoredAfterMS > 2000:
+		t.Errorf("game day: restored %.0f ms after the re-enable, want within 2 s", gd.RestoredAfterMS)
+	}
+}
+
+func TestScenarioRandom(t *testing.T) {
+	for _, seed := range []int64{7, 8} {
+		rep := runScenario(t, "random", seed, 9*time.Second, 1)
+		if len(rep.Faults) == 0 {
+			t.Errorf("seed %d: random schedule injected nothing", seed)
+		}
+	}
+}

@@ -1,0 +1,234 @@
+package chaos
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/meridiankms/meridian/chaos/checker"
+	"github.com/meridiankms/meridian/chaos/history"
+)
+
+// Report is a run's outcome: what clients saw, how long the control plane
+// was gone, how fast writes came back after each fault, what was lost,
+// and the checker's verdict. Times are milliseconds; offsets are from the
+// history's start.
+type Report struct {
+	Scenario  string       `json:"scenario"`
+	Harness   string       `json:"harness"`
+	Seed      int64        `json:"seed"`
+	Duration  string       `json:"duration"`
+	Rate      float64      `json:"rate"`
+	Started   time.Time    `json:"started"`
+	Nodes     []NodeInfo   `json:"nodes"`
+	Faults    []FaultEvent `json:"faults"`
+	Schedule  []string     `json:"schedule"`
+	TotalOps  int          `json:"total_ops"`
+	DataPlane PlaneStats   `json:"data_plane"`
+	Control   PlaneStats   `json:"control_plane"`
+	// ControlOutages are the windows in which control-plane writes failed
+	// for lack of service (from the first such failure to the next
+	// acknowledged write).
+	ControlOutages []Window `json:"control_outages"`
+	// Failover is, per fault, the time from injection to the earliest
+	// completion of an acknowledged write invoked after it.
+	Failover    []Failover `json:"failover"`
+	FailoverP50 float64    `json:"failover_p50_ms"`
+	FailoverP99 float64    `json:"failover_p99_ms"`
+	// LostWrites counts acknowledged writes missing after healing:
+	// CreateKeys absent on a node plus ciphertexts that no longer decrypt.
+	LostWrites int `json:"lost_writes"`
+	// Errors counts failed calls by error name.
+	Errors           map[string]int   `json:"errors"`
+	GameDay          *GameDay         `json:"game_day,omitempty"`
+	ConvergedAfterMS float64          `json:"converged_after_ms"`
+	Verdict          *checker.Verdict `json:"verdict"`
+	// Passed: every check passed and no fault failed to inject or heal.
+	Passed bool     `json:"passed"`
+	Notes  []string `json:"notes,omitempty"`
+}
+
+// PlaneStats summarises one plane's calls. For the data plane only calls
+// on the workload's hot keys count (calls on keys the control plane churns
+// are refused by design when those keys are disabled).
+type PlaneStats struct {
+	Calls  int `json:"calls"`
+	OK     int `json:"ok"`
+	Failed int `json:"failed"`
+	// Outages are the failures for lack of service (Unavailable, timeouts,
+	// unknown outcomes), as opposed to refusals by the rules.
+	Outages      int     `json:"outages"`
+	Availability float64 `json:"availability"`
+	P50MS        float64 `json:"p50_ms"`
+	P99MS        float64 `json:"p99_ms"`
+}
+
+// Window is a span of the run.
+type Window struct {
+	StartMS    float64 `json:"start_ms"`
+	EndMS      float64 `json:"end_ms"`
+	DurationMS float64 `json:"duration_ms"`
+}
+
+// Failover is how long after one fault writes were back.
+type Failover struct {
+	Fault string `json:"fault"`
+	// FirstWriteMS is -1 when no write invoked after the fault succeeded.
+	FirstWriteMS float64 `json:"first_write_ms"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func newReport(opt Options, sc Scenario, h Harness, s Schedule, events []FaultEvent, gd *GameDay) *Report {
+	r := &Report{Scenario: sc.Name, Harness: h.Name(), Seed: opt.Seed, Duration: opt.Duration.String(),
+		Rate: opt.Rate, Faults: events, GameDay: gd, Errors: map[string]int{}}
+	for _, st := range s {
+		r.Schedule = append(r.Schedule, fmt.Sprintf("+%v for %v: %s", st.At, st.For, st.Fault.Name()))
+	}
+	for _, e := range events {
+		if e.Error != "" {
+			r.Notes = append(r.Notes, fmt.Sprintf("fault %s: %s", e.Name, e.Error))
+		}
+	}
+	if gd != nil && gd.Error != "" {
+		r.Notes = append(r.Notes, "game day: "+gd.Error)
+	}
+	return r
+}
+
+// fill computes the figures from the history and takes the verdict.
+func (r *Report) fill(h *history.History, runStart time.Duration, hot []string, v *checker.Verdict) {
+	r.Started = h.Start
+	r.Verdict = v
+	isHot := map[string]bool{}
+	for _, k := range hot {
+		isHot[k] = true
+	}
+	var dpLat, cpLat []time.Duration
+	var writes []*history.Op
+	for i := range h.Ops {
+		op := &h.Ops[i]
+		if op.Invoke < runStart { // the setup's creates
+			continue
+		}
+		r.TotalOps++
+		if op.Outcome != history.Ok {
+			r.Errors[op.Output.Error]++
+		}
+		switch {
+		case op.Kind.IsDataPlane() && isHot[op.KeyID]:
+			add(&r.DataPlane, op)
+			if r.GameDay != nil && op.KeyID == r.GameDay.Key && op.Output.Error == "DisabledException" {
+				r.GameDay.RefusedCalls++
+			}
+			dpLat = append(dpLat, op.Complete-op.Invoke)
+		case op.Kind.IsWrite():
+			add(&r.Control, op)
+			cpLat = append(cpLat, op.Complete-op.Invoke)
+			writes = append(writes, op)
+		}
+	}
+	finish(&r.DataPlane, dpLat)
+	finish(&r.Control, cpLat)
+	r.ControlOutages = outages(writes)
+	r.Failover = failovers(r.Faults, writes)
+	var fos []time.Duration
+	for _, f := range r.Failover {
+		if f.FirstWriteMS >= 0 {
+			fos = append(fos, time.Duration(f.FirstWriteMS*float64(time.Millisecond)))
+		}
+	}
+	r.FailoverP50, r.FailoverP99 = ms(percentile(slices.Clone(fos), 0.5)), ms(percentile(fos, 0.99))
+	if v != nil {
+		r.LostWrites = v.LostWrites.Violations + v.Ciphertexts.Violations
+	}
+	r.Passed = v != nil && v.Passed() && len(r.Notes) == 0
+}
+
+func add(p *PlaneStats, op *history.Op) {
+	p.Calls++
+	if op.Outcome == history.Ok {
+		p.OK++
+		return
+	}
+	p.Failed++
+	if isOutage(op) {
+		p.Outages++
+	}
+}
+
+func finish(p *PlaneStats, lat []time.Duration) {
+	p.Availability = ratio(p.OK, p.Calls)
+	p.P50MS, p.P99MS = ms(percentile(slices.Clone(lat), 0.5)), ms(percentile(lat, 0.99))
+}
+
+// outages finds the control-plane outage windows: each starts at the
+// invocation of a write that failed for lack of service and ends at the
+// completion of the next acknowledged write invoked after it (or the last
+// write's completion if none was).
+func outages(writes []*history.Op) []Window {
+	var out []Window
+	for i := 0; i < len(writes); i++ {
+		if !isOutage(writes[i]) {
+			continue
+		}
+		start := writes[i].Invoke
+		end := time.Duration(-1)
+		j := i + 1
+		for ; j < len(writes); j++ {
+			if writes[j].Outcome == history.Ok && writes[j].Invoke >= start {
+				end = writes[j].Complete
+				break
+			}
+		}
+		if end < 0 {
+			end = writes[len(writes)-1].Complete
+		}
+		if n := len(out); n > 0 && time.Duration(out[n-1].EndMS*float64(time.Millisecond)) >= start {
+			out[n-1].EndMS = max(out[n-1].EndMS, ms(end))
+			out[n-1].DurationMS = out[n-1].EndMS - out[n-1].StartMS
+		} else {
+			out = append(out, Window{StartMS: ms(start), EndMS: ms(end), DurationMS: ms(end - start)})
+		}
+		for i+1 < len(writes) && writes[i+1].Invoke <= end {
+			i++
+		}
+	}
+	return out
+}
+
+// failovers times, per fault, the earliest completion of an acknowledged
+// write invoked at or after its injection: when writes were back. (Not the
+// first write invoked: that one may be stuck on the dead leader while later
+// ones already succeed elsewhere.)
+func failovers(events []FaultEvent, writes []*history.Op) []Failover {
+	var out []Failover
+	for _, e := range events {
+		f := Failover{Fault: e.Name, FirstWriteMS: -1}
+		for _, w := range writes {
+			if w.Outcome == history.Ok && w.Invoke >= e.Injected && (f.FirstWriteMS < 0 || ms(w.Complete-e.Injected) < f.FirstWriteMS) {
+				f.FirstWriteMS = ms(w.Complete - e.Injected)
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// WriteFiles writes report.json and report.md into dir.
+func (r *Report) WriteFiles(dir string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode report: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.md"), []byte(r.Markdown()), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return nil
+}
