@@ -195,7 +195,7 @@ func (c *Config) autopilotOn() bool { return c.gossipOn() && !c.Autopilot.Disabl
 // DefaultConfig returns a Config with LAN timings and insecure dialing.
 func DefaultConfig() Config {
 	return Config{
-		RaftBindAddr:       "127.0.0.1:0",
+		RaftBindAddr: "127.0.0.1:0",
 		// raft's own 1 s defaults put LAN failover p99 at 2.8-3.0 s (kill
 		// -> first committed write); 400 ms keeps it under 1.5 s and is
 		// still far above LAN round trips and fsync p99.

@@ -119,6 +119,20 @@ const (
 	KindECDSAPrivate // PKCS#8 EC private key (P-256, P-384, P-521)
 )
 
+// IsAES reports an AES key (for GCM).
+func (k KeyKind) IsAES() bool { return k == KindAES256 }
+
+// IsHMAC reports an HMAC key of any hash.
+func (k KeyKind) IsHMAC() bool {
+	return k == KindHMACSHA256 || k == KindHMACSHA384 || k == KindHMACSHA512
+}
+
+// IsRSA reports an RSA private key (signing and OAEP decryption).
+func (k KeyKind) IsRSA() bool { return k == KindRSAPrivate }
+
+// CanSign reports a private key that signs (RSA or ECDSA).
+func (k KeyKind) CanSign() bool { return k == KindRSAPrivate || k == KindECDSAPrivate }
+
 // KeyHandle names a key version unwrapped into the HSM. It is valid until
 // Destroy, Close, or an HSM restart, after which operations fail with
 // ErrHandleInvalid and the caller imports the version again.

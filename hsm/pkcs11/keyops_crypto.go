@@ -17,24 +17,6 @@ const (
 	gcmTagLen   = 16
 )
 
-func isKind(kinds ...hsm.KeyKind) func(hsm.KeyKind) bool {
-	return func(k hsm.KeyKind) bool {
-		for _, x := range kinds {
-			if k == x {
-				return true
-			}
-		}
-		return false
-	}
-}
-
-var (
-	isAES  = isKind(hsm.KindAES256)
-	isHMAC = isKind(hsm.KindHMACSHA256, hsm.KindHMACSHA384, hsm.KindHMACSHA512)
-	isRSA  = isKind(hsm.KindRSAPrivate)
-	isSign = isKind(hsm.KindRSAPrivate, hsm.KindECDSAPrivate)
-)
-
 // gcm is CKM_AES_GCM with the caller's nonce and a 128-bit tag. The
 // params hold C memory until free runs.
 func gcm(nonce, aad []byte) (m []*pkcs11.Mechanism, free func()) {
@@ -60,7 +42,7 @@ func (h *HSM) EncryptGCM(ctx context.Context, kh hsm.KeyHandle, nonce, plaintext
 		return nil, err
 	}
 	var out []byte
-	err := h.useKey(ctx, op, kh, isAES, pkcs11.CKM_AES_GCM, func(s pkcs11.SessionHandle, k *keyHandle) error {
+	err := h.useKey(ctx, op, kh, hsm.KeyKind.IsAES, pkcs11.CKM_AES_GCM, func(s pkcs11.SessionHandle, k *keyHandle) error {
 		m, free := gcm(nonce, aad)
 		defer free()
 		if err := h.p.EncryptInit(s, m, k.obj); err != nil {
@@ -87,7 +69,7 @@ func (h *HSM) DecryptGCM(ctx context.Context, kh hsm.KeyHandle, nonce, sealed, a
 		return nil, err
 	}
 	var out []byte
-	err := h.useKey(ctx, op, kh, isAES, pkcs11.CKM_AES_GCM, func(s pkcs11.SessionHandle, k *keyHandle) error {
+	err := h.useKey(ctx, op, kh, hsm.KeyKind.IsAES, pkcs11.CKM_AES_GCM, func(s pkcs11.SessionHandle, k *keyHandle) error {
 		if len(sealed) < gcmTagLen {
 			return hsm.ErrUnwrap
 		}
@@ -121,7 +103,7 @@ func (h *HSM) HMAC(ctx context.Context, kh hsm.KeyHandle, msg []byte) ([]byte, e
 		mech = hmacMechs[k.kind]
 	}
 	var out []byte
-	err := h.useKey(ctx, "hmac", kh, isHMAC, mech, func(s pkcs11.SessionHandle, k *keyHandle) error {
+	err := h.useKey(ctx, "hmac", kh, hsm.KeyKind.IsHMAC, mech, func(s pkcs11.SessionHandle, k *keyHandle) error {
 		if err := h.p.SignInit(s, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, k.obj); err != nil {
 			return keyErr("C_SignInit", err)
 		}
@@ -188,7 +170,7 @@ func (h *HSM) Sign(ctx context.Context, kh hsm.KeyHandle, hash crypto.Hash, pss 
 		return nil, fmt.Errorf("pkcs11: %s: %w", op, err)
 	}
 	var sig []byte
-	err = h.useKey(ctx, op, kh, isSign, m.Mechanism, func(s pkcs11.SessionHandle, k *keyHandle) error {
+	err = h.useKey(ctx, op, kh, hsm.KeyKind.CanSign, m.Mechanism, func(s pkcs11.SessionHandle, k *keyHandle) error {
 		if err := h.p.SignInit(s, []*pkcs11.Mechanism{m}, k.obj); err != nil {
 			return keyErr("C_SignInit", err)
 		}
@@ -234,7 +216,7 @@ func (h *HSM) DecryptOAEP(ctx context.Context, kh hsm.KeyHandle, hash crypto.Has
 		return nil, fmt.Errorf("pkcs11: %s: hash %v: %w: OAEP takes SHA-1, SHA-256, SHA-384 or SHA-512", op, hash, hsm.ErrUnsupported)
 	}
 	var out []byte
-	err := h.useKey(ctx, op, kh, isRSA, pkcs11.CKM_RSA_PKCS_OAEP, func(s pkcs11.SessionHandle, k *keyHandle) error {
+	err := h.useKey(ctx, op, kh, hsm.KeyKind.IsRSA, pkcs11.CKM_RSA_PKCS_OAEP, func(s pkcs11.SessionHandle, k *keyHandle) error {
 		if len(ciphertext) != k.modLen {
 			return hsm.ErrUnwrap
 		}

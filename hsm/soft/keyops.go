@@ -225,24 +225,6 @@ func (h *HSM) useKey(ctx context.Context, op string, kh hsm.KeyHandle, allowed f
 	return nil
 }
 
-func isKind(kinds ...hsm.KeyKind) func(hsm.KeyKind) bool {
-	return func(k hsm.KeyKind) bool {
-		for _, x := range kinds {
-			if k == x {
-				return true
-			}
-		}
-		return false
-	}
-}
-
-var (
-	isAES  = isKind(hsm.KindAES256)
-	isHMAC = isKind(hsm.KindHMACSHA256, hsm.KindHMACSHA384, hsm.KindHMACSHA512)
-	isRSA  = isKind(hsm.KindRSAPrivate)
-	isSign = isKind(hsm.KindRSAPrivate, hsm.KindECDSAPrivate)
-)
-
 const gcmNonceLen = 12
 
 func checkNonce(op string, nonce []byte) error {
@@ -260,7 +242,7 @@ func (h *HSM) EncryptGCM(ctx context.Context, kh hsm.KeyHandle, nonce, plaintext
 		return nil, err
 	}
 	var out []byte
-	err := h.useKey(ctx, op, kh, isAES, func(k *keyHandle) error {
+	err := h.useKey(ctx, op, kh, hsm.KeyKind.IsAES, func(k *keyHandle) error {
 		out = k.aead.Seal(nil, nonce, plaintext, aad)
 		return nil
 	})
@@ -274,7 +256,7 @@ func (h *HSM) DecryptGCM(ctx context.Context, kh hsm.KeyHandle, nonce, sealed, a
 		return nil, err
 	}
 	var out []byte
-	err := h.useKey(ctx, op, kh, isAES, func(k *keyHandle) error {
+	err := h.useKey(ctx, op, kh, hsm.KeyKind.IsAES, func(k *keyHandle) error {
 		var err error
 		if out, err = k.aead.Open(nil, nonce, sealed, aad); err != nil {
 			return hsm.ErrUnwrap
@@ -293,7 +275,7 @@ func (h *HSM) DecryptGCM(ctx context.Context, kh hsm.KeyHandle, nonce, sealed, a
 // HMAC computes the MAC of msg with the hash of the handle's kind.
 func (h *HSM) HMAC(ctx context.Context, kh hsm.KeyHandle, msg []byte) ([]byte, error) {
 	var out []byte
-	err := h.useKey(ctx, "hmac", kh, isHMAC, func(k *keyHandle) error {
+	err := h.useKey(ctx, "hmac", kh, hsm.KeyKind.IsHMAC, func(k *keyHandle) error {
 		m := hmac.New(k.macHash, k.mac)
 		m.Write(msg)
 		out = m.Sum(nil)
@@ -316,7 +298,7 @@ func (h *HSM) Sign(ctx context.Context, kh hsm.KeyHandle, hash crypto.Hash, pss 
 		return nil, fmt.Errorf("soft hsm: %s: %d-byte digest for %v: %w", op, len(digest), hash, hsm.ErrInvalidInput)
 	}
 	var sig []byte
-	err := h.useKey(ctx, op, kh, isSign, func(k *keyHandle) error {
+	err := h.useKey(ctx, op, kh, hsm.KeyKind.CanSign, func(k *keyHandle) error {
 		var err error
 		switch {
 		case k.ec != nil && pss:
@@ -350,7 +332,7 @@ func (h *HSM) DecryptOAEP(ctx context.Context, kh hsm.KeyHandle, hash crypto.Has
 		return nil, fmt.Errorf("soft hsm: %s: hash %v: %w: OAEP takes SHA-1, SHA-256, SHA-384 or SHA-512", op, hash, hsm.ErrUnsupported)
 	}
 	var out []byte
-	err := h.useKey(ctx, op, kh, isRSA, func(k *keyHandle) error {
+	err := h.useKey(ctx, op, kh, hsm.KeyKind.IsRSA, func(k *keyHandle) error {
 		var err error
 		if out, err = rsa.DecryptOAEP(newHash(), nil, k.rsa, ciphertext, nil); err != nil {
 			return hsm.ErrUnwrap
