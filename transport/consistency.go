@@ -70,10 +70,7 @@ func parseConsistencyToken(values []string) (uint64, error) {
 	for _, v := range values {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			if len(v) > maxTokenEcho {
-				v = v[:maxTokenEcho] + "..."
-			}
-			return 0, fmt.Errorf("header %s: %q is not a decimal Raft index (uint64)", ConsistencyTokenHeader, v)
+			return 0, fmt.Errorf("header %s: %s is not a decimal Raft index (uint64)", ConsistencyTokenHeader, quoteShort(v, maxTokenEcho))
 		}
 		token = max(token, n)
 	}

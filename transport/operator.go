@@ -204,7 +204,7 @@ func (o *operatorService) SyncDomainKeys(ctx context.Context, req *apiv1.SyncDom
 // plant DK versions of their own choosing.
 func (o *operatorService) checkSource(ctx context.Context, src string) error {
 	if _, _, err := net.SplitHostPort(src); err != nil || len(src) > 255 {
-		return invalidArg(fmt.Sprintf("source_api_addr %s is not host:port", quoteShort(src)))
+		return invalidArg(fmt.Sprintf("source_api_addr %s is not host:port", quoteShort(src, 64)))
 	}
 	if o.srv.members == nil {
 		return newStatusError(codes.FailedPrecondition,
@@ -326,10 +326,11 @@ func invalidArg(msg string) error {
 	return newStatusError(codes.InvalidArgument, msg, "ValidationException")
 }
 
-// quoteShort quotes caller input for a message, cut short.
-func quoteShort(s string) string {
-	if len(s) > 64 {
-		return fmt.Sprintf("%q...", s[:64])
+// quoteShort quotes caller input for a message, cut to n bytes so a client
+// cannot bloat the message (or a log line that repeats it).
+func quoteShort(s string, n int) string {
+	if len(s) > n {
+		return fmt.Sprintf("%q...", s[:n])
 	}
 	return fmt.Sprintf("%q", s)
 }
