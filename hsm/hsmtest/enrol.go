@@ -18,15 +18,17 @@ import (
 	"github.com/meridiankms/meridian/hsm/keywrap"
 )
 
-// rotator is what the enrolment contract uses, when a member has it, to
-// check that a node enrolled earlier can catch up with a later DK version.
+// rotator is what the enrolment contract uses to check that a node
+// enrolled earlier can catch up with a later DK version. Every member must
+// have it: a member that cannot rotate would leave catch-up unchecked.
 type rotator interface {
 	RotateDomainKey(ctx context.Context) (uint32, error)
 }
 
 // RunEnrolContract checks hsm.Enroller between two backends: newMember
 // returns an HSM holding at least one DK version, newJoiner one holding
-// none (a node awaiting enrolment). Both must implement hsm.Enroller. They
+// none (a node awaiting enrolment). Both must implement hsm.Enroller, and
+// the member RotateDomainKey(ctx) (uint32, error) as well. They
 // may be different backends: soft to PKCS#11 and back must interoperate.
 // Each subtest gets its own HSMs, closed when it ends. A joiner's
 // transport key pair costs a second or so to make, so the subtests are
@@ -164,10 +166,12 @@ type sample struct {
 
 func testEnrol(t *testing.T, m hsm.HSM, me hsm.Enroller, j hsm.HSM, je hsm.Enroller) {
 	ctx := context.Background()
-	if r, ok := m.(rotator); ok {
-		if _, err := r.RotateDomainKey(ctx); err != nil {
-			t.Fatalf("member RotateDomainKey: %v", err)
-		}
+	r, ok := m.(rotator)
+	if !ok {
+		t.Fatalf("member %T has no RotateDomainKey: enrolment catch-up cannot be checked", m)
+	}
+	if _, err := r.RotateDomainKey(ctx); err != nil {
+		t.Fatalf("member RotateDomainKey: %v", err)
 	}
 	mvs := versions(t, m)
 	var samples []sample
@@ -235,11 +239,6 @@ func testEnrol(t *testing.T, m hsm.HSM, me hsm.Enroller, j hsm.HSM, je hsm.Enrol
 	}
 	checkEnrolled(t, m, j, samples)
 
-	r, ok := m.(rotator)
-	if !ok {
-		t.Logf("member %T cannot rotate: catch-up after enrolment not checked", m)
-		return
-	}
 	// A later DK version reaches an enrolled node through a new pair: the
 	// old one is gone once an import succeeds.
 	nv, err := r.RotateDomainKey(ctx)

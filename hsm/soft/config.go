@@ -3,6 +3,7 @@ package soft
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 )
 
 // KDFParams are the argon2id parameters that turn the passphrase into the
@@ -51,7 +52,9 @@ func (p KDFParams) Validate() error {
 	return nil
 }
 
-// Config says where the sealed DK file is and how to open it.
+// Config says where the sealed DK file is and how to open it. It holds the
+// passphrase, so String, GoString and LogValue redact it: a Config may be
+// logged, its passphrase never.
 type Config struct {
 	// Path of the sealed DK file. Its directory must exist.
 	Path string
@@ -78,6 +81,30 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: passphrase too short: at least %d bytes are required", ErrInvalidConfig, MinPassphrase)
 	}
 	return c.KDF.Validate()
+}
+
+// String describes the Config with the passphrase redacted.
+func (c Config) String() string {
+	return fmt.Sprintf("soft.Config{Path:%q Passphrase:%s KDF:%+v}", c.Path, redacted(c.Passphrase), c.KDF)
+}
+
+// GoString keeps %#v from printing the passphrase.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue keeps slog from printing the passphrase.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("path", c.Path),
+		slog.String("passphrase", redacted(c.Passphrase)),
+		slog.Any("kdf", c.KDF),
+	)
+}
+
+func redacted(passphrase []byte) string {
+	if len(passphrase) == 0 {
+		return "<unset>"
+	}
+	return "<redacted>"
 }
 
 // Sentinel errors of this backend; the hsm package's sentinels cover the

@@ -7,9 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/sha1" //nolint:gosec // OAEP's hash; see hsm.Enroller for why SHA-1
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"io/fs"
 	"math/big"
 	"slices"
 	"sync"
@@ -58,41 +56,14 @@ func wipeRSA(k *rsa.PrivateKey) {
 // (ImportDomainKeys). Until then Health and CurrentDomainKeyVersion give
 // hsm.ErrNoDomainKey. It fails with ErrExists if the path is taken.
 func CreateEmpty(ctx context.Context, cfg Config) (*HSM, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("soft hsm: create empty %s: %w", cfg.Path, err)
-	}
-	h := &HSM{path: cfg.Path, hdr: header{kdf: cfg.KDF}}
-	if _, err := rand.Read(h.hdr.salt[:]); err != nil {
-		return nil, fmt.Errorf("soft hsm: create empty %s: salt: %w", cfg.Path, err)
-	}
-	h.kek = deriveKEK(cfg.Passphrase, h.hdr)
-	if err := ctx.Err(); err != nil {
-		clear(h.kek)
-		return nil, fmt.Errorf("soft hsm: create empty %s: %w", cfg.Path, err)
-	}
-	if err := h.commit(nil, true); err != nil {
-		clear(h.kek)
-		return nil, fmt.Errorf("soft hsm: create empty %s: %w", cfg.Path, err)
-	}
-	return h, nil
+	return create(ctx, cfg, "create empty", false)
 }
 
 // OpenOrCreateEmpty opens the sealed file, or creates one with no DK when
 // none exists: the start-up path of a node that joins a cluster. A node
 // restarted after enrolment opens the file its import re-sealed.
 func OpenOrCreateEmpty(ctx context.Context, cfg Config) (*HSM, error) {
-	h, err := Open(ctx, cfg)
-	if !errors.Is(err, fs.ErrNotExist) {
-		return h, err
-	}
-	h, err = CreateEmpty(ctx, cfg)
-	if errors.Is(err, ErrExists) { // another process created it meanwhile
-		return Open(ctx, cfg)
-	}
-	return h, err
+	return openOr(ctx, cfg, CreateEmpty)
 }
 
 // TransportPublicKey returns the PKIX DER public key of this node's

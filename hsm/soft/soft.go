@@ -37,30 +37,42 @@ var (
 // Create makes a new sealed file at cfg.Path holding DK version 1 and
 // returns the open HSM. It fails with ErrExists if the path is taken.
 func Create(ctx context.Context, cfg Config) (*HSM, error) {
+	return create(ctx, cfg, "create", true)
+}
+
+// create makes a new sealed file holding DK version 1 when withDK, or no
+// DK version at all (CreateEmpty).
+func create(ctx context.Context, cfg Config, op string, withDK bool) (*HSM, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("soft hsm: create %s: %w", cfg.Path, err)
+		return nil, fmt.Errorf("soft hsm: %s %s: %w", op, cfg.Path, err)
 	}
 	h := &HSM{path: cfg.Path, hdr: header{kdf: cfg.KDF}}
 	if _, err := rand.Read(h.hdr.salt[:]); err != nil {
-		return nil, fmt.Errorf("soft hsm: create %s: salt: %w", cfg.Path, err)
+		return nil, fmt.Errorf("soft hsm: %s %s: salt: %w", op, cfg.Path, err)
 	}
 	h.kek = deriveKEK(cfg.Passphrase, h.hdr)
 	if err := ctx.Err(); err != nil { // argon2id cannot be interrupted
 		clear(h.kek)
-		return nil, fmt.Errorf("soft hsm: create %s: %w", cfg.Path, err)
+		return nil, fmt.Errorf("soft hsm: %s %s: %w", op, cfg.Path, err)
 	}
-	dk := make([]byte, dkLen)
-	if _, err := rand.Read(dk); err != nil {
-		clear(h.kek)
-		return nil, fmt.Errorf("soft hsm: create %s: domain key: %w", cfg.Path, err)
+	var set []dkEntry
+	if withDK {
+		dk := make([]byte, dkLen)
+		if _, err := rand.Read(dk); err != nil {
+			clear(h.kek)
+			return nil, fmt.Errorf("soft hsm: %s %s: domain key: %w", op, cfg.Path, err)
+		}
+		set = []dkEntry{{version: 1, key: dk}}
 	}
-	if err := h.commit([]dkEntry{{version: 1, key: dk}}, true); err != nil {
+	if err := h.commit(set, true); err != nil {
 		clear(h.kek)
-		clear(dk)
-		return nil, fmt.Errorf("soft hsm: create %s: %w", cfg.Path, err)
+		for _, e := range set {
+			clear(e.key)
+		}
+		return nil, fmt.Errorf("soft hsm: %s %s: %w", op, cfg.Path, err)
 	}
 	return h, nil
 }
@@ -108,11 +120,17 @@ func Open(ctx context.Context, cfg Config) (*HSM, error) {
 // OpenOrCreate opens the sealed file, or creates it when it does not exist
 // yet: the start-up path of `meridian demo` and of a bootstrapping node.
 func OpenOrCreate(ctx context.Context, cfg Config) (*HSM, error) {
+	return openOr(ctx, cfg, Create)
+}
+
+// openOr opens the sealed file, or makes it with newFile when it does not
+// exist yet; newFile is Create or CreateEmpty.
+func openOr(ctx context.Context, cfg Config, newFile func(context.Context, Config) (*HSM, error)) (*HSM, error) {
 	h, err := Open(ctx, cfg)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return h, err
 	}
-	h, err = Create(ctx, cfg)
+	h, err = newFile(ctx, cfg)
 	if errors.Is(err, ErrExists) { // another process created it meanwhile
 		return Open(ctx, cfg)
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -53,6 +55,21 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("Create: err = %v, want ErrInvalidConfig", err)
 			}
 		})
+	}
+}
+
+func TestConfigNeverPrintsPassphrase(t *testing.T) {
+	cfg := testConfig(t)
+	var b strings.Builder
+	slog.New(slog.NewTextHandler(&b, nil)).Info("open", "cfg", cfg)
+	raw := fmt.Sprint(cfg.Passphrase) // how %v prints a []byte field
+	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, cfg), b.String()} {
+		if strings.Contains(s, testPassphrase) || strings.Contains(s, raw) {
+			t.Fatalf("passphrase printed: %s", s)
+		}
+		if !strings.Contains(s, "redacted") || !strings.Contains(s, cfg.Path) {
+			t.Fatalf("no redaction marker or path in %s", s)
+		}
 	}
 }
 
