@@ -87,6 +87,9 @@ func TestCreateKey(t *testing.T) {
 			if !proto.Equal(got, want) || !proto.Equal(res.GetKey(), want) {
 				t.Fatalf("stored %v\nresult %v\nwant %v", got, res.GetKey(), want)
 			}
+			if byBytes, ok := h.f.KeyBytes([]byte("k-1")); !ok || byBytes != got {
+				t.Fatalf("KeyBytes(k-1) = %v, %v; want the record Key returns", byBytes, ok)
+			}
 			if h.f.KeyCount() != 1 || res.GetIndex() != h.index {
 				t.Fatalf("count %d index %d", h.f.KeyCount(), res.GetIndex())
 			}

@@ -52,7 +52,7 @@ func applyRewrapVersions(tx *txn, p *fsmpb.RewrapVersions) *fsmpb.Result {
 			}
 			k = published
 		}
-		i := versionIndex(k, e.GetVersion())
+		i := VersionIndex(k, e.GetVersion())
 		if i < 0 || k.GetVersions()[i].GetDomainKeyVersion() != e.GetFromDomainKeyVersion() {
 			continue
 		}
@@ -73,9 +73,10 @@ func applyRewrapVersions(tx *txn, p *fsmpb.RewrapVersions) *fsmpb.Result {
 	return success(nil)
 }
 
-// versionIndex is the position of version v in k.Versions, or -1.
+// VersionIndex is the position of version v in k.Versions, or -1.
 // Versions are numbered from 1 without gaps, so v-1 is checked first.
-func versionIndex(k *fsmpb.Key, v uint32) int {
+// The keystore finds a ciphertext's version with it too.
+func VersionIndex(k *fsmpb.Key, v uint32) int {
 	vs := k.GetVersions()
 	if v >= 1 && int(v) <= len(vs) && vs[v-1].GetVersion() == v {
 		return int(v - 1)

@@ -17,6 +17,12 @@ func (f *FSM) Key(id string) (*fsmpb.Key, bool) {
 	return f.st.Load().keys.Get([]byte(id))
 }
 
+// KeyBytes is Key for an id held as bytes (a ciphertext header names its
+// key so), saving the decrypt path a string copy.
+func (f *FSM) KeyBytes(id []byte) (*fsmpb.Key, bool) {
+	return f.st.Load().keys.Get(id)
+}
+
 // Alias returns the alias with this full name ("alias/...").
 func (f *FSM) Alias(name string) (*fsmpb.Alias, bool) {
 	return f.st.Load().aliases.Get([]byte(name))

@@ -51,7 +51,6 @@ func readSnapshot(in io.Reader) (*state, error) {
 			return nil, fmt.Errorf("snapshot record %d: %w", n, err)
 		}
 		tx.touched = tx.touched[:0] // Restore announces "" instead
-
 	}
 	want := counts{h.GetKeys(), h.GetAliases(), h.GetNodes(), h.GetRequests()}
 	if got != want {

@@ -150,7 +150,7 @@ func (s *Store) encryptWith(ctx context.Context, k *fsmpb.Key, alg EncryptionAlg
 	v := currentVersion(k)
 	if alg != EncSymmetricDefault {
 		if hasCtx {
-			return nil, 0, validationErr("encryption context is supported only with symmetric keys; key %s is %s", k.GetId(), keySpec(k))
+			return nil, 0, errContextNotSymmetric(k)
 		}
 		// RSA encryption needs only the public key, at either level.
 		m, err := s.publicMaterial(ctx, k, v)
@@ -171,6 +171,12 @@ func (s *Store) encryptWith(ctx context.Context, k *fsmpb.Key, alg EncryptionAlg
 		return err
 	})
 	return blob, v.GetVersion(), err
+}
+
+// errContextNotSymmetric refuses an encryption context with an RSA key:
+// OAEP has no associated data to bind it to.
+func errContextNotSymmetric(k *fsmpb.Key) error {
+	return validationErr("encryption context is supported only with symmetric keys; key %s is %s", k.GetId(), keySpec(k))
 }
 
 // blobFormat is the ciphertext format a key's blobs have (0: none).
@@ -218,17 +224,11 @@ func (s *Store) open(ctx context.Context, blob, ctxEnc []byte, hasCtx bool, alg 
 	if want != nil && string(c.keyID) != want.GetId() {
 		return nil, nil, 0, "", userErr(ErrIncorrectKey, "the ciphertext was not made under key %s", want.GetId())
 	}
-	k, ok = s.state.Key(string(c.keyID))
+	k, ok = s.state.KeyBytes(c.keyID)
 	if !ok {
 		return nil, nil, 0, "", errInvalidCiphertext
 	}
-	if err := s.checkFresh(k); err != nil {
-		return nil, nil, 0, "", err
-	}
-	if err := s.checkCryptoReady(); err != nil {
-		return nil, nil, 0, "", err
-	}
-	if err := checkUsableState(k); err != nil {
+	if err := s.checkServable(k); err != nil {
 		return nil, nil, 0, "", err
 	}
 	fam := specs[keySpec(k)].family
@@ -239,7 +239,7 @@ func (s *Store) open(ctx context.Context, blob, ctxEnc []byte, hasCtx bool, alg 
 		return nil, nil, 0, "", err
 	}
 	if fam == famRSA && hasCtx {
-		return nil, nil, 0, "", validationErr("encryption context is supported only with symmetric keys; key %s is %s", k.GetId(), keySpec(k))
+		return nil, nil, 0, "", errContextNotSymmetric(k)
 	}
 	v := findVersion(k, c.version)
 	if v == nil {

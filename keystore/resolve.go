@@ -3,6 +3,7 @@ package keystore
 import (
 	"strings"
 
+	"github.com/meridiankms/meridian/fsm"
 	"github.com/meridiankms/meridian/fsm/fsmpb"
 )
 
@@ -109,13 +110,21 @@ func (s *Store) usable(ref string) (*fsmpb.Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	return k, s.checkServable(k)
+}
+
+// checkServable is the per-operation gate of every cryptographic use of a
+// replicated key, in this order: freshness first (on a stale node the
+// state is what cannot be trusted), then the node's HSM health, then the
+// key's state.
+func (s *Store) checkServable(k *fsmpb.Key) error {
 	if err := s.checkFresh(k); err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.checkCryptoReady(); err != nil {
-		return nil, err
+		return err
 	}
-	return k, checkUsableState(k)
+	return checkUsableState(k)
 }
 
 func checkUsableState(k *fsmpb.Key) error {
@@ -151,17 +160,10 @@ func currentVersion(k *fsmpb.Key) *fsmpb.KeyVersion {
 	return vs[len(vs)-1]
 }
 
-// findVersion returns version v of the key. Versions are ascending and
-// numbered from 1 without gaps, so index v-1 is checked first.
+// findVersion returns version v of the key, or nil.
 func findVersion(k *fsmpb.Key, v uint32) *fsmpb.KeyVersion {
-	vs := k.GetVersions()
-	if v >= 1 && int(v) <= len(vs) && vs[v-1].GetVersion() == v {
-		return vs[v-1]
-	}
-	for _, x := range vs {
-		if x.GetVersion() == v {
-			return x
-		}
+	if i := fsm.VersionIndex(k, v); i >= 0 {
+		return k.GetVersions()[i]
 	}
 	return nil
 }
