@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/client"
@@ -45,8 +46,39 @@ Plaintext gRPC needs --insecure until TLS client configuration arrives.`,
 
 const keyFlagHelp = "the key: id, alias (alias/NAME) or full name"
 
-func addKeyFlag(cmd *cobra.Command, p *string) {
-	cmd.Flags().StringVar(p, "key", "", keyFlagHelp)
+// keyLeaf is leaf for a command that acts on one key: it adds the required
+// --key flag and checks it before prepare runs.
+func keyLeaf(o *clientOptions, cmd *cobra.Command, keyID *string, raw *rawOut, prepare func(*cobra.Command) (callFn, error)) *cobra.Command {
+	cmd.Flags().StringVar(keyID, "key", "", keyFlagHelp)
+	return leaf(o, cmd, raw, func(c *cobra.Command) (callFn, error) {
+		if err := requireFlag("key", *keyID); err != nil {
+			return nil, err
+		}
+		return prepare(c)
+	})
+}
+
+// addPageFlags registers a list command's paging flags.
+func addPageFlags(cmd *cobra.Command, limit *uint32, marker *string) {
+	cmd.Flags().Uint32Var(limit, "limit", 0, "page size, 1-1000 (default 100)")
+	cmd.Flags().StringVar(marker, "marker", "", "resume after this NextMarker")
+}
+
+// page is what every list response has: its NextMarker when more remain.
+type page interface {
+	proto.Message
+	GetTruncated() bool
+	GetNextMarker() string
+}
+
+// pageResult prints a list response as t, followed by the NextMarker to
+// pass to --marker when the listing was truncated.
+func pageResult(resp page, t *table) *result {
+	r := &result{msg: resp, table: t}
+	if resp.GetTruncated() {
+		r.add("NextMarker", resp.GetNextMarker())
+	}
+	return r
 }
 
 func requireFlag(name, v string) error {

@@ -32,19 +32,10 @@ func newAliasCreateCmd(o *clientOptions) *cobra.Command {
 		Long:    `Create an alias (alias/NAME) pointing at a key. Alias names are unique.`,
 		Example: `  meridian key alias create --insecure --alias alias/orders --key 1234abcd-...`,
 	}
-	cmd.Flags().StringVar(&req.AliasName, "alias", "", "the `alias/NAME` to create")
-	cmd.Flags().StringVar(&req.TargetKeyId, "key", "", "the key it points at (id or full name)")
-	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
-		if err := requireFlag("alias", req.AliasName); err != nil {
-			return nil, err
-		}
-		if err := requireFlag("key", req.TargetKeyId); err != nil {
-			return nil, err
-		}
-		return aliasWrite(req.AliasName, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
+	return aliasTargetLeaf(o, cmd, &req.AliasName, &req.TargetKeyId, "create", "the key it points at (id or full name)",
+		func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.CreateAlias(ctx, &req)
-		}), nil
-	})
+		})
 }
 
 func newAliasUpdateCmd(o *clientOptions) *cobra.Command {
@@ -55,18 +46,26 @@ func newAliasUpdateCmd(o *clientOptions) *cobra.Command {
 		Long:    `Point an existing alias at another key of the same spec and usage.`,
 		Example: `  meridian key alias update --insecure --alias alias/orders --key 5678efgh-...`,
 	}
-	cmd.Flags().StringVar(&req.AliasName, "alias", "", "the `alias/NAME` to repoint")
-	cmd.Flags().StringVar(&req.TargetKeyId, "key", "", "the key it should point at (id or full name)")
-	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
-		if err := requireFlag("alias", req.AliasName); err != nil {
-			return nil, err
-		}
-		if err := requireFlag("key", req.TargetKeyId); err != nil {
-			return nil, err
-		}
-		return aliasWrite(req.AliasName, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
+	return aliasTargetLeaf(o, cmd, &req.AliasName, &req.TargetKeyId, "repoint", "the key it should point at (id or full name)",
+		func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.UpdateAlias(ctx, &req)
-		}), nil
+		})
+}
+
+// aliasTargetLeaf finishes create and update, which differ only in their
+// request type: both take an alias and the key it should point at.
+func aliasTargetLeaf(o *clientOptions, cmd *cobra.Command, alias, target *string, verb, keyHelp string,
+	send func(context.Context, *client.Client) (*apiv1.WriteResponse, error)) *cobra.Command {
+	cmd.Flags().StringVar(alias, "alias", "", "the `alias/NAME` to "+verb)
+	cmd.Flags().StringVar(target, "key", "", keyHelp)
+	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
+		if err := requireFlag("alias", *alias); err != nil {
+			return nil, err
+		}
+		if err := requireFlag("key", *target); err != nil {
+			return nil, err
+		}
+		return aliasWrite(*alias, send), nil
 	})
 }
 
@@ -112,8 +111,7 @@ func newAliasListCmd(o *clientOptions) *cobra.Command {
   meridian key alias list --insecure --key 1234abcd-... -o json`,
 	}
 	cmd.Flags().StringVar(&req.KeyId, "key", "", "only this key's aliases (optional)")
-	cmd.Flags().Uint32Var(&req.Limit, "limit", 0, "page size (default 100)")
-	cmd.Flags().StringVar(&req.Marker, "marker", "", "resume after this NextMarker")
+	addPageFlags(cmd, &req.Limit, &req.Marker)
 	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
 		return func(ctx context.Context, c *client.Client) (*result, error) {
 			resp, err := c.ListAliases(ctx, &req)
@@ -128,11 +126,7 @@ func newAliasListCmd(o *clientOptions) *cobra.Command {
 				}
 				t.rows = append(t.rows, []string{a.GetAliasName(), a.GetTargetKeyId(), created})
 			}
-			r := &result{msg: resp, table: t}
-			if resp.GetTruncated() {
-				r.add("NextMarker", resp.GetNextMarker())
-			}
-			return r, nil
+			return pageResult(resp, t), nil
 		}, nil
 	})
 }

@@ -31,16 +31,12 @@ ciphertext and must be given again to decrypt it.`,
   meridian key encrypt --insecure --key alias/orders --plaintext-file secret.txt --context app=orders --raw-out secret.bin
   echo -n hello | meridian key encrypt --insecure --key alias/orders --plaintext-file -`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
 	addBlobFlags(cmd, &in, "plaintext")
 	cmd.Flags().StringArrayVar(&ctxKV, "context", nil, contextHelp)
 	addEnumFlag(cmd.Flags(), &req.EncryptionAlgorithm, "encryption-algorithm", encAlgPrefix, "encryption algorithm", "algorithm (default SYMMETRIC_DEFAULT; RSA keys need one)")
 	addRawOutFlag(cmd, &raw, "ciphertext")
-	return leaf(o, cmd, &raw, func(c *cobra.Command) (callFn, error) {
+	return keyLeaf(o, cmd, &req.KeyId, &raw, func(c *cobra.Command) (callFn, error) {
 		var err error
-		if err = requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
 		if req.EncryptionContext, err = parseContext("context", ctxKV); err != nil {
 			return nil, err
 		}

@@ -27,17 +27,13 @@ copy. --raw-out writes the encrypted data key.`,
 		Example: `  meridian key generate-data-key --insecure --key alias/orders
   meridian key generate-data-key --insecure --key alias/orders --bytes 64 --no-plaintext --raw-out dk.bin`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
 	addEnumFlag(cmd.Flags(), &req.KeySpec, "spec", "DATA_KEY_SPEC_", "data key spec", "data key spec (default AES_256)")
 	cmd.Flags().Uint32Var(&req.NumberOfBytes, "bytes", 0, "data key length in bytes, 1-1024 (instead of --spec)")
 	cmd.Flags().BoolVar(&noPlaintext, "no-plaintext", false, "return only the encrypted data key")
 	cmd.Flags().StringArrayVar(&ctxKV, "context", nil, contextHelp)
 	addRawOutFlag(cmd, &raw, "encrypted data key")
-	return leaf(o, cmd, &raw, func(c *cobra.Command) (callFn, error) {
+	return keyLeaf(o, cmd, &req.KeyId, &raw, func(c *cobra.Command) (callFn, error) {
 		var err error
-		if err = requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
 		bytesSet := c.Flags().Changed("bytes")
 		if bytesSet && c.Flags().Changed("spec") {
 			return nil, usageErrorf("give either --spec or --bytes, not both")
@@ -86,16 +82,12 @@ encrypted under --key. --raw-out writes the encrypted private key.`,
 		Example: `  meridian key generate-data-key-pair --insecure --key alias/orders --spec ECC_NIST_P256
   meridian key generate-data-key-pair --insecure --key alias/orders --spec RSA_2048 --no-plaintext -o json`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
 	addEnumFlag(cmd.Flags(), &req.KeyPairSpec, "spec", "DATA_KEY_PAIR_SPEC_", "key pair spec", "key pair spec (required)")
 	cmd.Flags().BoolVar(&noPlaintext, "no-plaintext", false, "do not return the plaintext private key")
 	cmd.Flags().StringArrayVar(&ctxKV, "context", nil, contextHelp)
 	addRawOutFlag(cmd, &raw, "encrypted private key")
-	return leaf(o, cmd, &raw, func(c *cobra.Command) (callFn, error) {
+	return keyLeaf(o, cmd, &req.KeyId, &raw, func(c *cobra.Command) (callFn, error) {
 		var err error
-		if err = requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
 		if req.KeyPairSpec == apiv1.DataKeyPairSpec_DATA_KEY_PAIR_SPEC_UNSPECIFIED {
 			return nil, usageErrorf("--spec is required")
 		}

@@ -60,8 +60,7 @@ NextMarker to pass to --marker.`,
 		Example: `  meridian key list --insecure
   meridian key list --insecure --limit 10 --marker "$NEXT" -o json`,
 	}
-	cmd.Flags().Uint32Var(&req.Limit, "limit", 0, "page size, 1-1000 (default 100)")
-	cmd.Flags().StringVar(&req.Marker, "marker", "", "resume after this NextMarker")
+	addPageFlags(cmd, &req.Limit, &req.Marker)
 	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
 		return func(ctx context.Context, c *client.Client) (*result, error) {
 			resp, err := c.ListKeys(ctx, &req)
@@ -72,11 +71,7 @@ NextMarker to pass to --marker.`,
 			for _, k := range resp.GetKeys() {
 				t.rows = append(t.rows, []string{k.GetKeyId(), k.GetKeyName()})
 			}
-			r := &result{msg: resp, table: t}
-			if resp.GetTruncated() {
-				r.add("NextMarker", resp.GetNextMarker())
-			}
-			return r, nil
+			return pageResult(resp, t), nil
 		}, nil
 	})
 }
@@ -89,11 +84,7 @@ func newKeyDescribeCmd(o *clientOptions) *cobra.Command {
 		Long:    `Show a key's metadata: spec, usage, state, versions, rotation and deletion dates.`,
 		Example: `  meridian key describe --insecure --key alias/orders`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
-	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
-		if err := requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
+	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
 		return func(ctx context.Context, c *client.Client) (*result, error) {
 			resp, err := c.DescribeKey(ctx, &req)
 			if err != nil {
@@ -114,12 +105,8 @@ func newKeyUpdateDescriptionCmd(o *clientOptions) *cobra.Command {
 		Long:    `Replace a key's description; --description "" clears it.`,
 		Example: `  meridian key update-description --insecure --key alias/orders --description "orders, EU"`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
 	cmd.Flags().StringVar(&req.Description, "description", "", "the new description (required; may be empty)")
-	return leaf(o, cmd, nil, func(c *cobra.Command) (callFn, error) {
-		if err := requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
+	return keyLeaf(o, cmd, &req.KeyId, nil, func(c *cobra.Command) (callFn, error) {
 		if !c.Flags().Changed("description") {
 			return nil, usageErrorf("--description is required")
 		}
@@ -151,11 +138,7 @@ func newKeyEnableCmd(o *clientOptions) *cobra.Command {
 		Long:    `Enable a disabled key so that it serves cryptographic operations again.`,
 		Example: `  meridian key enable --insecure --key alias/orders`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
-	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
-		if err := requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
+	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
 		return writeCall(req.KeyId, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.EnableKey(ctx, &req)
 		}), nil
@@ -171,11 +154,7 @@ func newKeyDisableCmd(o *clientOptions) *cobra.Command {
 DisabledException until it is enabled again. Nothing is deleted.`,
 		Example: `  meridian key disable --insecure --key alias/orders`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
-	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
-		if err := requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
+	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
 		return writeCall(req.KeyId, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.DisableKey(ctx, &req)
 		}), nil
@@ -192,12 +171,8 @@ key is PENDING_DELETION: it refuses every operation with
 KMSInvalidStateException, and cancel-deletion brings it back (Disabled).`,
 		Example: `  meridian key schedule-deletion --insecure --key alias/old --days 7`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
 	cmd.Flags().Uint32Var(&req.PendingWindowInDays, "days", 30, "waiting period in days, 7-30")
-	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
-		if err := requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
+	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
 		return func(ctx context.Context, c *client.Client) (*result, error) {
 			resp, err := c.ScheduleKeyDeletion(ctx, &req)
 			if err != nil {
@@ -222,11 +197,7 @@ func newKeyCancelDeletionCmd(o *clientOptions) *cobra.Command {
 		Long:    `Cancel a key's scheduled deletion. The key returns in the Disabled state; enable it to use it.`,
 		Example: `  meridian key cancel-deletion --insecure --key alias/old`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
-	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
-		if err := requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
+	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
 		return func(ctx context.Context, c *client.Client) (*result, error) {
 			resp, err := c.CancelKeyDeletion(ctx, &req)
 			if err != nil {

@@ -19,11 +19,7 @@ func newKeyRotateCmd(o *clientOptions) *cobra.Command {
 ciphertexts made under every earlier version still decrypt.`,
 		Example: `  meridian key rotate --insecure --key alias/orders`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
-	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
-		if err := requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
+	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
 		return func(ctx context.Context, c *client.Client) (*result, error) {
 			resp, err := c.RotateKeyOnDemand(ctx, &req)
 			if err != nil {
@@ -58,12 +54,8 @@ func newRotationEnableCmd(o *clientOptions) *cobra.Command {
 		Long:    `Turn on automatic rotation with a period of 90-2560 days (default 365).`,
 		Example: `  meridian key rotation enable --insecure --key alias/orders --period-days 180`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
 	cmd.Flags().Uint32Var(&req.RotationPeriodInDays, "period-days", 0, "rotation period in days, 90-2560 (default 365)")
-	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
-		if err := requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
+	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
 		return writeCall(req.KeyId, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.EnableKeyRotation(ctx, &req)
 		}), nil
@@ -78,11 +70,7 @@ func newRotationDisableCmd(o *clientOptions) *cobra.Command {
 		Long:    `Turn off automatic rotation. Existing versions are kept.`,
 		Example: `  meridian key rotation disable --insecure --key alias/orders`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
-	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
-		if err := requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
+	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
 		return writeCall(req.KeyId, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.DisableKeyRotation(ctx, &req)
 		}), nil
@@ -97,11 +85,7 @@ func newRotationStatusCmd(o *clientOptions) *cobra.Command {
 		Long:    `Show whether automatic rotation is on, its period and the next rotation date.`,
 		Example: `  meridian key rotation status --insecure --key alias/orders`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
-	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
-		if err := requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
+	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
 		return func(ctx context.Context, c *client.Client) (*result, error) {
 			resp, err := c.GetKeyRotationStatus(ctx, &req)
 			if err != nil {
@@ -126,13 +110,8 @@ func newRotationListCmd(o *clientOptions) *cobra.Command {
 		Long:    `List a key's past rotations, automatic and on demand, one page at a time.`,
 		Example: `  meridian key rotation list --insecure --key alias/orders`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
-	cmd.Flags().Uint32Var(&req.Limit, "limit", 0, "page size (default 100)")
-	cmd.Flags().StringVar(&req.Marker, "marker", "", "resume after this NextMarker")
-	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
-		if err := requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
+	addPageFlags(cmd, &req.Limit, &req.Marker)
+	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
 		return func(ctx context.Context, c *client.Client) (*result, error) {
 			resp, err := c.ListKeyRotations(ctx, &req)
 			if err != nil {
@@ -143,11 +122,7 @@ func newRotationListCmd(o *clientOptions) *cobra.Command {
 				t.rows = append(t.rows, []string{k.GetKeyId(), uitoa(k.GetKeyVersion()),
 					k.GetRotationDate().AsTime().UTC().Format(time.RFC3339), enumText(k.GetRotationType(), "ROTATION_TYPE_")})
 			}
-			r := &result{msg: resp, table: t}
-			if resp.GetTruncated() {
-				r.add("NextMarker", resp.GetNextMarker())
-			}
-			return r, nil
+			return pageResult(resp, t), nil
 		}, nil
 	})
 }

@@ -36,16 +36,12 @@ SIGN_VERIFY key. --raw-out writes the signature.`,
 		Example: `  meridian key sign --insecure --key alias/signer --message "release 1.2" --signing-algorithm ECDSA_SHA_256
   meridian key sign --insecure --key alias/signer --message-file digest.bin --message-type DIGEST --signing-algorithm RSASSA_PSS_SHA_256 --raw-out sig.bin`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
 	addBlobFlags(cmd, &msg, "message")
 	addEnumFlag(cmd.Flags(), &req.MessageType, "message-type", "MESSAGE_TYPE_", "message type", "what --message holds (default RAW)")
 	addEnumFlag(cmd.Flags(), &req.SigningAlgorithm, "signing-algorithm", sigAlgPrefix, "signing algorithm", "signing algorithm (required)")
 	addRawOutFlag(cmd, &raw, "signature")
-	return leaf(o, cmd, &raw, func(c *cobra.Command) (callFn, error) {
+	return keyLeaf(o, cmd, &req.KeyId, &raw, func(c *cobra.Command) (callFn, error) {
 		var err error
-		if err = requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
 		if req.SigningAlgorithm == 0 {
 			return nil, usageErrorf("--signing-algorithm is required")
 		}
@@ -82,17 +78,13 @@ KMSInvalidSignatureException) when it is not.`,
 		Example: `  meridian key verify --insecure --key alias/signer --message "release 1.2" --signature "$SIG" --signing-algorithm ECDSA_SHA_256
   meridian key verify --insecure --key alias/signer --message-file release.tar --signature-file sig.bin --binary --signing-algorithm RSASSA_PSS_SHA_256`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
 	addBlobFlags(cmd, &msg, "message")
 	addBlobFlags(cmd, &sig, "signature")
 	cmd.Flags().BoolVar(&binary, "binary", false, "--signature-file holds raw bytes, not base64")
 	addEnumFlag(cmd.Flags(), &req.MessageType, "message-type", "MESSAGE_TYPE_", "message type", "what --message holds (default RAW)")
 	addEnumFlag(cmd.Flags(), &req.SigningAlgorithm, "signing-algorithm", sigAlgPrefix, "signing algorithm", "signing algorithm (required)")
-	return leaf(o, cmd, nil, func(c *cobra.Command) (callFn, error) {
+	return keyLeaf(o, cmd, &req.KeyId, nil, func(c *cobra.Command) (callFn, error) {
 		var err error
-		if err = requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
 		if req.SigningAlgorithm == 0 {
 			return nil, usageErrorf("--signing-algorithm is required")
 		}
@@ -135,12 +127,8 @@ outside Meridian. --raw-out writes the DER bytes.`,
 		Example: `  meridian key get-public-key --insecure --key alias/signer
   meridian key get-public-key --insecure --key alias/signer --raw-out pub.der && openssl pkey -pubin -inform DER -in pub.der`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
 	addRawOutFlag(cmd, &raw, "public key (DER)")
-	return leaf(o, cmd, &raw, func(*cobra.Command) (callFn, error) {
-		if err := requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
+	return keyLeaf(o, cmd, &req.KeyId, &raw, func(*cobra.Command) (callFn, error) {
 		return func(ctx context.Context, c *client.Client) (*result, error) {
 			resp, err := c.GetPublicKey(ctx, &req)
 			if err != nil {
@@ -172,15 +160,11 @@ func newKeyGenerateMacCmd(o *clientOptions) *cobra.Command {
 		Example: `  meridian key generate-mac --insecure --key alias/mac --message "hello" --mac-algorithm HMAC_SHA_256
   meridian key generate-mac --insecure --key alias/mac --message-file msg.bin --mac-algorithm HMAC_SHA_256 --raw-out mac.bin`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
 	addBlobFlags(cmd, &msg, "message")
 	addEnumFlag(cmd.Flags(), &req.MacAlgorithm, "mac-algorithm", macAlgPrefix, "MAC algorithm", "MAC algorithm (required)")
 	addRawOutFlag(cmd, &raw, "MAC")
-	return leaf(o, cmd, &raw, func(c *cobra.Command) (callFn, error) {
+	return keyLeaf(o, cmd, &req.KeyId, &raw, func(c *cobra.Command) (callFn, error) {
 		var err error
-		if err = requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
 		if req.MacAlgorithm == 0 {
 			return nil, usageErrorf("--mac-algorithm is required")
 		}
@@ -216,16 +200,12 @@ func newKeyVerifyMacCmd(o *clientOptions) *cobra.Command {
 KMSInvalidMacException) when it is not.`,
 		Example: `  meridian key verify-mac --insecure --key alias/mac --message "hello" --mac "$MAC" --mac-algorithm HMAC_SHA_256`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
 	addBlobFlags(cmd, &msg, "message")
 	addBlobFlags(cmd, &mac, "mac")
 	cmd.Flags().BoolVar(&binary, "binary", false, "--mac-file holds raw bytes, not base64")
 	addEnumFlag(cmd.Flags(), &req.MacAlgorithm, "mac-algorithm", macAlgPrefix, "MAC algorithm", "MAC algorithm (required)")
-	return leaf(o, cmd, nil, func(c *cobra.Command) (callFn, error) {
+	return keyLeaf(o, cmd, &req.KeyId, nil, func(c *cobra.Command) (callFn, error) {
 		var err error
-		if err = requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
 		if req.MacAlgorithm == 0 {
 			return nil, usageErrorf("--mac-algorithm is required")
 		}

@@ -32,12 +32,8 @@ func newTagAddCmd(o *clientOptions) *cobra.Command {
 		Long:    `Add tags to a key; a tag whose key already exists gets the new value.`,
 		Example: `  meridian key tag add --insecure --key alias/orders --tag team=payments --tag env=prod`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
 	cmd.Flags().StringArrayVar(&tags, "tag", nil, "tag as `KEY=VALUE` (repeatable, at least one)")
-	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
-		if err := requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
+	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
 		if len(tags) == 0 {
 			return nil, usageErrorf("at least one --tag is required")
 		}
@@ -60,12 +56,8 @@ func newTagRemoveCmd(o *clientOptions) *cobra.Command {
 		Long:    `Remove tags from a key by tag key.`,
 		Example: `  meridian key tag remove --insecure --key alias/orders --tag-key env`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
 	cmd.Flags().StringArrayVar(&req.TagKeys, "tag-key", nil, "tag `KEY` to remove (repeatable, at least one)")
-	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
-		if err := requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
+	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
 		if len(req.TagKeys) == 0 {
 			return nil, usageErrorf("at least one --tag-key is required")
 		}
@@ -83,13 +75,8 @@ func newTagListCmd(o *clientOptions) *cobra.Command {
 		Long:    `List a key's tags, one page at a time.`,
 		Example: `  meridian key tag list --insecure --key alias/orders`,
 	}
-	addKeyFlag(cmd, &req.KeyId)
-	cmd.Flags().Uint32Var(&req.Limit, "limit", 0, "page size (default 100)")
-	cmd.Flags().StringVar(&req.Marker, "marker", "", "resume after this NextMarker")
-	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
-		if err := requireFlag("key", req.KeyId); err != nil {
-			return nil, err
-		}
+	addPageFlags(cmd, &req.Limit, &req.Marker)
+	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
 		return func(ctx context.Context, c *client.Client) (*result, error) {
 			resp, err := c.ListResourceTags(ctx, &req)
 			if err != nil {
@@ -99,11 +86,7 @@ func newTagListCmd(o *clientOptions) *cobra.Command {
 			for _, tag := range resp.GetTags() {
 				t.rows = append(t.rows, []string{tag.GetTagKey(), tag.GetTagValue()})
 			}
-			r := &result{msg: resp, table: t}
-			if resp.GetTruncated() {
-				r.add("NextMarker", resp.GetNextMarker())
-			}
-			return r, nil
+			return pageResult(resp, t), nil
 		}, nil
 	})
 }

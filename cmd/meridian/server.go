@@ -211,11 +211,13 @@ func serverConfig(v *viper.Viper) (node.Config, error) {
 	case "pkcs11":
 		cfg.HSM.ModulePath, cfg.HSM.TokenLabel = v.GetString("hsm-module"), v.GetString("hsm-token-label")
 		cfg.HSM.MaxSessions = v.GetInt("hsm-max-sessions")
-		pin, err := readSecret(v.GetString("hsm-pin-file"), envPIN, "the PKCS#11 token's user PIN", "--hsm-pin-file")
+		// readPIN, like the operator commands, refuses a PIN file that
+		// group or others can read.
+		pin, err := readPIN(v.GetString("hsm-pin-file"), envPIN, "hsm-pin-file", "PKCS#11 token's user PIN")
 		if err != nil {
 			return cfg, err
 		}
-		cfg.HSM.PIN = string(pin)
+		cfg.HSM.PIN = pin
 	default:
 		pass, err := readPassphrase(v.GetString("hsm-passphrase-file"))
 		if err != nil {

@@ -196,3 +196,38 @@ func TestServerReadsEnvAndConfigFile(t *testing.T) {
 }
 
 func newViperForTest() *viper.Viper { return viper.New() }
+
+// TestServerRefusesSharedPINFile: the server reads --hsm-pin-file with the
+// same owner-only rule as the operator commands, and never echoes the PIN.
+func TestServerRefusesSharedPINFile(t *testing.T) {
+	t.Setenv(envPIN, "")
+	t.Setenv(envGossipKey, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	dir := t.TempDir()
+	shared := filepath.Join(dir, "user.pin")
+	if err := os.WriteFile(shared, []byte("pin-4711-secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o644); err != nil { // umask may have narrowed it
+		t.Fatal(err)
+	}
+	base := []string{"server", "--insecure", "--data-dir", dir, "--hsm", "pkcs11",
+		"--hsm-module", "/nonexistent/libpkcs11.so", "--hsm-token-label", "meridian"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"group-readable PIN file", append(append([]string{}, base...), "--hsm-pin-file", shared), "readable by group or others"},
+		{"no PIN", base, envPIN},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, code := runCLI(t, "", tc.args...)
+			if code != exitUsage || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 2 and %q", code, errOut, tc.want)
+			}
+			if strings.Contains(errOut, "pin-4711-secret") {
+				t.Fatal("PIN leaked into an error")
+			}
+		})
+	}
+}
