@@ -60,14 +60,7 @@ func (n *Node) Stats() Stats {
 	if v, err := strconv.ParseUint(r.Stats()["last_snapshot_index"], 10, 64); err == nil {
 		s.LastSnapshotIndex = v
 	}
-	switch last := r.LastContact(); {
-	case r.State() == raft.Leader:
-		s.LastContact = 0
-	case last.IsZero():
-		s.LastContact = -1
-	default:
-		s.LastContact = time.Since(last)
-	}
+	s.LastContact = n.LastContact()
 	if cf := r.GetConfiguration(); cf.Error() == nil {
 		for _, srv := range cf.Configuration().Servers {
 			if string(srv.ID) != n.cfg.NodeID {
@@ -76,6 +69,19 @@ func (n *Node) Stats() Stats {
 		}
 	}
 	return s
+}
+
+// LastContact is how long ago this node last heard from the leader: 0 on
+// the leader, -1 if never. It is cheap (no configuration read), so the
+// keystore can check a key's staleness bound on every data-plane call.
+func (n *Node) LastContact() time.Duration {
+	if n.raft.State() == raft.Leader {
+		return 0
+	}
+	if last := n.raft.LastContact(); !last.IsZero() {
+		return time.Since(last)
+	}
+	return -1
 }
 
 // IsLeader reports whether this node is the Raft leader right now.

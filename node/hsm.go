@@ -86,9 +86,15 @@ func (x hsmExporter) ExportDomainKeys(ctx context.Context, pub []byte) ([]byte, 
 	return b.MarshalBinary()
 }
 
-// exporterFor returns the enrolment hook for h, or nil when h cannot enrol.
-func exporterFor(h hsm.HSM) cluster.DomainKeyExporter {
-	if e, ok := h.(hsm.Enroller); ok {
+// exporterFor returns the enrolment hook, calling through the instrumented
+// via, or nil when the backend itself cannot enrol: the metrics wrapper
+// always claims to, and a nil hook is what makes the cluster refuse an
+// enrolling joiner for good instead of letting it retry until its deadline.
+func exporterFor(backend hsm.HSM, via hsm.HSM) cluster.DomainKeyExporter {
+	if _, ok := backend.(hsm.Enroller); !ok {
+		return nil
+	}
+	if e, ok := via.(hsm.Enroller); ok {
 		return hsmExporter{e}
 	}
 	return nil

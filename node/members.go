@@ -37,7 +37,7 @@ func (n *Node) members(ctx context.Context) (transport.MembersView, error) {
 	for _, m := range ms {
 		healthy := m.Healthy
 		if m.ID == n.cfg.NodeID {
-			healthy = n.Ready(ctx) == nil // our own view is fresher than gossip's
+			healthy = n.readyNow() // our own view is fresher than gossip's
 		}
 		v.Members = append(v.Members, transport.Member{NodeID: m.ID, Region: m.Region, Zone: m.Zone,
 			APIAddr: m.APIAddr, Role: memberRoles[m.Role], Leader: m.Leader, Status: memberStatuses[m.Status],

@@ -109,7 +109,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		lis.Close()
 		return nil, err
 	}
-	ccfg.Enrolment = exporterFor(n.hsm)
+	ccfg.Enrolment = exporterFor(n.baseHSM, n.hsm)
 	if cfg.Sim != nil {
 		host := cfg.Sim.Host(cfg.Region, cfg.NodeID)
 		host.Register(advertise)
@@ -131,7 +131,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	kcfg.Logger, kcfg.NodeID = log, cfg.NodeID
 	// How long since this node heard from the leader: the staleness that a
 	// key's max_staleness bounds (0 on the leader, negative if never).
-	kcfg.Staleness = func() time.Duration { return n.cluster.Stats().LastContact }
+	kcfg.Staleness = n.cluster.LastContact
 	kcfg.CryptoReady = n.cryptoReady
 	if cfg.SchedulerInterval != 0 {
 		kcfg.SchedulerInterval = cfg.SchedulerInterval
@@ -266,13 +266,24 @@ var ErrNotReady = errors.New("node not ready")
 // HSM answers. A node that lost its leader still serves the data plane, but
 // it is reported unready so load balancers prefer nodes in the majority.
 func (n *Node) Ready(ctx context.Context) error {
-	if id, _ := n.cluster.Leader(); id == "" {
+	if !n.leaderKnown() {
 		return fmt.Errorf("%w: no raft leader known", ErrNotReady)
 	}
 	if err := n.hsm.Health(ctx); err != nil {
 		return fmt.Errorf("%w: hsm: %w", ErrNotReady, err)
 	}
 	return nil
+}
+
+func (n *Node) leaderKnown() bool {
+	id, _ := n.cluster.Leader()
+	return id != ""
+}
+
+// readyNow is Ready without a fresh HSM probe: it reuses the last one of
+// watchReadiness, so per-request callers do not each round-trip the HSM.
+func (n *Node) readyNow() bool {
+	return n.leaderKnown() && n.cryptoReady() == nil
 }
 
 // watchReadiness mirrors Ready into the gRPC health service.
@@ -290,9 +301,9 @@ func (n *Node) watchReadiness() {
 				n.log.Info("hsm healthy again")
 			}
 		}
-		n.hsmProblem.Store(hsmProblem(herr))
-		ready := n.Ready(ctx) == nil
 		cancel()
+		n.hsmProblem.Store(hsmProblem(herr))
+		ready := herr == nil && n.leaderKnown()
 		n.server.SetServing(ready)
 		n.cluster.SetHealthy(ready) // advertised in gossip for clients' routing
 		select {
