@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/meridiankms/meridian/chaos/workload"
 )
 
 // Fault is one kind of damage and its undo. Inject applies it through h;
@@ -27,7 +29,28 @@ func target(ctx context.Context, h Harness, id string) (string, error) {
 	if id != "" {
 		return id, nil
 	}
-	return h.Leader(ctx)
+	return awaitLeader(ctx, h)
+}
+
+// leaderWait bounds how long a fault that targets the leader waits for an
+// election in progress (a previous fault's heal may have started one).
+const leaderWait = 10 * time.Second
+
+// awaitLeader returns the leader, waiting out an election in progress:
+// Harness.Leader answers for this instant, and a fault aimed at "the
+// leader" means whoever leads once there is one, not "no fault".
+func awaitLeader(ctx context.Context, h Harness) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, leaderWait)
+	defer cancel()
+	for {
+		id, err := h.Leader(ctx)
+		if !errors.Is(err, ErrNoLeader) {
+			return id, err
+		}
+		if !workload.SleepUntil(ctx, time.Now().Add(50*time.Millisecond)) {
+			return "", fmt.Errorf("no leader within %v: %w", leaderWait, err)
+		}
+	}
 }
 
 func named(kind, target string) string {
@@ -145,7 +168,7 @@ func regionOrLeaders(ctx context.Context, h Harness, region string) (string, err
 	if region != "" {
 		return region, nil
 	}
-	id, err := h.Leader(ctx)
+	id, err := awaitLeader(ctx, h)
 	if err != nil {
 		return "", err
 	}

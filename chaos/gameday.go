@@ -47,7 +47,7 @@ func runGameDay(ctx context.Context, opt Options, w *workload.Workload, rec *his
 	deadline := begin.Add(opt.Duration * 90 / 100)
 	dctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	if !sleepUntil(dctx, begin.Add(opt.Duration*30/100)) {
+	if !workload.SleepUntil(dctx, begin.Add(opt.Duration*30/100)) {
 		gd.Error = "run ended before the drill began"
 		return gd
 	}

@@ -161,7 +161,13 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		_ = w.Run(ctx) // bounded by opt.Duration and ctx
 	}()
 	if sc.DisableKey {
-		gd = runGameDay(ctx, opt, w, rec, lv, begin, Regions(nodes)[0])
+		// Beside the schedule, not before it: a schedule given in
+		// opt.Schedule must keep its times while the drill waits.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			gd = runGameDay(ctx, opt, w, rec, lv, begin, Regions(nodes)[0])
+		}()
 	}
 	events := runSchedule(ctx, opt, sched, rec, lv, begin)
 	wg.Wait()
@@ -285,7 +291,7 @@ func runSchedule(ctx context.Context, opt Options, s Schedule, rec *history.Reco
 	for _, a := range acts {
 		st := s[a.step]
 		if !a.heal {
-			if !sleepUntil(ctx, begin.Add(a.at)) {
+			if !workload.SleepUntil(ctx, begin.Add(a.at)) {
 				break
 			}
 			injected := rec.Now()
@@ -302,7 +308,7 @@ func runSchedule(ctx context.Context, opt Options, s Schedule, rec *history.Reco
 		if !active[a.step] {
 			continue
 		}
-		sleepUntil(ctx, begin.Add(a.at))
+		workload.SleepUntil(ctx, begin.Add(a.at))
 		healFault(fctx, opt, st, &events[a.step], rec)
 		delete(active, a.step)
 		publish()
@@ -337,20 +343,4 @@ func joinMsg(a, b string) string {
 		return b
 	}
 	return a + "; " + b
-}
-
-// sleepUntil waits until t or ctx's end (false).
-func sleepUntil(ctx context.Context, t time.Time) bool {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-tm.C:
-		return true
-	}
 }

@@ -124,3 +124,17 @@ func describe(state string, version int) history.Output {
 }
 
 func keyName(i int) string { return fmt.Sprintf("k-%03d", i) }
+
+// disabledKey starts a history with key k created at [0,1] and disabled
+// by client 0 over [2,end]: the prefix most state-flip cases share.
+func disabledKey(b *builder, end int) {
+	b.add(0, history.CreateKey, "", 0, 1, history.Ok, ok(history.Output{KeyID: "k"}))
+	b.add(0, history.DisableKey, "k", 2, end, history.Ok, history.Output{})
+}
+
+// unknownEnable follows disabledKey(b, 3) with client 2's enable of k at
+// [4,5] whose outcome is unknown (the client saw errMsg).
+func unknownEnable(b *builder, errMsg string) {
+	disabledKey(b, 3)
+	b.add(2, history.EnableKey, "k", 4, 5, history.Unknown, history.Output{Error: errMsg})
+}

@@ -103,8 +103,7 @@ func TestLinearizabilityViolationsFail(t *testing.T) {
 			b.add(1, history.CancelKeyDeletion, "k", 4, 5, history.Failed, failed(exIS))
 		},
 		"rotate succeeds on a disabled key": func(b *builder) {
-			b.add(0, history.CreateKey, "", 0, 1, history.Ok, ok(history.Output{KeyID: "k"}))
-			b.add(0, history.DisableKey, "k", 2, 3, history.Ok, history.Output{})
+			disabledKey(b, 3)
 			b.add(1, history.RotateKeyOnDemand, "k", 4, 5, history.Ok, history.Output{KeyVersion: 2})
 		},
 		"key not found after its create was acked": func(b *builder) {
@@ -124,15 +123,12 @@ func TestLinearizabilityViolationsFail(t *testing.T) {
 		// Seeing a disable and then not seeing it is the stale read
 		// linearizability forbids, even while the disable is in flight.
 		"reads during a disable go back": func(b *builder) {
-			b.add(0, history.CreateKey, "", 0, 1, history.Ok, ok(history.Output{KeyID: "k"}))
-			b.add(0, history.DisableKey, "k", 2, 10, history.Ok, history.Output{})
+			disabledKey(b, 10)
 			b.add(1, history.DescribeKey, "k", 3, 4, history.Ok, describe(dis, 1))
 			b.add(2, history.DescribeKey, "k", 5, 6, history.Ok, describe(en, 1))
 		},
 		"unknown enable cannot explain a second state flip": func(b *builder) {
-			b.add(0, history.CreateKey, "", 0, 1, history.Ok, ok(history.Output{KeyID: "k"}))
-			b.add(0, history.DisableKey, "k", 2, 3, history.Ok, history.Output{})
-			b.add(2, history.EnableKey, "k", 4, 5, history.Unknown, history.Output{Error: "Unavailable"})
+			unknownEnable(b, "Unavailable")
 			b.add(1, history.DescribeKey, "k", 6, 7, history.Ok, describe(en, 1))  // the enable happened
 			b.add(1, history.DescribeKey, "k", 8, 9, history.Ok, describe(dis, 1)) // ...and un-happened
 		},
@@ -151,8 +147,7 @@ func TestLinearizabilityViolationsFail(t *testing.T) {
 func TestEncryptAfterDisableFails(t *testing.T) {
 	build := func(encAt int, enable history.Outcome) *history.History {
 		var b builder
-		b.add(0, history.CreateKey, "", 0, 1, history.Ok, ok(history.Output{KeyID: "k"}))
-		b.add(0, history.DisableKey, "k", 2, 10, history.Ok, history.Output{})
+		disabledKey(&b, 10)
 		if enable != "" {
 			b.add(2, history.EnableKey, "k", 12, 14, enable, history.Output{})
 		}
@@ -233,27 +228,20 @@ func TestUnreachableNodeInconclusive(t *testing.T) {
 func TestValidConcurrentHistoriesPass(t *testing.T) {
 	cases := map[string]func(b *builder){
 		"describe overlapping a disable sees either state": func(b *builder) {
-			b.add(0, history.CreateKey, "", 0, 1, history.Ok, ok(history.Output{KeyID: "k"}))
-			b.add(0, history.DisableKey, "k", 2, 10, history.Ok, history.Output{})
+			disabledKey(b, 10)
 			b.add(1, history.DescribeKey, "k", 3, 6, history.Ok, describe(dis, 1))
 			b.add(2, history.DescribeKey, "k", 4, 5, history.Ok, describe(en, 1))
 		},
 		"unknown enable that took effect": func(b *builder) {
-			b.add(0, history.CreateKey, "", 0, 1, history.Ok, ok(history.Output{KeyID: "k"}))
-			b.add(0, history.DisableKey, "k", 2, 3, history.Ok, history.Output{})
-			b.add(2, history.EnableKey, "k", 4, 5, history.Unknown, history.Output{Error: "DeadlineExceeded"})
+			unknownEnable(b, "DeadlineExceeded")
 			b.add(1, history.DescribeKey, "k", 20, 21, history.Ok, describe(en, 1))
 		},
 		"unknown enable that did not take effect": func(b *builder) {
-			b.add(0, history.CreateKey, "", 0, 1, history.Ok, ok(history.Output{KeyID: "k"}))
-			b.add(0, history.DisableKey, "k", 2, 3, history.Ok, history.Output{})
-			b.add(2, history.EnableKey, "k", 4, 5, history.Unknown, history.Output{Error: "Unavailable"})
+			unknownEnable(b, "Unavailable")
 			b.add(1, history.DescribeKey, "k", 20, 21, history.Ok, describe(dis, 1))
 		},
 		"unknown enable that lands late": func(b *builder) {
-			b.add(0, history.CreateKey, "", 0, 1, history.Ok, ok(history.Output{KeyID: "k"}))
-			b.add(0, history.DisableKey, "k", 2, 3, history.Ok, history.Output{})
-			b.add(2, history.EnableKey, "k", 4, 5, history.Unknown, history.Output{Error: "Unavailable"})
+			unknownEnable(b, "Unavailable")
 			b.add(1, history.DescribeKey, "k", 20, 21, history.Ok, describe(dis, 1))
 			b.add(1, history.DescribeKey, "k", 30, 31, history.Ok, describe(en, 1))
 		},

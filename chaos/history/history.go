@@ -163,9 +163,6 @@ type History struct {
 	Ops []Op          `json:"ops"`
 }
 
-// At converts an offset into wall time.
-func (h *History) At(d time.Duration) time.Time { return h.Start.Add(d) }
-
 // HashPlaintext is the digest recorded in place of a plaintext, so the
 // history can be written out without holding any.
 func HashPlaintext(p []byte) string {

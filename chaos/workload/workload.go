@@ -30,8 +30,6 @@ type Workload struct {
 	cts     []ciphertext        // acked Encrypt results, for Decrypt
 	sigs    []signature         // acked Sign results, for Verify
 	pending map[string]struct{} // keys with a scheduled deletion acked
-
-	ops atomic.Int64
 }
 
 type ciphertext struct {
@@ -78,16 +76,6 @@ func (w *Workload) Close() error {
 
 // HotKeys returns the data-plane keys (valid after Setup).
 func (w *Workload) HotKeys() []string { return append([]string(nil), w.hot...) }
-
-// SignKey returns the Sign/Verify key (valid after Setup).
-func (w *Workload) SignKey() string { return w.signKey }
-
-// Ops is how many calls have completed.
-func (w *Workload) Ops() int64 { return w.ops.Load() }
-
-// Client returns the workload's client of region (nil if none): the
-// game-day runner acts through it, so its calls share the routing.
-func (w *Workload) Client(region string) *client.Client { return w.clients[region] }
 
 // Setup creates the hot keys and the signing key, retrying each create
 // (with one request id, so a retry never makes a second key) until ctx
@@ -150,7 +138,7 @@ func (w *Workload) Run(ctx context.Context) error {
 			// Spread the callers' first calls over one interval.
 			next := time.Now().Add(time.Duration(c.rng.Int64N(int64(interval) + 1)))
 			for {
-				if !sleepUntil(pace, next) {
+				if !SleepUntil(pace, next) {
 					return
 				}
 				if w.cfg.MaxOps > 0 && budget.Add(-1) < 0 {
@@ -170,7 +158,9 @@ func (w *Workload) Run(ctx context.Context) error {
 	return nil
 }
 
-func sleepUntil(ctx context.Context, t time.Time) bool {
+// SleepUntil waits until t or ctx's end, and reports false if ctx ended
+// first. A timer, not time.Sleep, so a cancelled run stops at once.
+func SleepUntil(ctx context.Context, t time.Time) bool {
 	d := time.Until(t)
 	if d <= 0 {
 		return ctx.Err() == nil
@@ -203,7 +193,6 @@ func (w *Workload) record(ctx context.Context, clientID int, kind history.Kind, 
 	if cerr := rec.Complete(h, out, err); cerr != nil {
 		return out, errors.Join(err, cerr)
 	}
-	w.ops.Add(1)
 	if w.cfg.Observe != nil {
 		// Rebuild what the recorder holds without copying the history.
 		op := history.Op{Index: int(h), Client: clientID, Kind: kind, KeyID: key, Input: in, Output: out,
