@@ -100,7 +100,7 @@ so the server refuses to start without --insecure.`,
 	fs.String("hsm", "soft", "HSM backend: soft or pkcs11")
 	fs.String("hsm-module", "", "pkcs11: the PKCS#11 module `PATH` (e.g. /usr/lib/softhsm/libsofthsm2.so)")
 	fs.String("hsm-token-label", "", "pkcs11: the token's `LABEL` (slot ids are not stable; labels are)")
-	fs.String("hsm-pin-file", "", "pkcs11: read the token's user PIN from this `FILE` (or set "+envPIN+")")
+	fs.String("hsm-pin-file", "", "pkcs11: read the token's user PIN from this `FILE`, owner-only (mode 0600; or set "+envPIN+")")
 	fs.Int("hsm-max-sessions", 0, "pkcs11: cap on concurrent token sessions (default: the token's limit, at most 16)")
 	fs.String("hsm-soft-path", "", "sealed domain-key file of the soft HSM (default: DATA_DIR/hsm/domain.sealed)")
 	fs.String("hsm-passphrase-file", "", "read the soft HSM passphrase from this `FILE` (or set "+envPassphrase+")")
