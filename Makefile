@@ -2,7 +2,7 @@
 PROTOS := api/meridian/v1/meridian.proto fsm/fsmpb/fsm.proto cluster/clusterpb/cluster.proto
 GOBIN := $(shell go env GOPATH)/bin
 
-.PHONY: test deps lint generate check-generate bench build
+.PHONY: test test-under-load fresh-machine-check deps lint generate check-generate bench build
 
 build:
 	go build -o meridian ./cmd/meridian
@@ -11,6 +11,17 @@ build:
 # packages, then formatting, vet, generated code, and the race-enabled tests.
 test: deps lint check-generate
 	go test -race -count=1 -timeout 20m ./...
+
+# The same suite while CPU hogs keep every core busy (twice as many hogs as
+# cores; HOGS=N to change): correctness must not depend on a quiet machine.
+HOGS ?= $(shell echo $$(( $$(nproc) * 2 )))
+test-under-load: deps lint check-generate
+	./scripts/under-load.sh -n $(HOGS) -- go test -race -count=1 -timeout 40m ./...
+
+# `bash .ci/run` on a clean clone of HEAD in a bare Debian container (root,
+# Docker, debootstrap): proves deps.sh installs everything the suite needs.
+fresh-machine-check:
+	./scripts/fresh-machine-check.sh
 
 deps:
 	./scripts/deps.sh
