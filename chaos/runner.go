@@ -125,14 +125,21 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	rec := history.NewRecorder()
 	var lv *live
 	var lvMu sync.Mutex // lv is set after Setup; observe may run before
+	current := func() *live {
+		lvMu.Lock()
+		defer lvMu.Unlock()
+		return lv
+	}
 	wcfg := workload.Config{Regions: Regions(nodes), ClientConfig: h.ClientConfig, Clients: opt.Clients,
 		Rate: opt.Rate, Duration: opt.Duration, Seed: opt.Seed, Recorder: rec,
 		Observe: func(op history.Op) {
-			lvMu.Lock()
-			l := lv
-			lvMu.Unlock()
-			if l != nil {
+			if l := current(); l != nil {
 				l.observe(op)
+			}
+		},
+		ObserveInvoke: func(op history.Op) {
+			if l := current(); l != nil {
+				l.invoked(op)
 			}
 		}}
 	w, err := workload.New(ctx, wcfg)

@@ -187,6 +187,9 @@ func (w *Workload) record(ctx context.Context, clientID int, kind history.Kind, 
 	rec := w.cfg.Recorder
 	start := rec.Now()
 	h := rec.Invoke(clientID, kind, key, in)
+	if w.cfg.ObserveInvoke != nil {
+		w.cfg.ObserveInvoke(history.Op{Index: int(h), Client: clientID, Kind: kind, KeyID: key, Input: in, Invoke: start})
+	}
 	var info client.CallInfo
 	out, err := call(client.WithCallInfo(ctx, &info))
 	out.Node = info.NodeID
