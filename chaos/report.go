@@ -10,6 +10,7 @@ import (
 
 	"github.com/meridiankms/meridian/chaos/checker"
 	"github.com/meridiankms/meridian/chaos/history"
+	"github.com/meridiankms/meridian/client"
 )
 
 // Report is a run's outcome: what clients saw, how long the control plane
@@ -47,10 +48,16 @@ type Report struct {
 	Refusals map[string]int `json:"refusals_by_rule"`
 	// Errors counts the failed calls by error name: every call that did
 	// not succeed and is not in Refusals.
-	Errors           map[string]int   `json:"errors"`
-	GameDay          *GameDay         `json:"game_day,omitempty"`
-	ConvergedAfterMS float64          `json:"converged_after_ms"`
-	Verdict          *checker.Verdict `json:"verdict"`
+	Errors map[string]int `json:"errors"`
+	// NotFoundAfterCreate counts the NotFoundException failures on keys
+	// whose CreateKey had been acknowledged before the call was invoked:
+	// the serving node had not applied the create. The workload carries
+	// each create's consistency token to every caller, so a node behind
+	// it should have answered Unavailable instead; these are failures.
+	NotFoundAfterCreate int              `json:"not_found_after_create"`
+	GameDay             *GameDay         `json:"game_day,omitempty"`
+	ConvergedAfterMS    float64          `json:"converged_after_ms"`
+	Verdict             *checker.Verdict `json:"verdict"`
 	// Passed: every check passed and no fault failed to inject or heal.
 	Passed bool     `json:"passed"`
 	Notes  []string `json:"notes,omitempty"`
@@ -126,6 +133,12 @@ func (r *Report) fill(h *history.History, runStart time.Duration, hot []string, 
 		r.Errors = map[string]int{}
 	}
 	reasons := classifyRefusals(h)
+	created := map[string]time.Duration{} // key -> acknowledgement of its CreateKey
+	for i := range h.Ops {
+		if op := &h.Ops[i]; op.Kind == history.CreateKey && op.Outcome == history.Ok && op.Key() != "" {
+			created[op.Key()] = op.Complete
+		}
+	}
 	var dpLat, cpLat []time.Duration
 	var writes []*history.Op
 	for i := range h.Ops {
@@ -139,6 +152,11 @@ func (r *Report) fill(h *history.History, runStart time.Duration, hot []string, 
 			r.Refusals[reasons[i]]++
 		case op.Outcome != history.Ok:
 			r.Errors[op.Output.Error]++
+			// An alias update's NotFound may be the alias's, not the key's.
+			if at, ok := created[op.Key()]; ok && op.Output.Error == string(client.NotFound) && op.Invoke > at &&
+				op.Kind != history.UpdateAlias && op.Kind != history.DeleteAlias {
+				r.NotFoundAfterCreate++
+			}
 		}
 		switch {
 		case op.Kind.IsDataPlane() && isHot[op.KeyID]:

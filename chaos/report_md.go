@@ -88,6 +88,12 @@ func (r *Report) Markdown() string {
 		for _, k := range slices.Sorted(maps.Keys(r.Errors)) {
 			fmt.Fprintf(&b, "| %s | %d |\n", k, r.Errors[k])
 		}
+		if r.NotFoundAfterCreate > 0 {
+			fmt.Fprintf(&b, "\n%d NotFoundException failure(s) named a key whose CreateKey had been acknowledged before "+
+				"the call began: the serving node (history.json, output.node) had not applied the create. The workload "+
+				"carries each create's consistency token to every caller, so a node behind it should have answered "+
+				"Unavailable and the client tried another node.\n", r.NotFoundAfterCreate)
+		}
 	}
 	if len(r.Notes) > 0 {
 		b.WriteString("\n## Notes\n\n")

@@ -118,6 +118,26 @@ func TestReportFigures(t *testing.T) {
 	}
 }
 
+// TestReportNotFoundAfterCreate: a NotFound on a key whose create had been
+// acknowledged is a failure, counted and explained.
+func TestReportNotFoundAfterCreate(t *testing.T) {
+	ms := time.Millisecond
+	h := &history.History{Start: time.Now(), End: time.Second, Ops: []history.Op{
+		op(0, history.CreateKey, "", 100*ms, 110*ms, history.Ok, ""),
+		op(1, history.DescribeKey, "k-new", 120*ms, 125*ms, history.Failed, "NotFoundException"),
+		op(2, history.DescribeKey, "k-other", 130*ms, 135*ms, history.Failed, "NotFoundException"),
+	}}
+	h.Ops[0].Output.KeyID = "k-new"
+	r := &Report{}
+	r.fill(h, 0, nil, &checker.Verdict{})
+	if r.NotFoundAfterCreate != 1 || r.Errors["NotFoundException"] != 2 || len(r.Refusals) != 0 {
+		t.Fatalf("not found after create %d, errors %v, refusals %v", r.NotFoundAfterCreate, r.Errors, r.Refusals)
+	}
+	if md := r.Markdown(); !strings.Contains(md, "1 NotFoundException failure(s) named a key whose CreateKey had been acknowledged") {
+		t.Errorf("markdown does not explain the NotFound:\n%s", md)
+	}
+}
+
 // stub is a Harness for the runner's refusals, which happen before any
 // node is touched.
 type stub struct {
