@@ -171,6 +171,14 @@ func TestRunRefusals(t *testing.T) {
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
+		// The refusal tells the operator both ways out.
+		if tc.want == ErrNotChaosEnabled {
+			for _, w := range []string{"meridian server --chaos", "--force"} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%s: %q does not name %s", tc.name, err, w)
+				}
+			}
+		}
 	}
 }
 
