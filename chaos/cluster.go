@@ -183,8 +183,9 @@ func checkChaosEnabled(ctx context.Context, h Harness, force bool) error {
 		return fmt.Errorf("ask whether %s cluster has chaos enabled: %w", h.Name(), err)
 	}
 	if !ok {
-		return fmt.Errorf("%w: its nodes do not advertise %q in their build version (start them with chaos enabled, "+
-			"or pass the override flag if you really mean to break this cluster)", ErrNotChaosEnabled, ChaosMarker)
+		return fmt.Errorf("%w: its nodes do not advertise %q in their build version. Start the servers with "+
+			"`meridian server --chaos` (or the demo with `meridian demo --chaos`), or pass --force "+
+			"(Options.Force) to run anyway, knowing this cluster will be disrupted", ErrNotChaosEnabled, ChaosMarker)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/meridiankms/meridian/chaos/checker"
 	"github.com/meridiankms/meridian/chaos/history"
+	"github.com/meridiankms/meridian/client"
 )
 
 // Report is a run's outcome: what clients saw, how long the control plane
@@ -41,11 +42,22 @@ type Report struct {
 	// LostWrites counts acknowledged writes missing after healing:
 	// CreateKeys absent on a node plus ciphertexts that no longer decrypt.
 	LostWrites int `json:"lost_writes"`
-	// Errors counts failed calls by error name.
-	Errors           map[string]int   `json:"errors"`
-	GameDay          *GameDay         `json:"game_day,omitempty"`
-	ConvergedAfterMS float64          `json:"converged_after_ms"`
-	Verdict          *checker.Verdict `json:"verdict"`
+	// Refusals counts the calls refused by the key-state rules in a way
+	// the run itself made expected, by reason (ReasonDisabled, ...): the
+	// workload disables keys and schedules their deletion, then uses them.
+	Refusals map[string]int `json:"refusals_by_rule"`
+	// Errors counts the failed calls by error name: every call that did
+	// not succeed and is not in Refusals.
+	Errors map[string]int `json:"errors"`
+	// NotFoundAfterCreate counts the NotFoundException failures on keys
+	// whose CreateKey had been acknowledged before the call was invoked:
+	// the serving node had not applied the create. The workload carries
+	// each create's consistency token to every caller, so a node behind
+	// it should have answered Unavailable instead; these are failures.
+	NotFoundAfterCreate int              `json:"not_found_after_create"`
+	GameDay             *GameDay         `json:"game_day,omitempty"`
+	ConvergedAfterMS    float64          `json:"converged_after_ms"`
+	Verdict             *checker.Verdict `json:"verdict"`
 	// Passed: every check passed and no fault failed to inject or heal.
 	Passed bool     `json:"passed"`
 	Notes  []string `json:"notes,omitempty"`
@@ -53,14 +65,21 @@ type Report struct {
 
 // PlaneStats summarises one plane's calls. For the data plane only calls
 // on the workload's hot keys count (calls on keys the control plane churns
-// are refused by design when those keys are disabled).
+// are refused by design when those keys are disabled); for the control
+// plane, the writes. Calls = OK + Refused + Failed.
 type PlaneStats struct {
-	Calls  int `json:"calls"`
-	OK     int `json:"ok"`
+	Calls int `json:"calls"`
+	OK    int `json:"ok"`
+	// Refused are the calls refused by the key-state rules in a way the
+	// run made expected (Report.Refusals has the reasons): the service
+	// answered, and answered right. They count neither way.
+	Refused int `json:"refused_by_rules"`
+	// Failed are the other unsuccessful calls.
 	Failed int `json:"failed"`
 	// Outages are the failures for lack of service (Unavailable, timeouts,
-	// unknown outcomes), as opposed to refusals by the rules.
-	Outages      int     `json:"outages"`
+	// unknown outcomes): a subset of Failed.
+	Outages int `json:"outages"`
+	// Availability is OK / (Calls - Refused): 1 when nothing counted.
 	Availability float64 `json:"availability"`
 	P50MS        float64 `json:"p50_ms"`
 	P99MS        float64 `json:"p99_ms"`
@@ -84,7 +103,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func newReport(opt Options, sc Scenario, h Harness, s Schedule, events []FaultEvent, gd *GameDay) *Report {
 	r := &Report{Scenario: sc.Name, Harness: h.Name(), Seed: opt.Seed, Duration: opt.Duration.String(),
-		Rate: opt.Rate, Faults: events, GameDay: gd, Errors: map[string]int{}}
+		Rate: opt.Rate, Faults: events, GameDay: gd, Refusals: map[string]int{}, Errors: map[string]int{}}
 	for _, st := range s {
 		r.Schedule = append(r.Schedule, fmt.Sprintf("+%v for %v: %s", st.At, st.For, st.Fault.Name()))
 	}
@@ -107,6 +126,19 @@ func (r *Report) fill(h *history.History, runStart time.Duration, hot []string, 
 	for _, k := range hot {
 		isHot[k] = true
 	}
+	if r.Refusals == nil {
+		r.Refusals = map[string]int{}
+	}
+	if r.Errors == nil {
+		r.Errors = map[string]int{}
+	}
+	reasons := classifyRefusals(h)
+	created := map[string]time.Duration{} // key -> acknowledgement of its CreateKey
+	for i := range h.Ops {
+		if op := &h.Ops[i]; op.Kind == history.CreateKey && op.Outcome == history.Ok && op.Key() != "" {
+			created[op.Key()] = op.Complete
+		}
+	}
 	var dpLat, cpLat []time.Duration
 	var writes []*history.Op
 	for i := range h.Ops {
@@ -115,18 +147,26 @@ func (r *Report) fill(h *history.History, runStart time.Duration, hot []string, 
 			continue
 		}
 		r.TotalOps++
-		if op.Outcome != history.Ok {
+		switch {
+		case reasons[i] != "":
+			r.Refusals[reasons[i]]++
+		case op.Outcome != history.Ok:
 			r.Errors[op.Output.Error]++
+			// An alias update's NotFound may be the alias's, not the key's.
+			if at, ok := created[op.Key()]; ok && op.Output.Error == string(client.NotFound) && op.Invoke > at &&
+				op.Kind != history.UpdateAlias && op.Kind != history.DeleteAlias {
+				r.NotFoundAfterCreate++
+			}
 		}
 		switch {
 		case op.Kind.IsDataPlane() && isHot[op.KeyID]:
-			add(&r.DataPlane, op)
+			add(&r.DataPlane, op, reasons[i])
 			if r.GameDay != nil && op.KeyID == r.GameDay.Key && op.Output.Error == "DisabledException" {
 				r.GameDay.RefusedCalls++
 			}
 			dpLat = append(dpLat, op.Complete-op.Invoke)
 		case op.Kind.IsWrite():
-			add(&r.Control, op)
+			add(&r.Control, op, reasons[i])
 			cpLat = append(cpLat, op.Complete-op.Invoke)
 			writes = append(writes, op)
 		}
@@ -148,20 +188,24 @@ func (r *Report) fill(h *history.History, runStart time.Duration, hot []string, 
 	r.Passed = v != nil && v.Passed() && len(r.Notes) == 0
 }
 
-func add(p *PlaneStats, op *history.Op) {
+// add counts op; reason is its expected-refusal reason ("" if none).
+func add(p *PlaneStats, op *history.Op, reason string) {
 	p.Calls++
-	if op.Outcome == history.Ok {
+	switch {
+	case op.Outcome == history.Ok:
 		p.OK++
-		return
-	}
-	p.Failed++
-	if isOutage(op) {
-		p.Outages++
+	case reason != "":
+		p.Refused++
+	default:
+		p.Failed++
+		if isOutage(op) {
+			p.Outages++
+		}
 	}
 }
 
 func finish(p *PlaneStats, lat []time.Duration) {
-	p.Availability = ratio(p.OK, p.Calls)
+	p.Availability = ratio(p.OK, p.Calls-p.Refused)
 	p.P50MS, p.P99MS = ms(percentile(slices.Clone(lat), 0.5)), ms(percentile(lat, 0.99))
 }
 

@@ -20,10 +20,9 @@ func (r *Report) Markdown() string {
 		r.Harness, r.Seed, r.Duration, r.Rate, r.Started.UTC().Format("2006-01-02 15:04:05 MST"))
 
 	b.WriteString("| figure | value |\n| --- | --- |\n")
-	fmt.Fprintf(&b, "| data-plane availability (hot keys) | %.3f%% (%d of %d calls; %d outages) |\n",
-		100*r.DataPlane.Availability, r.DataPlane.OK, r.DataPlane.Calls, r.DataPlane.Outages)
+	fmt.Fprintf(&b, "| data-plane availability (hot keys) | %s |\n", planeLine(r.DataPlane))
 	fmt.Fprintf(&b, "| data-plane latency p50 / p99 | %.1f ms / %.1f ms |\n", r.DataPlane.P50MS, r.DataPlane.P99MS)
-	fmt.Fprintf(&b, "| control-plane writes ok | %d of %d (%d outages) |\n", r.Control.OK, r.Control.Calls, r.Control.Outages)
+	fmt.Fprintf(&b, "| control-plane write availability | %s |\n", planeLine(r.Control))
 	fmt.Fprintf(&b, "| control-plane unavailability | %s |\n", windows(r.ControlOutages))
 	fmt.Fprintf(&b, "| failover (fault -> writes back) p50 / p99 | %.0f ms / %.0f ms |\n", r.FailoverP50, r.FailoverP99)
 	fmt.Fprintf(&b, "| requests lost (acked, then missing) | %d |\n", r.LostWrites)
@@ -76,10 +75,24 @@ func (r *Report) Markdown() string {
 			fmt.Fprintf(&b, "| %s | +%.0f ms | +%.0f ms | %s |\n", f.Name, ms(f.Injected), ms(f.Healed), fo)
 		}
 	}
+	if len(r.Refusals) > 0 {
+		b.WriteString("\n## Refused by the rules (expected)\n\n" +
+			"The run disabled keys and scheduled their deletion, then used them; the cluster refused as it must. " +
+			"Not failures: availability leaves them out.\n\n| refusal | calls |\n| --- | --- |\n")
+		for _, k := range slices.Sorted(maps.Keys(r.Refusals)) {
+			fmt.Fprintf(&b, "| %s | %d |\n", k, r.Refusals[k])
+		}
+	}
 	if len(r.Errors) > 0 {
-		b.WriteString("\n## Errors by kind\n\n| error | calls |\n| --- | --- |\n")
+		b.WriteString("\n## Failures by kind\n\n| error | calls |\n| --- | --- |\n")
 		for _, k := range slices.Sorted(maps.Keys(r.Errors)) {
 			fmt.Fprintf(&b, "| %s | %d |\n", k, r.Errors[k])
+		}
+		if r.NotFoundAfterCreate > 0 {
+			fmt.Fprintf(&b, "\n%d NotFoundException failure(s) named a key whose CreateKey had been acknowledged before "+
+				"the call began: the serving node (history.json, output.node) had not applied the create. The workload "+
+				"carries each create's consistency token to every caller, so a node behind it should have answered "+
+				"Unavailable and the client tried another node.\n", r.NotFoundAfterCreate)
 		}
 	}
 	if len(r.Notes) > 0 {
@@ -89,6 +102,13 @@ func (r *Report) Markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// planeLine is one plane's availability and what it was computed over:
+// "99.500% (199 of 200 ok, 1 failed (1 outages); 12 more refused by the rules, expected)".
+func planeLine(p PlaneStats) string {
+	return fmt.Sprintf("%.3f%% (%d of %d ok, %d failed (%d outages); %d more refused by the rules, expected)",
+		100*p.Availability, p.OK, p.Calls-p.Refused, p.Failed, p.Outages, p.Refused)
 }
 
 func windows(ws []Window) string {

@@ -125,14 +125,21 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	rec := history.NewRecorder()
 	var lv *live
 	var lvMu sync.Mutex // lv is set after Setup; observe may run before
+	current := func() *live {
+		lvMu.Lock()
+		defer lvMu.Unlock()
+		return lv
+	}
 	wcfg := workload.Config{Regions: Regions(nodes), ClientConfig: h.ClientConfig, Clients: opt.Clients,
 		Rate: opt.Rate, Duration: opt.Duration, Seed: opt.Seed, Recorder: rec,
 		Observe: func(op history.Op) {
-			lvMu.Lock()
-			l := lv
-			lvMu.Unlock()
-			if l != nil {
+			if l := current(); l != nil {
 				l.observe(op)
+			}
+		},
+		ObserveInvoke: func(op history.Op) {
+			if l := current(); l != nil {
+				l.invoked(op)
 			}
 		}}
 	w, err := workload.New(ctx, wcfg)
@@ -301,7 +308,7 @@ func runSchedule(ctx context.Context, opt Options, s Schedule, rec *history.Reco
 				events[a.step].Error = "inject: " + err.Error()
 			}
 			active[a.step] = true
-			opt.Logf("+%v inject %s: %v", a.at, st.Fault.Name(), err)
+			opt.Logf("+%v inject %s: %s", a.at, st.Fault.Name(), okOr(err))
 			publish()
 			continue
 		}
@@ -335,7 +342,15 @@ func healFault(ctx context.Context, opt Options, st Step, ev *FaultEvent, rec *h
 	if err != nil {
 		ev.Error = joinMsg(ev.Error, "heal: "+err.Error())
 	}
-	opt.Logf("heal %s: %v", st.Fault.Name(), err)
+	opt.Logf("heal %s: %s", st.Fault.Name(), okOr(err))
+}
+
+// okOr is how a log line says how an act went: "ok", or the error.
+func okOr(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return "failed: " + err.Error()
 }
 
 func joinMsg(a, b string) string {

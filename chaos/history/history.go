@@ -120,6 +120,10 @@ type Output struct {
 	CommitIndex uint64 `json:"commit_index,omitempty"`
 	// Node is the id of the node that served the call ("" if none did).
 	Node string `json:"node,omitempty"`
+	// Token is the consistency token (a commit index) the call carried: a
+	// node serves the call only once it has applied that index (0: none
+	// sent).
+	Token uint64 `json:"consistency_token,omitempty"`
 	// Error is the exception name (e.g. "DisabledException"), or the gRPC
 	// code name when there was none (e.g. "Unavailable"); "" on success.
 	Error string `json:"error,omitempty"`

@@ -51,4 +51,17 @@ func TestWorkloadBoundedAndRecorded(t *testing.T) {
 	if kinds[history.Encrypt] == 0 || kinds[history.CreateKey] < setup {
 		t.Errorf("kinds %v: want encrypts and the setup's creates", kinds)
 	}
+	// Every call on a key, from any region's client, carried its create's
+	// consistency token: no node answers NotFound for a key just created.
+	created := map[string]uint64{}
+	for _, op := range hist.Ops {
+		if op.Kind == history.CreateKey && op.Outcome == history.Ok {
+			created[op.Key()] = op.Output.CommitIndex
+		}
+	}
+	for _, op := range hist.Ops {
+		if idx, ok := created[op.KeyID]; ok && op.Output.Token < idx {
+			t.Errorf("op %d (%s on %s) carried token %d, below its create's commit index %d", op.Index, op.Kind, op.KeyID, op.Output.Token, idx)
+		}
+	}
 }

@@ -49,6 +49,9 @@ type Config struct {
 	// Observe, if set, is called with every completed op (from the
 	// callers' goroutines; keep it quick).
 	Observe func(op history.Op)
+	// ObserveInvoke, if set, is called with every op as it is invoked,
+	// before the call is sent (no output, outcome or completion yet).
+	ObserveInvoke func(op history.Op)
 	// Recorder receives every call (required).
 	Recorder *history.Recorder
 }

@@ -157,7 +157,7 @@ func (w *Workload) createKey(ctx context.Context, clientID int, cl *client.Clien
 		clientID = w.cfg.Clients // the setup client
 	}
 	var res *apiv1.CreateKeyResponse
-	_, err := w.record(ctx, clientID, history.CreateKey, "", history.Input{RequestID: req.GetRequestId()},
+	_, err := w.record(ctx, cl, clientID, history.CreateKey, "", history.Input{RequestID: req.GetRequestId()},
 		func(ctx context.Context) (history.Output, error) {
 			var err error
 			res, err = cl.CreateKey(ctx, req)
@@ -168,11 +168,14 @@ func (w *Workload) createKey(ctx context.Context, clientID int, cl *client.Clien
 			return history.Output{KeyID: md.GetKeyId(), State: stateName(md.GetKeyState()),
 				KeyVersion: int(md.GetCurrentKeyVersion()), CommitIndex: res.GetCommitIndex()}, nil
 		})
+	if err == nil {
+		w.created(cl, res.GetKeyMetadata().GetKeyId(), res.GetCommitIndex())
+	}
 	return res, err
 }
 
 func (c *caller) describe(ctx context.Context, key string) {
-	_, _ = c.w.record(ctx, c.id, history.DescribeKey, key, history.Input{}, func(ctx context.Context) (history.Output, error) {
+	_, _ = c.w.record(ctx, c.cl, c.id, history.DescribeKey, key, history.Input{}, func(ctx context.Context) (history.Output, error) {
 		res, err := c.cl.DescribeKey(ctx, &apiv1.DescribeKeyRequest{KeyId: key})
 		if err != nil {
 			return history.Output{}, err
@@ -194,7 +197,7 @@ func (w *Workload) setEnabled(ctx context.Context, clientID int, cl *client.Clie
 	if enable {
 		kind = history.EnableKey
 	}
-	_, err := w.record(ctx, clientID, kind, key, history.Input{RequestID: rid}, func(ctx context.Context) (history.Output, error) {
+	_, err := w.record(ctx, cl, clientID, kind, key, history.Input{RequestID: rid}, func(ctx context.Context) (history.Output, error) {
 		var (
 			res *apiv1.WriteResponse
 			err error
@@ -214,7 +217,7 @@ func (w *Workload) setEnabled(ctx context.Context, clientID int, cl *client.Clie
 
 func (c *caller) rotate(ctx context.Context, key string) {
 	rid := newRequestID()
-	_, _ = c.w.record(ctx, c.id, history.RotateKeyOnDemand, key, history.Input{RequestID: rid}, func(ctx context.Context) (history.Output, error) {
+	_, _ = c.w.record(ctx, c.cl, c.id, history.RotateKeyOnDemand, key, history.Input{RequestID: rid}, func(ctx context.Context) (history.Output, error) {
 		res, err := c.cl.RotateKeyOnDemand(ctx, &apiv1.RotateKeyOnDemandRequest{KeyId: key, RequestId: rid})
 		if err != nil {
 			return history.Output{}, err
@@ -235,7 +238,7 @@ func (c *caller) alias(ctx context.Context, key string) {
 	if exists {
 		kind = history.UpdateAlias
 	}
-	_, err := c.w.record(ctx, c.id, kind, key, history.Input{RequestID: rid, Alias: name}, func(ctx context.Context) (history.Output, error) {
+	out, err := c.w.record(ctx, c.cl, c.id, kind, key, history.Input{RequestID: rid, Alias: name}, func(ctx context.Context) (history.Output, error) {
 		var (
 			res *apiv1.WriteResponse
 			err error
@@ -250,6 +253,9 @@ func (c *caller) alias(ctx context.Context, key string) {
 		}
 		return history.Output{KeyID: key, CommitIndex: res.GetCommitIndex()}, nil
 	})
+	if err == nil && !exists {
+		c.w.created(c.cl, name, out.CommitIndex)
+	}
 	if err == nil || client.ExceptionOf(err) == string(client.AlreadyExists) {
 		c.w.mu.Lock()
 		c.w.aliases[name] = key
@@ -260,7 +266,7 @@ func (c *caller) alias(ctx context.Context, key string) {
 func (c *caller) scheduleDeletion(ctx context.Context, key string) {
 	rid := newRequestID()
 	const days = 7 // the shortest window: nothing is deleted during a run
-	_, _ = c.w.record(ctx, c.id, history.ScheduleKeyDeletion, key, history.Input{RequestID: rid, PendingWindowDays: days},
+	_, _ = c.w.record(ctx, c.cl, c.id, history.ScheduleKeyDeletion, key, history.Input{RequestID: rid, PendingWindowDays: days},
 		func(ctx context.Context) (history.Output, error) {
 			res, err := c.cl.ScheduleKeyDeletion(ctx, &apiv1.ScheduleKeyDeletionRequest{KeyId: key, PendingWindowInDays: days, RequestId: rid})
 			if err != nil {
@@ -272,7 +278,7 @@ func (c *caller) scheduleDeletion(ctx context.Context, key string) {
 
 func (c *caller) cancelDeletion(ctx context.Context, key string) {
 	rid := newRequestID()
-	_, _ = c.w.record(ctx, c.id, history.CancelKeyDeletion, key, history.Input{RequestID: rid}, func(ctx context.Context) (history.Output, error) {
+	_, _ = c.w.record(ctx, c.cl, c.id, history.CancelKeyDeletion, key, history.Input{RequestID: rid}, func(ctx context.Context) (history.Output, error) {
 		res, err := c.cl.CancelKeyDeletion(ctx, &apiv1.CancelKeyDeletionRequest{KeyId: key, RequestId: rid})
 		if err != nil {
 			return history.Output{}, err
@@ -287,7 +293,7 @@ func (c *caller) encrypt(ctx context.Context, key string) {
 	if c.rng.IntN(2) == 0 {
 		ectx = map[string]string{"run": c.w.runID, "client": fmt.Sprint(c.id)}
 	}
-	out, err := c.w.record(ctx, c.id, history.Encrypt, key, history.Input{PlaintextHash: history.HashPlaintext(pt), Context: ectx},
+	out, err := c.w.record(ctx, c.cl, c.id, history.Encrypt, key, history.Input{PlaintextHash: history.HashPlaintext(pt), Context: ectx},
 		func(ctx context.Context) (history.Output, error) {
 			res, err := c.cl.Encrypt(ctx, &apiv1.EncryptRequest{KeyId: key, Plaintext: pt, EncryptionContext: ectx})
 			if err != nil {
@@ -303,7 +309,7 @@ func (c *caller) encrypt(ctx context.Context, key string) {
 }
 
 func (c *caller) decrypt(ctx context.Context, ct ciphertext) {
-	_, _ = c.w.record(ctx, c.id, history.Decrypt, ct.key, history.Input{Ciphertext: ct.blob, Context: ct.ctx},
+	_, _ = c.w.record(ctx, c.cl, c.id, history.Decrypt, ct.key, history.Input{Ciphertext: ct.blob, Context: ct.ctx},
 		func(ctx context.Context) (history.Output, error) {
 			res, err := c.cl.Decrypt(ctx, &apiv1.DecryptRequest{CiphertextBlob: ct.blob, EncryptionContext: ct.ctx})
 			if err != nil {
@@ -315,7 +321,7 @@ func (c *caller) decrypt(ctx context.Context, ct ciphertext) {
 }
 
 func (c *caller) generateDataKey(ctx context.Context, key string) {
-	_, _ = c.w.record(ctx, c.id, history.GenerateDataKey, key, history.Input{}, func(ctx context.Context) (history.Output, error) {
+	_, _ = c.w.record(ctx, c.cl, c.id, history.GenerateDataKey, key, history.Input{}, func(ctx context.Context) (history.Output, error) {
 		res, err := c.cl.GenerateDataKey(ctx, &apiv1.GenerateDataKeyRequest{KeyId: key, KeySpec: apiv1.DataKeySpec_DATA_KEY_SPEC_AES_256})
 		if err != nil {
 			return history.Output{}, err
@@ -330,7 +336,7 @@ func (c *caller) sign(ctx context.Context) {
 	const alg = apiv1.SigningAlgorithm_SIGNING_ALGORITHM_ECDSA_SHA_256
 	key := c.w.signKey
 	var sig []byte
-	_, err := c.w.record(ctx, c.id, history.Sign, key, history.Input{PlaintextHash: history.HashPlaintext(msg)},
+	_, err := c.w.record(ctx, c.cl, c.id, history.Sign, key, history.Input{PlaintextHash: history.HashPlaintext(msg)},
 		func(ctx context.Context) (history.Output, error) {
 			res, err := c.cl.Sign(ctx, &apiv1.SignRequest{KeyId: key, Message: msg, SigningAlgorithm: alg})
 			if err != nil {
@@ -351,7 +357,7 @@ func (c *caller) sign(ctx context.Context) {
 var ErrBadSignature = fmt.Errorf("workload: a signature the cluster made does not verify")
 
 func (c *caller) verify(ctx context.Context, s signature) {
-	_, _ = c.w.record(ctx, c.id, history.Verify, s.key, history.Input{PlaintextHash: history.HashPlaintext(s.msg)},
+	_, _ = c.w.record(ctx, c.cl, c.id, history.Verify, s.key, history.Input{PlaintextHash: history.HashPlaintext(s.msg)},
 		func(ctx context.Context) (history.Output, error) {
 			res, err := c.cl.Verify(ctx, &apiv1.VerifyRequest{KeyId: s.key, Message: s.msg, Signature: s.sig, SigningAlgorithm: s.algorithm})
 			if err != nil {

@@ -30,6 +30,7 @@ type Workload struct {
 	cts     []ciphertext        // acked Encrypt results, for Decrypt
 	sigs    []signature         // acked Sign results, for Verify
 	pending map[string]struct{} // keys with a scheduled deletion acked
+	tokens  map[string]uint64   // key id or alias name -> commit index of its acked create
 }
 
 type ciphertext struct {
@@ -50,7 +51,7 @@ func New(ctx context.Context, cfg Config) (*Workload, error) {
 		return nil, err
 	}
 	w := &Workload{cfg: cfg, clients: map[string]*client.Client{}, aliases: map[string]string{},
-		pending: map[string]struct{}{}, runID: fmt.Sprintf("r%x", rand.Uint32())}
+		pending: map[string]struct{}{}, tokens: map[string]uint64{}, runID: fmt.Sprintf("r%x", rand.Uint32())}
 	for _, r := range cfg.Regions {
 		if _, ok := w.clients[r]; ok {
 			continue
@@ -175,21 +176,56 @@ func SleepUntil(ctx context.Context, t time.Time) bool {
 	}
 }
 
+// created remembers the commit index of the acknowledged create of name
+// (a key id or an alias name), or cl's newest token if the answer carried
+// none.
+func (w *Workload) created(cl *client.Client, name string, index uint64) {
+	if index == 0 {
+		index = cl.LastCommitIndex()
+	}
+	w.mu.Lock()
+	w.tokens[name] = max(w.tokens[name], index)
+	w.mu.Unlock()
+}
+
+// carry raises cl's consistency token to the creates of names, so the
+// node that serves the next call waits until it has applied them (or
+// answers Unavailable and the client tries another node) instead of
+// answering NotFound for a key another region's client just created.
+// The SDK's token is per client and never lowers: a region's client
+// then also waits for whatever committed before those creates.
+func (w *Workload) carry(cl *client.Client, names ...string) {
+	var index uint64
+	w.mu.Lock()
+	for _, n := range names {
+		index = max(index, w.tokens[n])
+	}
+	w.mu.Unlock()
+	if index > 0 {
+		cl.ObserveCommitIndex(index)
+	}
+}
+
 // newRequestID is an idempotency id for a write.
 func newRequestID() string {
 	return fmt.Sprintf("chaos-%016x%016x", rand.Uint64(), rand.Uint64())
 }
 
-// record runs one call: Invoke, the call with a CallInfo, Complete, and
-// the observer.
-func (w *Workload) record(ctx context.Context, clientID int, kind history.Kind, key string, in history.Input,
+// record runs one call through cl: the consistency tokens of the creates
+// it depends on, Invoke, the call with a CallInfo, Complete, and the
+// observer.
+func (w *Workload) record(ctx context.Context, cl *client.Client, clientID int, kind history.Kind, key string, in history.Input,
 	call func(ctx context.Context) (history.Output, error)) (history.Output, error) {
+	w.carry(cl, key, in.Alias)
 	rec := w.cfg.Recorder
 	start := rec.Now()
 	h := rec.Invoke(clientID, kind, key, in)
+	if w.cfg.ObserveInvoke != nil {
+		w.cfg.ObserveInvoke(history.Op{Index: int(h), Client: clientID, Kind: kind, KeyID: key, Input: in, Invoke: start})
+	}
 	var info client.CallInfo
 	out, err := call(client.WithCallInfo(ctx, &info))
-	out.Node = info.NodeID
+	out.Node, out.Token = info.NodeID, info.ConsistencyToken
 	if cerr := rec.Complete(h, out, err); cerr != nil {
 		return out, errors.Join(err, cerr)
 	}

@@ -180,6 +180,8 @@ func openChaosHarness(ctx context.Context, o *chaosOptions) (chaos.Harness, func
 }
 
 // printChaosStatus is the live view: one line, redrawn on a terminal.
+// Refusals the run made expected (a key it disabled, refused) are counted
+// apart from the failures, which are listed by error name.
 func printChaosStatus(w io.Writer, s chaos.Status, tty bool) {
 	var errs []string
 	for name, n := range s.Errors {
@@ -190,9 +192,9 @@ func printChaosStatus(w io.Writer, s chaos.Status, tty bool) {
 	if len(s.Faults) > 0 {
 		faults = strings.Join(s.Faults, ",")
 	}
-	line := fmt.Sprintf("%6.1fs ops=%d avail=%.2f%% recent=%.2f%% p99=%v fault=%s errors=[%s]",
+	line := fmt.Sprintf("%6.1fs ops=%d avail=%.2f%% recent=%.2f%% p99=%v fault=%s refused(expected)=%d failed=[%s]",
 		s.Elapsed.Seconds(), s.Ops, 100*s.Availability, 100*s.RecentAvailability,
-		s.P99.Round(time.Millisecond), faults, strings.Join(errs, " "))
+		s.P99.Round(time.Millisecond), faults, s.RefusedTotal(), strings.Join(errs, " "))
 	if tty {
 		fmt.Fprintf(w, "\r\033[K%s", line)
 		return

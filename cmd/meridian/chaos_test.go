@@ -3,6 +3,9 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/meridiankms/meridian/chaos"
 )
 
 // The chaos command refuses bad set-ups before it starts any cluster.
@@ -25,5 +28,18 @@ func TestChaosRunRefusesBadSetups(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want exit 2 mentioning %q", code, errOut, tc.want)
 			}
 		})
+	}
+}
+
+// The live line counts the refusals the run made expected apart from the
+// failures, which it lists by error name.
+func TestPrintChaosStatus(t *testing.T) {
+	var b strings.Builder
+	printChaosStatus(&b, chaos.Status{Elapsed: 12 * time.Second, Ops: 580, Availability: 1, RecentAvailability: 1,
+		Refusals: map[string]int{chaos.ReasonNotPending: 5, chaos.ReasonDisabled: 2},
+		Errors:   map[string]int{"Unavailable": 1}, Faults: []string{"kill-leader(node-1)"}}, false)
+	want := "  12.0s ops=580 avail=100.00% recent=100.00% p99=0s fault=kill-leader(node-1) refused(expected)=7 failed=[Unavailable=1]\n"
+	if b.String() != want {
+		t.Fatalf("live line\n%q, want\n%q", b.String(), want)
 	}
 }
