@@ -48,6 +48,8 @@ type Node struct {
 	leaderSince atomic.Int64
 	// leaderChanges counts leader changes this node observed.
 	leaderChanges atomic.Uint64
+	// closing is set by BeginClose and Close: peer failures are expected.
+	closing atomic.Bool
 
 	stop     context.CancelFunc // stops background goroutines
 	wg       sync.WaitGroup
@@ -119,16 +121,23 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("create log cache: %w", err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, cfg.RetainSnapshots, newHclog(cfg.Logger, "raft-snapshot"))
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, cfg.RetainSnapshots, newHclog(cfg.Logger, "raft-snapshot", nil))
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
 	if err := n.openTransport(); err != nil {
 		return err
 	}
+	// Gossip before Raft: raft's log filter reads the peer table (which
+	// peers are leaving) from raft's goroutines.
+	if cfg.gossipOn() {
+		if err := n.startGossip(); err != nil {
+			return err
+		}
+	}
 
 	rc := cfg.raftConfig()
-	rc.Logger = newHclog(cfg.Logger, "raft")
+	rc.Logger = newHclog(cfg.Logger, "raft", n.quietRaft)
 	notify := make(chan bool, 16)
 	rc.NotifyCh = notify
 
@@ -155,9 +164,6 @@ func (n *Node) open() error {
 	n.goBackground(func() { n.watchLeadership(bg, notify) })
 	n.goBackground(func() { n.countLeaderChanges(bg) })
 	if cfg.gossipOn() {
-		if err := n.startGossip(); err != nil {
-			return err
-		}
 		n.goBackground(func() { n.gossipLoop(bg) })
 		n.goBackground(func() { n.reconnectLoop(bg) })
 		if len(cfg.Gossip.Seeds) > 0 {
@@ -208,7 +214,7 @@ func (n *Node) countLeaderChanges(ctx context.Context) {
 
 func (n *Node) openTransport() error {
 	tc := &raft.NetworkTransportConfig{
-		Logger:  newHclog(n.cfg.Logger, "raft-net"),
+		Logger:  newHclog(n.cfg.Logger, "raft-net", n.quietRaft),
 		MaxPool: transportMaxPool,
 		Timeout: transportTimeout,
 	}
@@ -255,18 +261,26 @@ func (n *Node) closeResources() error {
 			firstErr = err
 		}
 	}
+	n.closing.Store(true)
 	if n.stop != nil {
 		n.stop()
 	}
 	if n.gossip != nil {
-		// Leave first, so peers see LEFT (not DEAD) and stop probing.
+		// Leave first, so peers see LEFT (not DEAD) and stop probing, and
+		// know that losing this node's Raft connections is expected.
 		keep(n.gossip.leave(min(n.cfg.ApplyTimeout, 2*time.Second)))
 	}
-	if n.raft != nil {
-		// raft.Shutdown also closes the transport.
-		keep(n.raft.Shutdown().Error())
-	} else if n.trans != nil {
+	if n.trans != nil {
+		// Close the transport before raft.Shutdown, which closes it only
+		// after its replication goroutines return: closed first, the
+		// listener stops accepting as a shut-down transport (raft then
+		// logs no accept errors) and a stream layer that ends its dials
+		// and connections on Close (netsim's) frees calls a partition
+		// holds. Closing twice is a no-op.
 		keep(n.trans.Close())
+	}
+	if n.raft != nil {
+		keep(n.raft.Shutdown().Error())
 	}
 	n.wg.Wait()
 	if n.store != nil {
