@@ -48,6 +48,8 @@ type Node struct {
 	leaderSince atomic.Int64
 	// leaderChanges counts leader changes this node observed.
 	leaderChanges atomic.Uint64
+	// leaders holds the latest leader change (leader.go).
+	leaders leaderLog
 	// closing is set by BeginClose and Close: peer failures are expected.
 	closing atomic.Bool
 
@@ -128,8 +130,8 @@ func (n *Node) open() error {
 	if err := n.openTransport(); err != nil {
 		return err
 	}
-	// Gossip before Raft: raft's log filter reads the peer table (which
-	// peers are leaving) from raft's goroutines.
+	// Gossip before Raft: raft's log filter and the leader watch read the
+	// peer table (which peers are leaving) from raft's goroutines.
 	if cfg.gossipOn() {
 		if err := n.startGossip(); err != nil {
 			return err
@@ -162,7 +164,7 @@ func (n *Node) open() error {
 	bg, stop := context.WithCancel(context.Background())
 	n.stop = stop
 	n.goBackground(func() { n.watchLeadership(bg, notify) })
-	n.goBackground(func() { n.countLeaderChanges(bg) })
+	n.startLeaderWatch(bg, existing)
 	if cfg.gossipOn() {
 		n.goBackground(func() { n.gossipLoop(bg) })
 		n.goBackground(func() { n.reconnectLoop(bg) })
@@ -187,29 +189,6 @@ func (n *Node) goBackground(f func()) {
 		defer n.wg.Done()
 		f()
 	}()
-}
-
-// countLeaderChanges counts leader observations that name a new leader.
-func (n *Node) countLeaderChanges(ctx context.Context) {
-	ch := make(chan raft.Observation, 16)
-	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
-	})
-	n.raft.RegisterObserver(obs)
-	defer n.raft.DeregisterObserver(obs)
-	var last raft.ServerID
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case o := <-ch:
-			if lo := o.Data.(raft.LeaderObservation); lo.LeaderID != "" && lo.LeaderID != last {
-				last = lo.LeaderID
-				n.leaderChanges.Add(1)
-			}
-		}
-	}
 }
 
 func (n *Node) openTransport() error {
