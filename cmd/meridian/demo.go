@@ -46,8 +46,11 @@ trips; traffic inside a region is not delayed. Nodes find each other by
 gossip and autopilot spreads the voters over the regions.
 
 It prints the endpoints and a first command to try, then a status table
-(regions, nodes, leader, roles, applied index), redrawn in place on a
-terminal or printed when it changes otherwise, and stops cleanly on Ctrl-C.
+(the leader and its term, or "electing a leader..." while there is none,
+the last leader change and why, and per node its region, role, Raft state
+and applied index), redrawn in place on a terminal or printed when it
+changes otherwise, and stops cleanly on Ctrl-C. --log-level info also logs
+every leader change with its reason.
 
 Node i (0-based) listens on BASE+10*i (API), +1 (Raft), +2 (metrics) and
 +3 (gossip).
@@ -138,10 +141,12 @@ func runDemo(cmd *cobra.Command, o *demoOptions) (err error) {
 		}
 	}
 	printDemoBanner(cmd.OutOrStdout(), nodes, dir, o.dataDir == "")
+	stopStatus := func() {}
 	if o.status > 0 {
-		watchDemoStatus(ctx, cmd.OutOrStdout(), nodes, o.status)
+		stopStatus = watchDemoStatus(ctx, cmd.OutOrStdout(), nodes, o.status)
 	}
 	<-ctx.Done()
+	stopStatus() // before the nodes close, so the table never reads a closed node
 	fmt.Fprintln(cmd.OutOrStdout(), "\nstopping the demo cluster ...")
 	return nil
 }

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meridiankms/meridian/cluster"
+)
+
+// rowOf returns the fields of node id's row in a rendered table.
+func rowOf(t *testing.T, table, id string) []string {
+	t.Helper()
+	for _, line := range strings.Split(table, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == id {
+			return f
+		}
+	}
+	t.Fatalf("no row for %s in:\n%s", id, table)
+	return nil
+}
+
+// While no node leads, the table says a leader is being elected and why
+// the last one was lost, and each node's ROLE tells a candidate from a
+// node waiting for the outcome (it showed "-" everywhere before).
+func TestDemoStatusShowsElection(t *testing.T) {
+	at := time.Date(2026, 1, 2, 9, 4, 47, 0, time.UTC)
+	electing := demoStatus{
+		rows: []demoRow{
+			{id: "node-1", region: "us-east", state: "Follower", term: 4},
+			{id: "node-2", region: "eu-west", state: "Candidate", term: 5},
+			{id: "node-3", region: "ap-south", state: "Follower", term: 5},
+		},
+		change: &cluster.LeaderChange{At: at, From: "node-1", Term: 5,
+			Reason: "node-2 lost contact with the leader node-1 (heartbeat timeout)"},
+	}
+	table := renderDemoStatus(electing)
+	for _, want := range []string{
+		"electing a leader... (term 5)",
+		"last leader change 09:04:47: node-1 -> none (term 5): node-2 lost contact with the leader node-1 (heartbeat timeout)",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+	if strings.Contains(table, "leader: ") {
+		t.Errorf("table names a leader during an election:\n%s", table)
+	}
+	for id, role := range map[string]string{"node-1": "electing...", "node-2": "candidate", "node-3": "electing..."} {
+		if f := rowOf(t, table, id); f[2] != role {
+			t.Errorf("%s ROLE = %q, want %q:\n%s", id, f[2], role, table)
+		}
+	}
+
+	led := demoStatus{
+		rows: []demoRow{
+			{id: "node-1", region: "us-east", state: "Follower", leaderID: "node-2", suffrage: "voter", term: 5, applied: 9},
+			{id: "node-2", region: "eu-west", state: "Leader", leaderID: "node-2", suffrage: "voter", term: 5, applied: 9},
+			{id: "node-3", region: "ap-south", state: "Follower", leaderID: "node-2", suffrage: "nonvoter", term: 5, applied: 8},
+		},
+		change: &cluster.LeaderChange{At: at, From: "node-1", To: "node-2", Term: 5,
+			Reason: "node-2 lost contact with the leader node-1 (heartbeat timeout)"},
+	}
+	table = renderDemoStatus(led)
+	if !strings.Contains(table, "leader: node-2 (eu-west), term 5") || strings.Contains(table, "electing") {
+		t.Errorf("led table:\n%s", table)
+	}
+	if !strings.Contains(table, "node-1 -> node-2 (term 5)") {
+		t.Errorf("led table lacks the change:\n%s", table)
+	}
+	for id, want := range map[string][]string{
+		"node-1": {"voter", "Follower"}, "node-2": {"voter", "*", "Leader"}, "node-3": {"nonvoter", "Follower"},
+	} {
+		if f := rowOf(t, table, id); strings.Join(f[2:2+len(want)], " ") != strings.Join(want, " ") {
+			t.Errorf("%s row %v, want ROLE.. %v", id, f, want)
+		}
+	}
+
+	// A non-terminal reprints only real changes: not a new applied index
+	// or contact age.
+	later := demoStatus{rows: append([]demoRow(nil), led.rows...), change: led.change}
+	later.rows[0].applied, later.rows[0].contact = 12, 40*time.Millisecond
+	if renderDemoStatus(led.withoutCounters()) != renderDemoStatus(later.withoutCounters()) {
+		t.Error("counters alone changed the change-detection key")
+	}
+}
