@@ -29,6 +29,7 @@ type demoOptions struct {
 	latency        time.Duration
 	jitter         time.Duration
 	status         time.Duration
+	chaos          bool
 }
 
 func newDemoCmd() *cobra.Command {
@@ -60,10 +61,16 @@ Data goes to a temporary directory that is removed on exit, unless
 --data-dir is given; a kept directory needs the same passphrase again, so
 with --data-dir the soft HSM passphrase comes from MERIDIAN_HSM_PASSPHRASE.
 
+--chaos starts the nodes as 'meridian server --chaos' does: they advertise
+that they may be disrupted, so 'meridian chaos run --harness remote' accepts
+the demo (it refuses a cluster started without it).
+
 The demo serves plaintext gRPC: it is for trying Meridian on one machine.`,
 		Example: `  meridian demo
   meridian demo --base-port 8400 --log-level info
-  MERIDIAN_HSM_PASSPHRASE=change-me meridian demo --data-dir ./demo-data`,
+  MERIDIAN_HSM_PASSPHRASE=change-me meridian demo --data-dir ./demo-data
+  meridian demo --chaos    # then, in another terminal:
+  meridian chaos run --harness remote --addr 127.0.0.1:7400 --insecure --scenario disable-key`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd, o) },
 	}
@@ -76,6 +83,7 @@ The demo serves plaintext gRPC: it is for trying Meridian on one machine.`,
 	fs.DurationVar(&o.latency, "latency", 30*time.Millisecond, "simulated one-way latency between regions (0 for none)")
 	fs.DurationVar(&o.jitter, "jitter", 5*time.Millisecond, "simulated latency jitter between regions")
 	fs.DurationVar(&o.status, "status-interval", time.Second, "how often the status table refreshes (0 turns it off)")
+	fs.BoolVar(&o.chaos, "chaos", false, chaosFlagHelp)
 	return cmd
 }
 
@@ -140,6 +148,7 @@ func startDemo(ctx context.Context, o *demoOptions, logger *slog.Logger, dir str
 		region := o.regions[i%len(o.regions)]
 		cfg := demoNodeConfig(i, region, dir, o.basePort, pass)
 		cfg.Logger, cfg.Sim = logger, sim
+		cfg.BuildVersion = nodeBuildVersion(o.chaos)
 		if o.latency > 0 {
 			cfg.WANRTT = 2 * (o.latency + o.jitter)
 		}

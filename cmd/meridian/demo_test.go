@@ -165,3 +165,34 @@ func TestDemoCtrlCLogsNoErrors(t *testing.T) {
 		}
 	}
 }
+
+// --chaos makes the demo's nodes advertise that they may be disrupted, as
+// `server --chaos` does: `chaos run --harness remote` runs against it, and
+// refuses a demo started without it.
+func TestDemoChaosFlagAdmitsRemoteHarness(t *testing.T) {
+	chaosRun := func(addr string) (string, int) {
+		out, errOut, code := runCLI(t, "", "chaos", "run", "--harness", "remote", "--addr", addr, "--insecure",
+			"--scenario", "disable-key", "--duration", "1s", "--seed", "1")
+		return out + errOut, code
+	}
+	t.Run("without --chaos", func(t *testing.T) {
+		d, addr := startDemoCmd(t, "--regions", "us-east", "--status-interval", "0")
+		out, code := chaosRun(addr)
+		if code != exitError || !strings.Contains(out, "not started with chaos enabled") {
+			t.Fatalf("chaos run against a demo without --chaos: exit %d:\n%s", code, out)
+		}
+		if code, logs := d.stop(t); code != 0 {
+			t.Fatalf("demo exited %d: %s", code, logs)
+		}
+	})
+	t.Run("with --chaos", func(t *testing.T) {
+		d, addr := startDemoCmd(t, "--regions", "us-east,eu-west", "--status-interval", "0", "--chaos")
+		out, code := chaosRun(addr)
+		if code != 0 {
+			t.Fatalf("chaos run against a demo with --chaos: exit %d:\n%s", code, out)
+		}
+		if code, logs := d.stop(t); code != 0 {
+			t.Fatalf("demo exited %d: %s", code, logs)
+		}
+	})
+}
