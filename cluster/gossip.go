@@ -68,7 +68,7 @@ func (n *Node) startGossip() error {
 		return err
 	}
 	mc.Delegate, mc.Events = g, g
-	mc.Logger = log.New(memberlistLog{g.log}, "", 0)
+	mc.Logger = log.New(memberlistLog{l: g.log, quiet: n.quietMemberlist}, "", 0)
 	g.reconnectEvery = reconnectInterval(mc)
 	if f := n.cfg.Gossip.Transport; f != nil {
 		t, err := f(n.cfg.Gossip.BindAddr, mc.Logger)
@@ -305,8 +305,13 @@ func (g *gossip) leave(timeout time.Duration) error {
 	return g.ml.Shutdown()
 }
 
-// memberlistLog maps memberlist's "[LEVEL] memberlist: ..." lines to slog.
-type memberlistLog struct{ l *slog.Logger }
+// memberlistLog maps memberlist's "[LEVEL] memberlist: ..." lines to slog;
+// quiet, if set, picks the warnings and errors that are expected effects
+// of a deliberate stop, logged at debug (lognoise.go).
+type memberlistLog struct {
+	l     *slog.Logger
+	quiet func(line string) bool
+}
 
 func (w memberlistLog) Write(p []byte) (int, error) {
 	line := strings.TrimRight(string(p), "\n")
@@ -315,6 +320,9 @@ func (w memberlistLog) Write(p []byte) (int, error) {
 		if strings.HasPrefix(line, prefix) {
 			lvl, line = l, strings.TrimSpace(strings.TrimPrefix(line, prefix))
 		}
+	}
+	if lvl >= slog.LevelWarn && w.quiet != nil && w.quiet(line) {
+		lvl = slog.LevelDebug
 	}
 	w.l.Log(context.Background(), lvl, line)
 	return len(p), nil

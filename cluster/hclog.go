@@ -20,16 +20,20 @@ type hclogAdapter struct {
 	l       *slog.Logger
 	name    string
 	implied []any
+	// quiet, if set, picks the warnings and errors that are expected
+	// effects of a deliberate stop; they are logged at debug (lognoise.go).
+	quiet func(msg string, args []any) bool
 }
 
 var _ hclog.Logger = (*hclogAdapter)(nil)
 
-// newHclog returns an hclog.Logger named name that writes to l (nil discards).
-func newHclog(l *slog.Logger, name string) hclog.Logger {
+// newHclog returns an hclog.Logger named name that writes to l (nil
+// discards); quiet may be nil.
+func newHclog(l *slog.Logger, name string, quiet func(msg string, args []any) bool) hclog.Logger {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &hclogAdapter{l: l.With("component", name), name: name}
+	return &hclogAdapter{l: l.With("component", name), name: name, quiet: quiet}
 }
 
 func toSlogLevel(level hclog.Level) slog.Level {
@@ -52,6 +56,9 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 		return
 	}
 	lvl := toSlogLevel(level)
+	if lvl >= slog.LevelWarn && a.quiet != nil && a.quiet(msg, args) {
+		lvl = slog.LevelDebug
+	}
 	ctx := context.Background()
 	if !a.l.Enabled(ctx, lvl) {
 		return
@@ -91,6 +98,7 @@ func (a *hclogAdapter) With(args ...any) hclog.Logger {
 		l:       a.l.With(args...),
 		name:    a.name,
 		implied: append(a.implied[:len(a.implied):len(a.implied)], args...),
+		quiet:   a.quiet,
 	}
 }
 
@@ -101,11 +109,11 @@ func (a *hclogAdapter) Named(name string) hclog.Logger {
 	if a.name != "" {
 		full = a.name + "." + name
 	}
-	return &hclogAdapter{l: a.l.With("subcomponent", name), name: full, implied: a.implied}
+	return &hclogAdapter{l: a.l.With("subcomponent", name), name: full, implied: a.implied, quiet: a.quiet}
 }
 
 func (a *hclogAdapter) ResetNamed(name string) hclog.Logger {
-	return &hclogAdapter{l: a.l.With("subcomponent", name), name: name, implied: a.implied}
+	return &hclogAdapter{l: a.l.With("subcomponent", name), name: name, implied: a.implied, quiet: a.quiet}
 }
 
 // SetLevel is a no-op: the slog handler owns the level.

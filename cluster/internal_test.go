@@ -58,7 +58,7 @@ func TestConfigValidate(t *testing.T) {
 func TestHclogAdapter(t *testing.T) {
 	var buf bytes.Buffer
 	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h := newHclog(l, "raft").Named("net").With("peer", "n2")
+	h := newHclog(l, "raft", nil).Named("net").With("peer", "n2")
 	h.Trace("hidden below debug")
 	h.Debug("dbg", "a", 1)
 	h.Warn("odd args", "k")
@@ -75,7 +75,7 @@ func TestHclogAdapter(t *testing.T) {
 	if h.Name() != "raft.net" || !h.IsDebug() || h.IsTrace() || h.GetLevel() != hclog.Debug {
 		t.Errorf("name %q debug %v trace %v level %v", h.Name(), h.IsDebug(), h.IsTrace(), h.GetLevel())
 	}
-	newHclog(nil, "x").Error("discarded") // a nil logger must not panic
+	newHclog(nil, "x", nil).Error("discarded") // a nil logger must not panic
 }
 
 // FuzzDecodeForwarded feeds arbitrary bytes to the leader's validation of a

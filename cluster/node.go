@@ -48,6 +48,10 @@ type Node struct {
 	leaderSince atomic.Int64
 	// leaderChanges counts leader changes this node observed.
 	leaderChanges atomic.Uint64
+	// leaders holds the latest leader change (leader.go).
+	leaders leaderLog
+	// closing is set by BeginClose and Close: peer failures are expected.
+	closing atomic.Bool
 
 	stop     context.CancelFunc // stops background goroutines
 	wg       sync.WaitGroup
@@ -119,16 +123,23 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("create log cache: %w", err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, cfg.RetainSnapshots, newHclog(cfg.Logger, "raft-snapshot"))
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, cfg.RetainSnapshots, newHclog(cfg.Logger, "raft-snapshot", nil))
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
 	if err := n.openTransport(); err != nil {
 		return err
 	}
+	// Gossip before Raft: raft's log filter and the leader watch read the
+	// peer table (which peers are leaving) from raft's goroutines.
+	if cfg.gossipOn() {
+		if err := n.startGossip(); err != nil {
+			return err
+		}
+	}
 
 	rc := cfg.raftConfig()
-	rc.Logger = newHclog(cfg.Logger, "raft")
+	rc.Logger = newHclog(cfg.Logger, "raft", n.quietRaft)
 	notify := make(chan bool, 16)
 	rc.NotifyCh = notify
 
@@ -153,11 +164,8 @@ func (n *Node) open() error {
 	bg, stop := context.WithCancel(context.Background())
 	n.stop = stop
 	n.goBackground(func() { n.watchLeadership(bg, notify) })
-	n.goBackground(func() { n.countLeaderChanges(bg) })
+	n.startLeaderWatch(bg, existing)
 	if cfg.gossipOn() {
-		if err := n.startGossip(); err != nil {
-			return err
-		}
 		n.goBackground(func() { n.gossipLoop(bg) })
 		n.goBackground(func() { n.reconnectLoop(bg) })
 		if len(cfg.Gossip.Seeds) > 0 {
@@ -183,32 +191,9 @@ func (n *Node) goBackground(f func()) {
 	}()
 }
 
-// countLeaderChanges counts leader observations that name a new leader.
-func (n *Node) countLeaderChanges(ctx context.Context) {
-	ch := make(chan raft.Observation, 16)
-	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
-		_, ok := o.Data.(raft.LeaderObservation)
-		return ok
-	})
-	n.raft.RegisterObserver(obs)
-	defer n.raft.DeregisterObserver(obs)
-	var last raft.ServerID
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case o := <-ch:
-			if lo := o.Data.(raft.LeaderObservation); lo.LeaderID != "" && lo.LeaderID != last {
-				last = lo.LeaderID
-				n.leaderChanges.Add(1)
-			}
-		}
-	}
-}
-
 func (n *Node) openTransport() error {
 	tc := &raft.NetworkTransportConfig{
-		Logger:  newHclog(n.cfg.Logger, "raft-net"),
+		Logger:  newHclog(n.cfg.Logger, "raft-net", n.quietRaft),
 		MaxPool: transportMaxPool,
 		Timeout: transportTimeout,
 	}
@@ -255,18 +240,26 @@ func (n *Node) closeResources() error {
 			firstErr = err
 		}
 	}
+	n.closing.Store(true)
 	if n.stop != nil {
 		n.stop()
 	}
 	if n.gossip != nil {
-		// Leave first, so peers see LEFT (not DEAD) and stop probing.
+		// Leave first, so peers see LEFT (not DEAD) and stop probing, and
+		// know that losing this node's Raft connections is expected.
 		keep(n.gossip.leave(min(n.cfg.ApplyTimeout, 2*time.Second)))
 	}
-	if n.raft != nil {
-		// raft.Shutdown also closes the transport.
-		keep(n.raft.Shutdown().Error())
-	} else if n.trans != nil {
+	if n.trans != nil {
+		// Close the transport before raft.Shutdown, which closes it only
+		// after its replication goroutines return: closed first, the
+		// listener stops accepting as a shut-down transport (raft then
+		// logs no accept errors) and a stream layer that ends its dials
+		// and connections on Close (netsim's) frees calls a partition
+		// holds. Closing twice is a no-op.
 		keep(n.trans.Close())
+	}
+	if n.raft != nil {
+		keep(n.raft.Shutdown().Error())
 	}
 	n.wg.Wait()
 	if n.store != nil {

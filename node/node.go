@@ -45,9 +45,11 @@ type Node struct {
 	registry *prometheus.Registry
 
 	apiAddr, metricsAddr string
-	// simRaft is the simulated Raft connection layer (Config.Sim only),
-	// closed before Raft so a kill inside a partition does not wait for
-	// replication calls that the partition holds.
+	// simRaft is the simulated Raft connection layer (Config.Sim only).
+	// cluster.Close closes it (as its transport) before Raft, so a kill
+	// inside a partition does not wait for replication calls that the
+	// partition holds; closed here too when Start fails before cluster
+	// owns it.
 	simRaft *netsim.StreamLayer
 
 	// hsmProblem is "" while the HSM answered the last health probe, else
@@ -104,7 +106,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		advertise = n.apiAddr
 	}
 
-	ccfg, err := clusterConfig(cfg, advertise, log)
+	ccfg, err := clusterConfig(cfg, advertise, n.log)
 	if err != nil {
 		lis.Close()
 		return nil, err
@@ -380,16 +382,41 @@ func (n *Node) shutdown() {
 	if n.store != nil {
 		errs = append(errs, n.store.Close())
 	}
-	if n.simRaft != nil {
-		_ = n.simRaft.Close()
-	}
 	if n.cluster != nil {
 		errs = append(errs, n.cluster.Close())
+	}
+	if n.simRaft != nil {
+		_ = n.simRaft.Close() // a no-op unless cluster.New failed
 	}
 	if n.hsm != nil {
 		errs = append(errs, n.hsm.Close())
 	}
 	n.closeErr = errors.Join(errs...)
+}
+
+// CloseAll closes nodes that stop together, as the demo's do: it first
+// tells each that it is closing, so that none reports the others'
+// departure (connections refused or cut) as an error, then closes them
+// all at once. The errors are joined, each naming its node.
+func CloseAll(nodes ...*Node) error {
+	for _, n := range nodes {
+		if n.cluster != nil {
+			n.cluster.BeginClose()
+		}
+	}
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.Close(); err != nil {
+				errs[i] = fmt.Errorf("close node %s: %w", n.ID(), err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // SoftHSMPath is the sealed domain-key file of a soft-HSM node.

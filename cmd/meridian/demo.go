@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -28,6 +29,7 @@ type demoOptions struct {
 	latency        time.Duration
 	jitter         time.Duration
 	status         time.Duration
+	chaos          bool
 }
 
 func newDemoCmd() *cobra.Command {
@@ -46,41 +48,52 @@ trips; traffic inside a region is not delayed. Nodes find each other by
 gossip and autopilot spreads the voters over the regions.
 
 It prints the endpoints and a first command to try, then a status table
-(regions, nodes, leader, roles, applied index), redrawn in place on a
-terminal or printed when it changes otherwise, and stops cleanly on Ctrl-C.
+(the leader and its term, or "electing a leader..." while there is none,
+the last leader change and why, and per node its region, role, Raft state
+and applied index), redrawn in place on a terminal or printed when it
+changes otherwise, and stops cleanly on Ctrl-C. --log-level info also logs
+every leader change with its reason.
 
-Node i (0-based) listens on BASE+10*i (API), +1 (Raft), +2 (metrics) and
-+3 (gossip).
+Node i (0-based) listens on BASE+10*i (API), BASE+10*i+1 (Raft),
+BASE+10*i+2 (metrics) and BASE+10*i+3 (gossip, TCP and UDP); --base-port 0
+picks free ports instead (the banner shows the API and metrics ones).
 Data goes to a temporary directory that is removed on exit, unless
 --data-dir is given; a kept directory needs the same passphrase again, so
 with --data-dir the soft HSM passphrase comes from MERIDIAN_HSM_PASSPHRASE.
 
+--chaos starts the nodes as 'meridian server --chaos' does: they advertise
+that they may be disrupted, so 'meridian chaos run --harness remote' accepts
+the demo (it refuses a cluster started without it).
+
 The demo serves plaintext gRPC: it is for trying Meridian on one machine.`,
 		Example: `  meridian demo
   meridian demo --base-port 8400 --log-level info
-  MERIDIAN_HSM_PASSPHRASE=change-me meridian demo --data-dir ./demo-data`,
+  MERIDIAN_HSM_PASSPHRASE=change-me meridian demo --data-dir ./demo-data
+  meridian demo --chaos    # then, in another terminal:
+  meridian chaos run --harness remote --addr 127.0.0.1:7400 --insecure --scenario disable-key`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd, o) },
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&o.dataDir, "data-dir", "", "keep the cluster's data in this directory (default: a temporary one)")
-	fs.IntVar(&o.basePort, "base-port", 7400, "first port; node i uses BASE+10*i .. BASE+10*i+2")
+	fs.IntVar(&o.basePort, "base-port", 7400, "first port: node i (0-based) uses BASE+10*i (API), +1 (Raft), +2 (metrics) and +3 (gossip); 0 picks free ports")
 	fs.StringVar(&o.logLevel, "log-level", "error", "log level: debug, info, warn or error")
 	fs.StringSliceVar(&o.regions, "regions", []string{"us-east", "eu-west", "ap-south"}, "comma-separated region `NAMES`")
 	fs.IntVar(&o.nodesPerRegion, "nodes-per-region", 1, "nodes in each region (1-5)")
 	fs.DurationVar(&o.latency, "latency", 30*time.Millisecond, "simulated one-way latency between regions (0 for none)")
 	fs.DurationVar(&o.jitter, "jitter", 5*time.Millisecond, "simulated latency jitter between regions")
 	fs.DurationVar(&o.status, "status-interval", time.Second, "how often the status table refreshes (0 turns it off)")
+	fs.BoolVar(&o.chaos, "chaos", false, chaosFlagHelp)
 	return cmd
 }
 
-func runDemo(cmd *cobra.Command, o *demoOptions) (err error) {
+func runDemo(cmd *cobra.Command, o *demoOptions) error {
 	total := len(o.regions) * o.nodesPerRegion
 	if len(o.regions) == 0 || o.nodesPerRegion < 1 || o.nodesPerRegion > 5 {
 		return usageErrorf("--regions needs at least one name and --nodes-per-region must be 1-5")
 	}
-	if o.basePort < 1024 || o.basePort > 65535-10*total {
-		return usageErrorf("--base-port %d: must be 1024-%d for %d nodes", o.basePort, 65535-10*total, total)
+	if o.basePort != 0 && (o.basePort < 1024 || o.basePort > 65535-10*total) {
+		return usageErrorf("--base-port %d: must be 0 or 1024-%d for %d nodes", o.basePort, 65535-10*total, total)
 	}
 	if o.latency < 0 || o.jitter < 0 {
 		return usageErrorf("--latency and --jitter must not be negative")
@@ -96,6 +109,30 @@ func runDemo(cmd *cobra.Command, o *demoOptions) (err error) {
 	defer cleanup()
 
 	ctx := cmd.Context()
+	nodes, err := startDemo(ctx, o, logger, dir, pass)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	printDemoBanner(out, nodes, dir, o.dataDir == "")
+	stopStatus := func() {}
+	if o.status > 0 {
+		stopStatus = watchDemoStatus(ctx, out, nodes, o.status)
+	}
+	<-ctx.Done()
+	stopStatus() // before the nodes close, so the table never reads a closed node
+	fmt.Fprintln(out, "\nstopping the demo cluster ...")
+	if err := node.CloseAll(nodes...); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "stopped.")
+	return nil
+}
+
+// startDemo starts the demo's nodes one by one, each joining the first,
+// and returns once every one knows the leader. On error it closes the
+// nodes it started.
+func startDemo(ctx context.Context, o *demoOptions, logger *slog.Logger, dir string, pass []byte) (_ []*node.Node, err error) {
 	sim := netsim.New()
 	sim.SetDefault(o.latency, o.jitter)
 	for _, r := range o.regions {
@@ -103,16 +140,15 @@ func runDemo(cmd *cobra.Command, o *demoOptions) (err error) {
 	}
 	var nodes []*node.Node
 	defer func() {
-		for i := len(nodes) - 1; i >= 0; i-- {
-			if cerr := nodes[i].Close(); cerr != nil && err == nil {
-				err = cerr
-			}
+		if err != nil && len(nodes) > 0 {
+			_ = node.CloseAll(nodes...)
 		}
 	}()
-	for i := 0; i < total; i++ {
+	for i := 0; i < len(o.regions)*o.nodesPerRegion; i++ {
 		region := o.regions[i%len(o.regions)]
 		cfg := demoNodeConfig(i, region, dir, o.basePort, pass)
 		cfg.Logger, cfg.Sim = logger, sim
+		cfg.BuildVersion = nodeBuildVersion(o.chaos)
 		if o.latency > 0 {
 			cfg.WANRTT = 2 * (o.latency + o.jitter)
 		}
@@ -122,28 +158,20 @@ func runDemo(cmd *cobra.Command, o *demoOptions) (err error) {
 			cfg.Join = []string{nodes[0].APIAddr()}
 		}
 		if err := checkPortsFree(cfg); err != nil {
-			return err
+			return nil, err
 		}
 		startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		n, err := node.Start(startCtx, cfg)
 		if err == nil {
+			nodes = append(nodes, n)
 			err = n.Cluster().WaitForLeader(startCtx)
 		}
 		cancel()
-		if n != nil {
-			nodes = append(nodes, n)
-		}
 		if err != nil {
-			return fmt.Errorf("start demo node %s: %w", cfg.NodeID, err)
+			return nil, fmt.Errorf("start demo node %s: %w", cfg.NodeID, err)
 		}
 	}
-	printDemoBanner(cmd.OutOrStdout(), nodes, dir, o.dataDir == "")
-	if o.status > 0 {
-		watchDemoStatus(ctx, cmd.OutOrStdout(), nodes, o.status)
-	}
-	<-ctx.Done()
-	fmt.Fprintln(cmd.OutOrStdout(), "\nstopping the demo cluster ...")
-	return nil
+	return nodes, nil
 }
 
 // demoStorage picks the data directory and the soft HSM passphrase.
@@ -166,16 +194,21 @@ func demoStorage(dataDir string) (dir string, pass []byte, cleanup func(), err e
 	return dataDir, []byte(p), func() {}, nil
 }
 
+// demoNodeConfig is node i's config: ports BASE+10*i .. +3 (API, Raft,
+// metrics, gossip), or free ports when base is 0.
 func demoNodeConfig(i int, region, dir string, base int, pass []byte) node.Config {
-	port := base + 10*i
+	addr := func(offset int) string {
+		if base == 0 {
+			return "127.0.0.1:0"
+		}
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(base+10*i+offset))
+	}
 	cfg := node.DefaultConfig()
 	cfg.NodeID = "node-" + strconv.Itoa(i+1)
 	cfg.Region, cfg.Zone = region, region+"-a"
 	cfg.DataDir = filepath.Join(dir, cfg.NodeID)
-	cfg.APIAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	cfg.RaftAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port+1))
-	cfg.MetricsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port+2))
-	cfg.GossipAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port+3))
+	cfg.APIAddr, cfg.RaftAddr = addr(0), addr(1)
+	cfg.MetricsAddr, cfg.GossipAddr = addr(2), addr(3)
 	cfg.GossipInsecure, cfg.GossipLAN = true, true // loopback only
 	cfg.StabilizationTime = 2 * time.Second
 	cfg.DeadServerGrace = 30 * time.Second
@@ -201,8 +234,6 @@ func checkPortsFree(cfg node.Config) error {
 }
 
 func printDemoBanner(w io.Writer, nodes []*node.Node, dir string, temp bool) {
-	leader, _ := nodes[0].Cluster().Leader()
-	_ = leader
 	fmt.Fprintf(w, "Meridian demo cluster is ready: %d nodes, soft HSM, plaintext gRPC.\n\n", len(nodes))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  NODE\tREGION\tAPI\tMETRICS")

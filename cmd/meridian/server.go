@@ -111,7 +111,7 @@ so the server refuses to start without --insecure.`,
 	fs.Uint64("snapshot-threshold", 0, "Raft log entries between snapshots (default 8192)")
 	fs.Duration("scheduler-interval", 0, "how often the leader runs due deletions and rotations (default 1m)")
 	fs.Bool("insecure", false, "serve plaintext gRPC and Raft (required until TLS arrives)")
-	fs.Bool("chaos", false, "advertise that this cluster may be disrupted by `meridian chaos run` (game days, test clusters)")
+	fs.Bool("chaos", false, chaosFlagHelp)
 	fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.String("log-format", "text", "log format: text or json")
 	return cmd
@@ -167,6 +167,19 @@ func runServer(cmd *cobra.Command, v *viper.Viper) error {
 	return n.Close()
 }
 
+// chaosFlagHelp is the help of --chaos, on `server` and `demo` alike.
+const chaosFlagHelp = "advertise that this cluster may be disrupted by `meridian chaos run` (game days, test clusters)"
+
+// nodeBuildVersion is the build version a node advertises in gossip. With
+// chaos it carries chaos.ChaosMarker: `meridian chaos run --harness
+// remote` refuses a cluster whose nodes do not all carry it.
+func nodeBuildVersion(chaosEnabled bool) string {
+	if chaosEnabled {
+		return version + chaos.ChaosMarker
+	}
+	return version
+}
+
 // serverConfig turns the merged options into a node.Config.
 func serverConfig(v *viper.Viper) (node.Config, error) {
 	cfg := node.DefaultConfig()
@@ -198,10 +211,7 @@ func serverConfig(v *viper.Viper) (node.Config, error) {
 	cfg.DeadServerGrace = v.GetDuration("dead-server-grace")
 	cfg.PreferredLeaderRegion = v.GetString("preferred-leader-region")
 	cfg.WANRTT = v.GetDuration("wan-rtt")
-	cfg.BuildVersion = version
-	if v.GetBool("chaos") {
-		cfg.BuildVersion += chaos.ChaosMarker
-	}
+	cfg.BuildVersion = nodeBuildVersion(v.GetBool("chaos"))
 	cfg.Bootstrap = v.GetBool("bootstrap")
 	cfg.Join = v.GetStringSlice("join")
 	cfg.HSM.Backend = v.GetString("hsm")
