@@ -13,12 +13,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"github.com/meridiankms/meridian/buildinfo"
 	"github.com/meridiankms/meridian/chaos"
 	"github.com/meridiankms/meridian/node"
 )
-
-// version is the build's version, set with -ldflags "-X main.version=...".
-var version = "dev"
 
 // envPassphrase names the environment variable that carries the soft HSM
 // passphrase. It is deliberately not a flag: flag values show up in ps.
@@ -157,6 +155,8 @@ func runServer(cmd *cobra.Command, v *viper.Viper) error {
 		return err
 	}
 	cfg.Logger = logger
+	bi := buildinfo.Read()
+	logger.Info("meridian server starting", "version", bi.Version, "revision", bi.Revision, "go", bi.GoVersion)
 	n, err := node.Start(cmd.Context(), cfg)
 	if err != nil {
 		return err
@@ -198,7 +198,7 @@ func serverConfig(v *viper.Viper) (node.Config, error) {
 	cfg.DeadServerGrace = v.GetDuration("dead-server-grace")
 	cfg.PreferredLeaderRegion = v.GetString("preferred-leader-region")
 	cfg.WANRTT = v.GetDuration("wan-rtt")
-	cfg.BuildVersion = version
+	cfg.BuildVersion = buildinfo.Version()
 	if v.GetBool("chaos") {
 		cfg.BuildVersion += chaos.ChaosMarker
 	}
