@@ -45,10 +45,14 @@ Conventions for every ` + "`meridian key`" + ` command:
   messages are raw bytes; ciphertexts, signatures and MACs are base64 unless ` + "`--binary`" + `.
 - Binary outputs print as base64; ` + "`--raw-out FILE`" + ` writes the raw bytes (mode 0600; ` + "`-`" + ` for stdout).
 - Enum values use the AWS spellings (` + "`SYMMETRIC_DEFAULT`" + `, ` + "`RSASSA_PSS_SHA_256`" + `), any case.
-- ` + "`-o json`" + ` prints the response as protojson (lowerCamelCase fields, base64 bytes, enum names,
-  every field present).
+- ` + "`-o json`" + ` prints the response as JSON: lowerCamelCase field names, every field present
+  (` + "`null`" + ` when unset), bytes as base64, enum values in the AWS spellings of the text output
+  (` + "`\"keySpec\": \"SYMMETRIC_DEFAULT\"`" + `, ` + "`\"keyState\": \"Disabled\"`" + `), numbers as JSON numbers.
 - Exit status: 0 success, 1 the operation failed (` + "`error: <Exception>: <message>`" + ` on stderr),
-  2 the command line was wrong.
+  2 the command line was wrong. With ` + "`-o json`" + ` the error is one JSON object on stderr instead:
+  ` + "`{\"error\": {\"code\": \"DisabledException\", \"message\": \"...\"}}`" + `; the code is the
+  exception name, or ` + "`UsageError`" + `, ` + "`ConnectionError`" + ` or ` + "`CLIError`" + ` for failures on the
+  client's side.
 - Plaintext gRPC needs ` + "`--insecure`" + ` until TLS client configuration arrives.
 
 `)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 )
@@ -100,16 +102,33 @@ func (f *fakeKMS) CreateKey(_ context.Context, req *apiv1.CreateKeyRequest) (*ap
 	}, nil
 }
 
+// DescribeKey knows k-1, a disabled symmetric key, also as alias/orders.
 func (f *fakeKMS) DescribeKey(_ context.Context, req *apiv1.DescribeKeyRequest) (*apiv1.DescribeKeyResponse, error) {
-	if req.GetKeyId() != "k-1" {
+	if req.GetKeyId() != "k-1" && req.GetKeyId() != "alias/orders" {
 		return nil, apiError(codes.NotFound, "NotFoundException", "key "+req.GetKeyId()+" not found")
 	}
-	return &apiv1.DescribeKeyResponse{KeyMetadata: &apiv1.KeyMetadata{KeyId: "k-1"}}, nil
+	return &apiv1.DescribeKeyResponse{KeyMetadata: &apiv1.KeyMetadata{
+		KeyId: "k-1", KeyName: "meridian:key/k-1", KeySpec: apiv1.KeySpec_KEY_SPEC_SYMMETRIC_DEFAULT,
+		KeyUsage: apiv1.KeyUsage_KEY_USAGE_ENCRYPT_DECRYPT, KeyState: apiv1.KeyState_KEY_STATE_DISABLED,
+		CreationDate: timestamppb.New(time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)), CurrentKeyVersion: 3,
+		EncryptionAlgorithms: []apiv1.EncryptionAlgorithm{apiv1.EncryptionAlgorithm_ENCRYPTION_ALGORITHM_SYMMETRIC_DEFAULT},
+	}}, nil
+}
+
+// Members answers for a one-node cluster (when a test records Members).
+func (f *fakeKMS) Members(context.Context, *apiv1.MembersRequest) (*apiv1.MembersResponse, error) {
+	return &apiv1.MembersResponse{ServedBy: "n1", LeaderId: "n1", AppliedIndex: 19, Members: []*apiv1.Member{{
+		NodeId: "n1", Region: "us-east", Zone: "a", ApiAddr: "10.0.0.1:7400", Role: apiv1.MemberRole_MEMBER_ROLE_VOTER,
+		Leader: true, Status: apiv1.MemberStatus_MEMBER_STATUS_ALIVE, Healthy: true, BuildVersion: "v1.2.3",
+	}}}, nil
 }
 
 // Encrypt's "ciphertext" is "ct:" + plaintext: enough to check the CLI's
-// encoding in both directions.
+// encoding in both directions. Key k-off is disabled.
 func (f *fakeKMS) Encrypt(_ context.Context, req *apiv1.EncryptRequest) (*apiv1.EncryptResponse, error) {
+	if req.GetKeyId() == "k-off" {
+		return nil, apiError(codes.FailedPrecondition, "DisabledException", "key k-off is disabled")
+	}
 	return &apiv1.EncryptResponse{CiphertextBlob: append([]byte("ct:"), req.GetPlaintext()...), KeyId: "k-1", KeyVersion: 1,
 		EncryptionAlgorithm: apiv1.EncryptionAlgorithm_ENCRYPTION_ALGORITHM_SYMMETRIC_DEFAULT}, nil
 }

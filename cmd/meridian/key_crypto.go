@@ -9,10 +9,7 @@ import (
 	"github.com/meridiankms/meridian/client"
 )
 
-const (
-	encAlgPrefix = "ENCRYPTION_ALGORITHM_"
-	contextHelp  = "encryption context entry `KEY=VALUE` (repeatable); decrypt needs the same entries"
-)
+const contextHelp = "encryption context entry `KEY=VALUE` (repeatable); decrypt needs the same entries"
 
 func newKeyEncryptCmd(o *clientOptions) *cobra.Command {
 	var (
@@ -33,7 +30,7 @@ ciphertext and must be given again to decrypt it.`,
 	}
 	addBlobFlags(cmd, &in, "plaintext")
 	cmd.Flags().StringArrayVar(&ctxKV, "context", nil, contextHelp)
-	addEnumFlag(cmd.Flags(), &req.EncryptionAlgorithm, "encryption-algorithm", encAlgPrefix, "encryption algorithm", "algorithm (default SYMMETRIC_DEFAULT; RSA keys need one)")
+	addEnumFlag(cmd.Flags(), &req.EncryptionAlgorithm, "encryption-algorithm", "encryption algorithm", "algorithm (default SYMMETRIC_DEFAULT; RSA keys need one)")
 	addRawOutFlag(cmd, &raw, "ciphertext")
 	return keyLeaf(o, cmd, &req.KeyId, &raw, func(c *cobra.Command) (callFn, error) {
 		var err error
@@ -52,7 +49,7 @@ ciphertext and must be given again to decrypt it.`,
 			r.addBinary("CiphertextBlob", resp.GetCiphertextBlob(), true)
 			r.add("KeyId", resp.GetKeyId())
 			r.addUint("KeyVersion", resp.GetKeyVersion())
-			r.add("EncryptionAlgorithm", enumText(resp.GetEncryptionAlgorithm(), encAlgPrefix))
+			r.add("EncryptionAlgorithm", enumText(resp.GetEncryptionAlgorithm()))
 			return r, nil
 		}, nil
 	})
@@ -84,7 +81,7 @@ InvalidCiphertextException.`,
 	addBlobFlags(cmd, &in, "ciphertext")
 	cmd.Flags().BoolVar(&binary, "binary", false, "--ciphertext-file holds raw bytes, not base64")
 	cmd.Flags().StringArrayVar(&ctxKV, "context", nil, contextHelp)
-	addEnumFlag(cmd.Flags(), &req.EncryptionAlgorithm, "encryption-algorithm", encAlgPrefix, "encryption algorithm", "algorithm used to encrypt")
+	addEnumFlag(cmd.Flags(), &req.EncryptionAlgorithm, "encryption-algorithm", "encryption algorithm", "algorithm used to encrypt")
 	addRawOutFlag(cmd, &raw, "plaintext")
 	return leaf(o, cmd, &raw, func(c *cobra.Command) (callFn, error) {
 		var err error
@@ -103,7 +100,7 @@ InvalidCiphertextException.`,
 			r.addBinary("Plaintext", resp.GetPlaintext(), true)
 			r.add("KeyId", resp.GetKeyId())
 			r.addUint("KeyVersion", resp.GetKeyVersion())
-			r.add("EncryptionAlgorithm", enumText(resp.GetEncryptionAlgorithm(), encAlgPrefix))
+			r.add("EncryptionAlgorithm", enumText(resp.GetEncryptionAlgorithm()))
 			return r, nil
 		}, nil
 	})
@@ -133,8 +130,8 @@ ciphertext to the key's newest version. --context is the source context,
 	cmd.Flags().BoolVar(&binary, "binary", false, "--ciphertext-file holds raw bytes, not base64")
 	cmd.Flags().StringArrayVar(&srcKV, "context", nil, "source "+contextHelp)
 	cmd.Flags().StringArrayVar(&dstKV, "destination-context", nil, "destination encryption context entry `KEY=VALUE` (repeatable)")
-	addEnumFlag(cmd.Flags(), &req.SourceEncryptionAlgorithm, "source-encryption-algorithm", encAlgPrefix, "encryption algorithm", "source algorithm")
-	addEnumFlag(cmd.Flags(), &req.DestinationEncryptionAlgorithm, "destination-encryption-algorithm", encAlgPrefix, "encryption algorithm", "destination algorithm")
+	addEnumFlag(cmd.Flags(), &req.SourceEncryptionAlgorithm, "source-encryption-algorithm", "encryption algorithm", "source algorithm")
+	addEnumFlag(cmd.Flags(), &req.DestinationEncryptionAlgorithm, "destination-encryption-algorithm", "encryption algorithm", "destination algorithm")
 	addRawOutFlag(cmd, &raw, "new ciphertext")
 	return leaf(o, cmd, &raw, func(c *cobra.Command) (callFn, error) {
 		var err error

@@ -27,9 +27,9 @@ fresh request id, so the client's retries never create a second key.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&req.Description, "description", "", "free-text description")
-	addEnumFlag(fs, &req.KeySpec, "spec", "KEY_SPEC_", "key spec", "key spec (default SYMMETRIC_DEFAULT)")
-	addEnumFlag(fs, &req.KeyUsage, "usage", "KEY_USAGE_", "key usage", "key usage (default: the spec's natural usage)")
-	addEnumFlag(fs, &req.ProtectionLevel, "protection-level", "PROTECTION_LEVEL_", "protection level", "protection level (default SOFTWARE)")
+	addEnumFlag(fs, &req.KeySpec, "spec", "key spec", "key spec (default SYMMETRIC_DEFAULT)")
+	addEnumFlag(fs, &req.KeyUsage, "usage", "key usage", "key usage (default: the spec's natural usage)")
+	addEnumFlag(fs, &req.ProtectionLevel, "protection-level", "protection level", "protection level (default SOFTWARE)")
 	fs.StringArrayVar(&tags, "tag", nil, "tag as `KEY=VALUE` (repeatable)")
 	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
 		t, err := parseTags(tags)
@@ -167,7 +167,7 @@ func newKeyScheduleDeletionCmd(o *clientOptions) *cobra.Command {
 		Use:   "schedule-deletion",
 		Short: "Schedule a key's deletion after a waiting period",
 		Long: `Schedule a key's deletion after --days (7-30, default 30). Until then the
-key is PENDING_DELETION: it refuses every operation with
+key is PendingDeletion: it refuses every operation with
 KMSInvalidStateException, and cancel-deletion brings it back (Disabled).`,
 		Example: `  meridian key schedule-deletion --insecure --key alias/old --days 7`,
 	}
@@ -180,7 +180,7 @@ KMSInvalidStateException, and cancel-deletion brings it back (Disabled).`,
 			}
 			r := &result{msg: resp}
 			r.add("KeyId", resp.GetKeyId())
-			r.add("KeyState", enumText(resp.GetKeyState(), "KEY_STATE_"))
+			r.add("KeyState", enumText(resp.GetKeyState()))
 			r.addTime("DeletionDate", resp.GetDeletionDate())
 			r.addUint("PendingWindowInDays", resp.GetPendingWindowInDays())
 			r.addCommit(resp.GetCommitIndex())

@@ -120,7 +120,7 @@ func newRotationListCmd(o *clientOptions) *cobra.Command {
 			t := &table{header: []string{"KEY ID", "VERSION", "DATE", "TYPE"}}
 			for _, k := range resp.GetRotations() {
 				t.rows = append(t.rows, []string{k.GetKeyId(), uitoa(k.GetKeyVersion()),
-					k.GetRotationDate().AsTime().UTC().Format(time.RFC3339), enumText(k.GetRotationType(), "ROTATION_TYPE_")})
+					k.GetRotationDate().AsTime().UTC().Format(time.RFC3339), enumText(k.GetRotationType())})
 			}
 			return pageResult(resp, t), nil
 		}, nil

@@ -39,8 +39,6 @@ setting a cluster up.`,
 	return op
 }
 
-func trimEnum(s, prefix string) string { return strings.TrimPrefix(s, prefix) }
-
 func newMembersCmd(o *clientOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "members",
@@ -60,8 +58,8 @@ health bit the node advertises.`,
 				t := &table{header: []string{"NODE", "REGION", "ZONE", "API", "ROLE", "LEADER", "STATUS", "HEALTHY", "VERSION"}}
 				for _, m := range resp.GetMembers() {
 					t.rows = append(t.rows, []string{m.GetNodeId(), m.GetRegion(), m.GetZone(), m.GetApiAddr(),
-						trimEnum(m.GetRole().String(), "MEMBER_ROLE_"), strconv.FormatBool(m.GetLeader()),
-						trimEnum(m.GetStatus().String(), "MEMBER_STATUS_"), strconv.FormatBool(m.GetHealthy()), m.GetBuildVersion()})
+						enumText(m.GetRole()), strconv.FormatBool(m.GetLeader()),
+						enumText(m.GetStatus()), strconv.FormatBool(m.GetHealthy()), m.GetBuildVersion()})
 				}
 				r := &result{msg: resp, table: t}
 				r.add("ServedBy", resp.GetServedBy())
@@ -104,8 +102,8 @@ region should hold a majority of the voters, so that any one can be lost.`,
 						voters[m.GetRegion()]++
 					}
 					t.rows = append(t.rows, []string{m.GetNodeId(), m.GetRegion(), m.GetApiAddr(),
-						trimEnum(role.String(), "MEMBER_ROLE_"), strconv.FormatBool(m.GetLeader()),
-						trimEnum(m.GetStatus().String(), "MEMBER_STATUS_")})
+						enumText(role), strconv.FormatBool(m.GetLeader()),
+						enumText(m.GetStatus())})
 				}
 				var spread []string
 				for _, r := range regions {

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 )
@@ -61,15 +60,16 @@ func operatorError(addr string, err error) error {
 			name = info.GetException()
 		}
 	}
+	e := &codedError{code: name, msg: st.Message(), text: fmt.Sprintf("node %s: %s: %s", addr, name, st.Message())}
 	switch st.Code() {
 	case codes.Unimplemented:
-		return fmt.Errorf("node %s does not serve the Operator API (an older version?): %s", addr, st.Message())
+		e.text = fmt.Sprintf("node %s does not serve the Operator API (an older version?): %s", addr, st.Message())
 	case codes.Unavailable:
 		if name == codes.Unavailable.String() {
-			return fmt.Errorf("node %s unreachable: %s", addr, st.Message())
+			e.text = fmt.Sprintf("node %s unreachable: %s", addr, st.Message())
 		}
 	}
-	return fmt.Errorf("node %s: %s: %s", addr, name, st.Message())
+	return e
 }
 
 // versionList spells DK versions as "v1,v2".
@@ -232,7 +232,7 @@ clear outside an HSM. For a node that was down during "domain-key rotate".
 }
 
 // progressPrinter shows a rotation's progress: a line per step, or on a
-// terminal a re-wrap bar redrawn in place; JSON mode prints one protojson
+// terminal a re-wrap bar redrawn in place; JSON mode prints one JSON
 // object per line.
 type progressPrinter struct {
 	w      io.Writer
@@ -247,12 +247,11 @@ func newProgressPrinter(w io.Writer, json bool) *progressPrinter {
 
 func (p *progressPrinter) print(m *apiv1.RotateDomainKeyProgress) error {
 	if p.json {
-		b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
+		b, err := marshalJSON(m, false)
 		if err != nil {
 			return fmt.Errorf("encode progress as JSON: %w", err)
 		}
-		// protojson's spacing varies; compact it for one stable line.
-		_, err = fmt.Fprintf(p.w, "%s\n", strings.Join(strings.Fields(string(b)), " "))
+		_, err = fmt.Fprintf(p.w, "%s\n", b)
 		return err
 	}
 	if m.GetPhase() == apiv1.RotatePhase_ROTATE_PHASE_REWRAP && p.tty {

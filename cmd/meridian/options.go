@@ -22,6 +22,13 @@ var errInsecureRequired = errors.New("refusing to connect without TLS: the clien
 	"configuration yet, so it can only speak plaintext gRPC, which exposes plaintexts, data keys and ciphertexts to anyone on the " +
 	"network path; pass --insecure to accept that (for the local demo cluster or a trusted network)")
 
+// envName is the environment variable of a flag: MERIDIAN_ then the flag's
+// name in upper case with '-' as '_' (--consistency-token:
+// MERIDIAN_CONSISTENCY_TOKEN), as for every option of the server.
+func envName(flag string) string {
+	return "MERIDIAN_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
 // clientOptions are the flags shared by every command that calls the API.
 type clientOptions struct {
 	addrs    []string
