@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/meridiankms/meridian/buildinfo"
 )
 
 // Exit codes: 1 for a failed operation, 2 for a command line that could not
@@ -61,6 +63,8 @@ command-line client for the key management API.`,
 		Example: `  meridian demo
   meridian key create --insecure --description "orders"`,
 	})
+	root.Version = buildinfo.Version() // --version; `meridian version` says more
+	root.SetVersionTemplate("meridian {{.Version}}\n")
 	root.SilenceErrors = true // run prints errors once, in one format
 	root.SilenceUsage = true  // a failed operation is not a usage problem
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -68,10 +72,10 @@ command-line client for the key management API.`,
 	return root
 }
 
-// addCommands registers the top-level commands. The node commands (server,
-// demo) are added here as well: root.AddCommand(newServerCmd(), newDemoCmd(), newOperatorCmd(), newChaosCmd()).
+// addCommands registers the top-level commands: the node's (server, demo),
+// the clients' (operator, key) and the rest.
 func addCommands(root *cobra.Command) {
-	root.AddCommand(newServerCmd(), newDemoCmd(), newOperatorCmd(), newChaosCmd())
+	root.AddCommand(newServerCmd(), newDemoCmd(), newOperatorCmd(), newChaosCmd(), newVersionCmd())
 	addKeyCommands(root)
 }
 

@@ -58,8 +58,13 @@ func addClientFlags(parent *cobra.Command) *clientOptions {
 	fs.StringVar(&o.region, "region", "", "prefer nodes in this `REGION` when routing (env MERIDIAN_REGION)")
 	fs.Uint64Var(&o.consistencyToken, "consistency-token", 0,
 		"a write's CommitIndex: the node waits until it has applied it, so this call sees that write (env MERIDIAN_CONSISTENCY_TOKEN)")
-	fs.VarP(&o.output, "output", "o", "output format: text or json")
+	addOutputFlag(fs, &o.output)
 	return o
+}
+
+// addOutputFlag registers -o/--output.
+func addOutputFlag(fs *pflag.FlagSet, f *outputFormat) {
+	fs.VarP(f, "output", "o", "output format: text or json")
 }
 
 // resolvedAddrs applies MERIDIAN_ADDR when --addr was not given.
