@@ -31,6 +31,11 @@ type fakeKMS struct {
 	// recordMembers: Members calls are recorded only when a test asks,
 	// since the client also calls it for discovery.
 	recordMembers atomic.Bool
+	// discoveries counts the client's discovery calls (unrecorded
+	// Members); they answer with no members unless discover is set.
+	discoveries atomic.Int32
+	discover    atomic.Bool
+	addr        string // where the fake listens: its one member's API address
 
 	mu      sync.Mutex
 	tokens  []string // consistency-token header of each recorded call
@@ -42,6 +47,10 @@ func (f *fakeKMS) intercept(ctx context.Context, req any, info *grpc.UnaryServer
 	name := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
 	if name == "Members" && !f.recordMembers.Load() {
 		// The client's own discovery call, not a command's: not recorded.
+		f.discoveries.Add(1)
+		if f.discover.Load() {
+			return f.Members(ctx, nil)
+		}
 		return &apiv1.MembersResponse{}, nil
 	}
 	f.mu.Lock()
@@ -118,7 +127,7 @@ func (f *fakeKMS) DescribeKey(_ context.Context, req *apiv1.DescribeKeyRequest) 
 // Members answers for a one-node cluster (when a test records Members).
 func (f *fakeKMS) Members(context.Context, *apiv1.MembersRequest) (*apiv1.MembersResponse, error) {
 	return &apiv1.MembersResponse{ServedBy: "n1", LeaderId: "n1", AppliedIndex: 19, Members: []*apiv1.Member{{
-		NodeId: "n1", Region: "us-east", Zone: "a", ApiAddr: "10.0.0.1:7400", Role: apiv1.MemberRole_MEMBER_ROLE_VOTER,
+		NodeId: "n1", Region: "us-east", Zone: "a", ApiAddr: f.addr, Role: apiv1.MemberRole_MEMBER_ROLE_VOTER,
 		Leader: true, Status: apiv1.MemberStatus_MEMBER_STATUS_ALIVE, Healthy: true, BuildVersion: "v1.2.3",
 	}}}, nil
 }
@@ -174,9 +183,10 @@ func startFake(t *testing.T) (*fakeKMS, string) {
 	}
 	srv := grpc.NewServer(grpc.UnaryInterceptor(f.intercept))
 	apiv1.RegisterKeyManagementServer(srv, f)
+	f.addr = lis.Addr().String()
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	return f, lis.Addr().String()
+	return f, f.addr
 }
 
 // cli runs one command line in-process, as main would.

@@ -27,6 +27,11 @@ Use -o json for scripts: the response's fields in lowerCamelCase, bytes as
 base64, enums and numbers spelt as in the text output; errors then come as
 {"error": {"code": ..., "message": ...}} on stderr.
 
+Every connection and output flag may be set in the environment instead, as
+MERIDIAN_<FLAG> (MERIDIAN_ADDR, MERIDIAN_INSECURE=1, MERIDIAN_OUTPUT=json,
+...); a flag on the command line wins. --region warns when no discovered
+node is in that region.
+
 Plaintext gRPC needs --insecure until TLS client configuration arrives.`,
 		Example: `  meridian key create --insecure --description orders
   meridian key encrypt --insecure --key alias/orders --plaintext hello`,

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -91,13 +92,21 @@ func usageErrorf(format string, args ...any) error {
 
 // groupCmd makes cmd a command that only holds subcommands: without one it
 // prints help, and an unknown one is a usage error rather than cobra's
-// silent help (which would exit 0).
+// silent help (which would exit 0). Setting Args takes over from cobra's
+// own check, so the "did you mean" suggestions are made here.
 func groupCmd(cmd *cobra.Command) *cobra.Command {
 	cmd.Args = func(c *cobra.Command, args []string) error {
-		if len(args) > 0 {
-			return usageErrorf("unknown command %q for %q", args[0], c.CommandPath())
+		if len(args) == 0 {
+			return nil
 		}
-		return nil
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if c.SuggestionsMinimumDistance <= 0 {
+			c.SuggestionsMinimumDistance = 2 // cobra's default, applied only on its own path
+		}
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+		}
+		return usageError{errors.New(msg)}
 	}
 	cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 	return cmd

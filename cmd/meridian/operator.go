@@ -20,7 +20,8 @@ func newOperatorCmd() *cobra.Command {
 		Short: "Inspect and operate a cluster",
 		Long: `Operator commands: the cluster's membership and Raft peers as a node sees
 them, the nodes' HSMs and the cluster's domain key, and utilities for
-setting a cluster up.`,
+setting a cluster up. As for "meridian key", every connection and output
+flag may be set as MERIDIAN_<FLAG> in the environment; a flag wins.`,
 		Example: `  meridian operator members --insecure --addr 127.0.0.1:7400
   meridian operator raft list-peers --insecure
   meridian operator gossip-keygen > gossip.key

@@ -26,11 +26,7 @@ func (o *clientOptions) operatorCall(cmd *cobra.Command, stream bool, fn func(co
 	if err := o.check(); err != nil {
 		return err
 	}
-	addrs := o.resolvedAddrs(cmd.Flags())
-	if len(addrs) == 0 || addrs[0] == "" {
-		return usageError{errNoAddr}
-	}
-	addr := addrs[0]
+	addr := o.addrs[0]
 	ctx, cancel := context.WithCancel(cmd.Context())
 	if !stream || cmd.Flags().Changed("timeout") {
 		ctx, cancel = context.WithTimeout(cmd.Context(), o.timeout)
