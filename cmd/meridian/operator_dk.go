@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"github.com/meridiankms/meridian/client"
 )
 
 // operatorCall runs fn against the Operator service of exactly one node,
@@ -61,8 +62,14 @@ func operatorError(addr string, err error) error {
 	case codes.Unimplemented:
 		e.text = fmt.Sprintf("node %s does not serve the Operator API (an older version?): %s", addr, st.Message())
 	case codes.Unavailable:
-		if name == codes.Unavailable.String() {
-			e.text = fmt.Sprintf("node %s unreachable: %s", addr, st.Message())
+		if name != codes.Unavailable.String() {
+			break // the node answered, with an exception
+		}
+		e.code = codeConnection
+		e.text = fmt.Sprintf("node %s unreachable: %s", addr, st.Message())
+		if client.IsNotGRPC(err) {
+			e.msg = client.ErrNotGRPC.Error()
+			e.text = fmt.Sprintf("node %s: %s", addr, e.msg)
 		}
 	}
 	return e
@@ -205,6 +212,9 @@ clear outside an HSM. For a node that was down during "domain-key rotate".
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if from == "" {
 				return usageErrorf("--from is required: the API address of a member that holds the DK versions")
+			}
+			if err := checkAddr("--from", from); err != nil {
+				return err
 			}
 			return o.operatorCall(cmd, false, func(ctx context.Context, c apiv1.OperatorClient) error {
 				resp, err := c.SyncDomainKeys(ctx, &apiv1.SyncDomainKeysRequest{SourceApiAddr: from})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -138,6 +140,52 @@ func (o *clientOptions) check() error {
 	o.addrs = slices.DeleteFunc(o.addrs, func(a string) bool { return a == "" })
 	if len(o.addrs) == 0 {
 		return usageError{errNoAddr}
+	}
+	for _, a := range o.addrs {
+		if err := checkAddr(o.source("addr"), a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// defaultPort is the API port of a node started with the defaults.
+const defaultPort = "7400"
+
+// checkAddr validates one API address (host:port) before anything is
+// dialled: gRPC would take "localhost" as localhost:443 and a URL as a
+// host name, and both would come back as a node that does not answer.
+// source is how the user gave it: "--addr", "MERIDIAN_ADDR", "--from".
+func checkAddr(source, addr string) error {
+	suggest := func(hostport string) string {
+		if strings.HasPrefix(source, "--") {
+			return source + " " + hostport
+		}
+		return source + "=" + hostport
+	}
+	if strings.Contains(addr, "://") {
+		msg := fmt.Sprintf("%s %q is a URL; the gRPC API is addressed as host:port", source, addr)
+		if u, err := url.Parse(addr); err == nil && u.Hostname() != "" {
+			port := u.Port()
+			if port == "" {
+				port = defaultPort
+			}
+			msg += ": " + suggest(net.JoinHostPort(u.Hostname(), port))
+		}
+		return usageError{errors.New(msg)}
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) && ae.Err == "missing port in address" {
+			host := strings.Trim(addr, "[]")
+			return usageErrorf("%s %q has no port; give host:port: %s (%s is a node's default API port)",
+				source, addr, suggest(net.JoinHostPort(host, defaultPort)), defaultPort)
+		}
+		return usageErrorf("%s %q: want host:port ([ADDRESS]:port for IPv6): %v", source, addr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return usageErrorf("%s %q: port %q is not a number from 1 to 65535", source, addr, port)
 	}
 	return nil
 }
