@@ -69,7 +69,18 @@ func (f *fakeKMS) intercept(ctx context.Context, req any, info *grpc.UnaryServer
 	if err != nil {
 		return nil, err
 	}
-	return mt.New().Interface(), nil
+	// Key writes answer with the id the server resolved the key to, as a
+	// real node does whatever alias or name the request gave.
+	switch resp := mt.New().Interface().(type) {
+	case *apiv1.WriteResponse:
+		resp.KeyId, resp.CommitIndex = "k-1", 7
+		return resp, nil
+	case *apiv1.CancelKeyDeletionResponse:
+		resp.KeyId, resp.CommitIndex = "k-1", 7
+		return resp, nil
+	default:
+		return resp, nil
+	}
 }
 
 // last returns the most recent call's method and request.
@@ -160,10 +171,6 @@ func (f *fakeKMS) Verify(_ context.Context, req *apiv1.VerifyRequest) (*apiv1.Ve
 
 func (f *fakeKMS) VerifyMac(_ context.Context, req *apiv1.VerifyMacRequest) (*apiv1.VerifyMacResponse, error) {
 	return &apiv1.VerifyMacResponse{MacValid: string(req.GetMac()) == "good", KeyId: "k-1"}, nil
-}
-
-func (f *fakeKMS) DisableKey(context.Context, *apiv1.DisableKeyRequest) (*apiv1.WriteResponse, error) {
-	return &apiv1.WriteResponse{CommitIndex: 7}, nil
 }
 
 func (f *fakeKMS) ListKeys(context.Context, *apiv1.ListKeysRequest) (*apiv1.ListKeysResponse, error) {

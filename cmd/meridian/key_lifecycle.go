@@ -110,21 +110,24 @@ func newKeyUpdateDescriptionCmd(o *clientOptions) *cobra.Command {
 		if !c.Flags().Changed("description") {
 			return nil, usageErrorf("--description is required")
 		}
-		return writeCall(req.KeyId, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
+		return writeCall(func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.UpdateKeyDescription(ctx, &req)
 		}), nil
 	})
 }
 
-// writeCall wraps a write that returns only a commit index.
-func writeCall(keyID string, do func(context.Context, *client.Client) (*apiv1.WriteResponse, error)) callFn {
+// writeCall wraps a write that returns only the key it acted on and a
+// commit index. The KeyId printed is the server's: the id the --key alias
+// or name resolved to, never an echo of --key (an older server that sends
+// none gets no KeyId line).
+func writeCall(do func(context.Context, *client.Client) (*apiv1.WriteResponse, error)) callFn {
 	return func(ctx context.Context, c *client.Client) (*result, error) {
 		resp, err := do(ctx, c)
 		if err != nil {
 			return nil, err
 		}
 		r := &result{msg: resp}
-		r.add("KeyId", keyID)
+		r.add("KeyId", resp.GetKeyId())
 		r.addCommit(resp.GetCommitIndex())
 		return r, nil
 	}
@@ -139,7 +142,7 @@ func newKeyEnableCmd(o *clientOptions) *cobra.Command {
 		Example: `  meridian key enable --insecure --key alias/orders`,
 	}
 	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
-		return writeCall(req.KeyId, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
+		return writeCall(func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.EnableKey(ctx, &req)
 		}), nil
 	})
@@ -155,7 +158,7 @@ DisabledException until it is enabled again. Nothing is deleted.`,
 		Example: `  meridian key disable --insecure --key alias/orders`,
 	}
 	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
-		return writeCall(req.KeyId, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
+		return writeCall(func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.DisableKey(ctx, &req)
 		}), nil
 	})

@@ -56,7 +56,7 @@ func newRotationEnableCmd(o *clientOptions) *cobra.Command {
 	}
 	cmd.Flags().Uint32Var(&req.RotationPeriodInDays, "period-days", 0, "rotation period in days, 90-2560 (default 365)")
 	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
-		return writeCall(req.KeyId, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
+		return writeCall(func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.EnableKeyRotation(ctx, &req)
 		}), nil
 	})
@@ -71,7 +71,7 @@ func newRotationDisableCmd(o *clientOptions) *cobra.Command {
 		Example: `  meridian key rotation disable --insecure --key alias/orders`,
 	}
 	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
-		return writeCall(req.KeyId, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
+		return writeCall(func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.DisableKeyRotation(ctx, &req)
 		}), nil
 	})
