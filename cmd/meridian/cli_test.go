@@ -458,3 +458,41 @@ func TestConsistencyTokenFlagAndEnv(t *testing.T) {
 		t.Fatalf("tokens sent = %q, want 42 then 77", f.tokens)
 	}
 }
+
+// A plaintext over Encrypt's 4096-byte limit is refused before any call,
+// saying the limit and pointing to envelope encryption.
+func TestEncryptPlaintextTooLarge(t *testing.T) {
+	f, addr := startFake(t)
+	big := filepath.Join(t.TempDir(), "big.bin")
+	if err := os.WriteFile(big, make([]byte, 5<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, stdin string
+		args        []string
+		size        string
+	}{
+		{"5 MB file", "", []string{"--plaintext-file", big}, "--plaintext-file " + big + " is 5242880 bytes"},
+		{"5 MB on stdin", strings.Repeat("x", 5<<20), []string{"--plaintext-file", "-"}, "--plaintext-file - is more than 1048576 bytes"},
+		{"one byte over, inline", "", []string{"--plaintext", strings.Repeat("x", 4097)}, "--plaintext is 4097 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errOut, code := keyCLI(t, addr, tt.stdin, append([]string{"encrypt", "--key", "k-1"}, tt.args...)...)
+			if code != exitUsage {
+				t.Fatalf("exit %d, want 2: %s", code, errOut)
+			}
+			for _, want := range []string{tt.size, "at most 4096 bytes of plaintext", "AWS KMS", "envelope encryption", "meridian key generate-data-key"} {
+				if !strings.Contains(errOut, want) {
+					t.Errorf("stderr %q lacks %q", errOut, want)
+				}
+			}
+		})
+	}
+	if f.count() != 0 {
+		t.Fatal("an oversized plaintext reached the server")
+	}
+	if _, errOut, code := keyCLI(t, addr, "", "encrypt", "--key", "k-1", "--plaintext", strings.Repeat("x", 4096)); code != 0 {
+		t.Fatalf("4096 bytes: exit %d: %s", code, errOut)
+	}
+}

@@ -11,19 +11,30 @@ import (
 
 const contextHelp = "encryption context entry `KEY=VALUE` (repeatable); decrypt needs the same entries"
 
+// maxEncryptPlaintext is Encrypt's plaintext limit, AWS KMS's, which the
+// server enforces too; checking it here lets the error say what to do.
+const maxEncryptPlaintext = 4096
+
+const encryptTooLarge = "encrypt takes at most 4096 bytes of plaintext (the AWS KMS Encrypt limit). " +
+	"For larger data use envelope encryption: `meridian key generate-data-key` returns a data key to " +
+	"encrypt the data with locally, and that key encrypted under --key to store beside it (decrypt turns it back into the data key)"
+
 func newKeyEncryptCmd(o *clientOptions) *cobra.Command {
 	var (
 		req   apiv1.EncryptRequest
 		ctxKV []string
 		raw   rawOut
-		in    = blobInput{name: "plaintext", required: true}
+		in    = blobInput{name: "plaintext", required: true, max: maxEncryptPlaintext, tooLarge: encryptTooLarge}
 	)
 	cmd := &cobra.Command{
 		Use:   "encrypt",
 		Short: "Encrypt up to 4096 bytes under a key",
-		Long: `Encrypt up to 4096 bytes. The ciphertext names its key and version, so
-decrypt needs no --key. The encryption context, if any, is bound to the
-ciphertext and must be given again to decrypt it.`,
+		Long: `Encrypt up to 4096 bytes (AWS KMS's limit). The ciphertext names its key
+and version, so decrypt needs no --key. The encryption context, if any, is
+bound to the ciphertext and must be given again to decrypt it.
+
+For larger data use envelope encryption: generate-data-key gives a data key
+to encrypt the data with locally and its copy encrypted under the key.`,
 		Example: `  meridian key encrypt --insecure --key alias/orders --plaintext "hello"
   meridian key encrypt --insecure --key alias/orders --plaintext-file secret.txt --context app=orders --raw-out secret.bin
   echo -n hello | meridian key encrypt --insecure --key alias/orders --plaintext-file -`,
