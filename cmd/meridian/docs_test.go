@@ -60,12 +60,14 @@ Conventions for every ` + "`meridian key`" + ` command:
 	if err != nil {
 		panic(err)
 	}
-	fmt.Fprintf(&b, "## Connection and output flags (all `meridian key` commands)\n\n```\n%s```\n\n", key.PersistentFlags().FlagUsages())
+	fmt.Fprintf(&b, "## Connection and output flags (all `meridian key` and `meridian operator` commands)\n\n```\n%s```\n\n",
+		key.PersistentFlags().FlagUsages())
+	// The whole tree, so a new command cannot be left out: every available
+	// command (hidden ones and cobra's help are not) in cobra's order. A
+	// group only prints its help; its children carry the detail.
 	var walk func(*cobra.Command)
 	walk = func(c *cobra.Command) {
-		if c.Runnable() && c.Args != nil && c.HasAvailableSubCommands() {
-			// a group: its children carry the detail
-		} else {
+		if !c.HasAvailableSubCommands() {
 			fmt.Fprintf(&b, "## %s\n\n%s\n\n", c.CommandPath(), c.Long)
 			fmt.Fprintf(&b, "```\n%s\n```\n\n", c.Example)
 			if fl := c.LocalNonPersistentFlags().FlagUsages(); fl != "" {
@@ -78,18 +80,31 @@ Conventions for every ` + "`meridian key`" + ` command:
 			}
 		}
 	}
-	walk(key)
-	op, _, err := root.Find([]string{"operator"})
-	if err != nil {
-		panic(err)
-	}
-	walk(op)
-	for _, name := range []string{"server", "demo"} {
-		c, _, err := root.Find([]string{name})
-		if err != nil {
-			panic(err)
-		}
-		walk(c)
-	}
+	walk(root)
 	return strings.TrimRight(b.String(), "\n") + "\n"
+}
+
+// The reference covers every command a user can run: a command added
+// anywhere in the tree appears without anyone listing it.
+func TestCLIReferenceCoversEveryCommand(t *testing.T) {
+	root := newRootCmd()
+	doc := renderCLIReference(root)
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			if !sub.IsAvailableCommand() {
+				continue
+			}
+			if !sub.HasAvailableSubCommands() && !strings.Contains(doc, "\n## "+sub.CommandPath()+"\n") {
+				t.Errorf("%s is missing from the reference", sub.CommandPath())
+			}
+			walk(sub)
+		}
+	}
+	walk(root)
+	for _, want := range []string{"meridian chaos run", "meridian version", "meridian operator gossip-keygen"} {
+		if !strings.Contains(doc, "\n## "+want+"\n") {
+			t.Errorf("%s is missing from the reference", want)
+		}
+	}
 }
