@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,9 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
 )
 
 // ConsistencyTokenHeader is the request metadata key carrying the newest
@@ -139,14 +142,38 @@ func (c *Client) dialReady(ctx context.Context, addr string) (*node, error) {
 		case connectivity.TransientFailure:
 			// A refused connection lands here at once; move on to the next
 			// address instead of waiting out the whole timeout.
+			err := dialFailure(ctx, conn)
 			conn.Close()
-			return nil, fmt.Errorf("dial %s: connection failed (is a node listening there?)", addr)
+			return nil, fmt.Errorf("dial %s: %w", addr, err)
 		}
 		if !conn.WaitForStateChange(ctx, s) {
 			conn.Close()
 			return nil, fmt.Errorf("dial %s: not ready after %v (last state %v): %w", addr, c.cfg.DialTimeout, s, ctx.Err())
 		}
 	}
+}
+
+// dialFailure says why conn, in TRANSIENT_FAILURE, failed to connect.
+// gRPC keeps the reason to itself except in the status of a call, so it
+// makes one: a fail-fast health check fails at once with it, sending
+// nothing (the connection is down).
+func dialFailure(ctx context.Context, conn *grpc.ClientConn) error {
+	_, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if IsNotGRPC(err) {
+		return ErrNotGRPC
+	}
+	reason := ""
+	if st, ok := status.FromError(err); ok && err != nil {
+		// "connection error: desc = \"transport: Error while dialing: dial tcp ...: connection refused\""
+		reason = st.Message()
+		reason = strings.TrimPrefix(reason, "connection error: desc = ")
+		reason = strings.Trim(reason, `"`)
+		reason = strings.TrimPrefix(reason, "transport: Error while dialing: ")
+	}
+	if reason == "" {
+		return errConnFailed
+	}
+	return fmt.Errorf("%w (is a node listening there?): %s", errConnFailed, reason)
 }
 
 // Close stops discovery and probing, waits for them, and releases every

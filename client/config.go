@@ -20,6 +20,10 @@ var (
 	ErrConflictingSecurity = errors.New("both TLS and Insecure set")
 	// ErrNoReachableNode means no configured address answered within DialTimeout.
 	ErrNoReachableNode = errors.New("no reachable node")
+	// ErrNotGRPC means an address answered, but in HTTP/1.1: it is some
+	// HTTP endpoint (a node's metrics address, a web server), not a node's
+	// gRPC API. New wraps it per seed; see also IsNotGRPC.
+	ErrNotGRPC = errors.New("this is an HTTP endpoint (metrics?), not the gRPC API: it answered in HTTP/1.1")
 	// ErrClosed is returned by calls made after Close.
 	ErrClosed = errors.New("client closed")
 )

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -135,4 +136,24 @@ func fromStatus(err error) *Error {
 		}
 	}
 	return e
+}
+
+// http1Marker is how gRPC (through x/net/http2) reports a peer that
+// answered the HTTP/2 preface in HTTP/1.1.
+const http1Marker = "looked like an HTTP/1.1 header"
+
+// IsNotGRPC reports whether err says the address answered in HTTP/1.1
+// rather than gRPC: ErrNotGRPC from New, or the status gRPC itself returns
+// for a call over such a connection.
+func IsNotGRPC(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrNotGRPC) {
+		return true
+	}
+	if st, ok := status.FromError(err); ok {
+		return strings.Contains(st.Message(), http1Marker)
+	}
+	return strings.Contains(err.Error(), http1Marker)
 }

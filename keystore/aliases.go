@@ -35,7 +35,7 @@ func (s *Store) CreateAlias(ctx context.Context, aliasName, targetKeyID, request
 	if err != nil {
 		return WriteResult{}, err
 	}
-	return writeResult(res), nil
+	return WriteResult{CommitIndex: res.GetIndex(), KeyID: k.GetId()}, nil
 }
 
 // UpdateAlias points an alias at another key of the same spec and usage, so
@@ -55,7 +55,7 @@ func (s *Store) UpdateAlias(ctx context.Context, aliasName, targetKeyID, request
 	if err != nil {
 		return WriteResult{}, err
 	}
-	return writeResult(res), nil
+	return WriteResult{CommitIndex: res.GetIndex(), KeyID: k.GetId()}, nil
 }
 
 // DeleteAlias removes an alias; the key is untouched.

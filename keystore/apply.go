@@ -80,7 +80,8 @@ func resultErr(res *fsmpb.Result) error {
 	return fmt.Errorf("%w: unknown fsm result code %q: %s", ErrInternal, res.GetErrorCode(), msg)
 }
 
-// writeResult is a write's consistency token.
+// writeResult is a write's consistency token and the key it acted on, as
+// the fsm's result names it.
 func writeResult(res *fsmpb.Result) WriteResult {
-	return WriteResult{CommitIndex: res.GetIndex()}
+	return WriteResult{CommitIndex: res.GetIndex(), KeyID: res.GetKey().GetId()}
 }

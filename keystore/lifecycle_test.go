@@ -448,3 +448,55 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal("New accepted nil dependencies")
 	}
 }
+
+// Every key write names the key it acted on, resolved from the alias or
+// name the caller gave, so callers (the CLI) can print it instead of their
+// own input; a retried request gets the same answer.
+func TestWritesNameTheResolvedKey(t *testing.T) {
+	h := newHarness(t, Config{})
+	k := h.create("", "")
+	other := h.create("", "")
+	wr, err := h.s.CreateAlias(bg, "alias/w", "meridian:key/"+k.KeyID, "")
+	must(t, err)
+	if wr.KeyID != k.KeyID {
+		t.Fatalf("CreateAlias KeyID = %q, want %q", wr.KeyID, k.KeyID)
+	}
+	const ref = "alias/w"
+	writes := []struct {
+		name string
+		do   func() (WriteResult, error)
+	}{
+		{"UpdateKeyDescription", func() (WriteResult, error) { return h.s.UpdateKeyDescription(bg, ref, "d", "") }},
+		{"TagResource", func() (WriteResult, error) { return h.s.TagResource(bg, ref, []Tag{{Key: "a", Value: "1"}}, "") }},
+		{"UntagResource", func() (WriteResult, error) { return h.s.UntagResource(bg, ref, []string{"a"}, "") }},
+		{"EnableKeyRotation", func() (WriteResult, error) { return h.s.EnableKeyRotation(bg, ref, 0, "") }},
+		{"DisableKeyRotation", func() (WriteResult, error) { return h.s.DisableKeyRotation(bg, ref, "") }},
+		{"DisableKey", func() (WriteResult, error) { return h.s.DisableKey(bg, ref, "") }},
+		{"DisableKey again (no change)", func() (WriteResult, error) { return h.s.DisableKey(bg, ref, "") }},
+		{"EnableKey", func() (WriteResult, error) { return h.s.EnableKey(bg, ref, "") }},
+		{"ScheduleKeyDeletion", func() (WriteResult, error) {
+			r, err := h.s.ScheduleKeyDeletion(bg, ref, 7, "")
+			return r.WriteResult, err
+		}},
+		{"CancelKeyDeletion", func() (WriteResult, error) { return h.s.CancelKeyDeletion(bg, ref, "") }},
+		{"EnableKey with a request id", func() (WriteResult, error) { return h.s.EnableKey(bg, ref, "3f0e9a52-6c1d-4e8b-9a7f-2b5c8d1e4f60") }},
+		{"EnableKey retried", func() (WriteResult, error) { return h.s.EnableKey(bg, ref, "3f0e9a52-6c1d-4e8b-9a7f-2b5c8d1e4f60") }},
+	}
+	for _, w := range writes {
+		wr, err := w.do()
+		must(t, err)
+		if wr.KeyID != k.KeyID || wr.CommitIndex == 0 {
+			t.Errorf("%s via %s: %+v, want KeyID %s", w.name, ref, wr, k.KeyID)
+		}
+	}
+	wr, err = h.s.UpdateAlias(bg, ref, other.KeyID, "")
+	must(t, err)
+	if wr.KeyID != other.KeyID {
+		t.Fatalf("UpdateAlias KeyID = %q, want the new target %q", wr.KeyID, other.KeyID)
+	}
+	wr, err = h.s.DeleteAlias(bg, ref, "")
+	must(t, err)
+	if wr.KeyID != "" {
+		t.Fatalf("DeleteAlias KeyID = %q, want none", wr.KeyID)
+	}
+}

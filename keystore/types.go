@@ -110,6 +110,9 @@ type KeyMetadata struct {
 type WriteResult struct {
 	// CommitIndex is the Raft index of the write: the consistency token.
 	CommitIndex uint64
+	// KeyID is the key the write acted on, resolved from whatever alias or
+	// name the caller gave ("" when no key is involved).
+	KeyID string
 }
 
 // Page is one page of a listing; NextMarker continues it when Truncated.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/meridiankms/meridian/buildinfo"
 	"github.com/meridiankms/meridian/cluster/netsim"
 	"github.com/meridiankms/meridian/hsm"
 )
@@ -70,7 +71,8 @@ type Config struct {
 	// the seam through which tests and the chaos harness inject HSM faults.
 	HSMWrapper func(hsm.HSM) hsm.HSM
 
-	// BuildVersion is advertised to other nodes.
+	// BuildVersion is advertised to other nodes (gossip metadata, Members).
+	// Empty: buildinfo.Version(), the version of the running binary.
 	BuildVersion string
 
 	// Bootstrap makes this node found a new cluster when it has no state.
@@ -148,6 +150,9 @@ var ErrConfig = errors.New("invalid node config")
 func (c *Config) Validate() error {
 	if c.NodeID == "" {
 		return fmt.Errorf("%w: node id is empty", ErrConfig)
+	}
+	if c.BuildVersion == "" {
+		c.BuildVersion = buildinfo.Version()
 	}
 	if c.DataDir == "" {
 		return fmt.Errorf("%w: data dir is empty", ErrConfig)

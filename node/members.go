@@ -35,13 +35,14 @@ func (n *Node) members(ctx context.Context) (transport.MembersView, error) {
 	leader, _ := n.cluster.Leader()
 	v := transport.MembersView{LeaderID: leader, ServedBy: n.cfg.NodeID, AppliedIndex: n.fsm.AppliedIndex()}
 	for _, m := range ms {
-		healthy := m.Healthy
+		healthy, version := m.Healthy, m.BuildVersion
 		if m.ID == n.cfg.NodeID {
-			healthy = n.readyNow() // our own view is fresher than gossip's
+			healthy = n.readyNow()       // our own view is fresher than gossip's
+			version = n.cfg.BuildVersion // known even with gossip off
 		}
 		v.Members = append(v.Members, transport.Member{NodeID: m.ID, Region: m.Region, Zone: m.Zone,
 			APIAddr: m.APIAddr, Role: memberRoles[m.Role], Leader: m.Leader, Status: memberStatuses[m.Status],
-			Healthy: healthy, BuildVersion: m.BuildVersion})
+			Healthy: healthy, BuildVersion: version})
 	}
 	return v, nil
 }

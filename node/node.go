@@ -154,7 +154,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.wg.Add(2)
 	go n.watchReadiness()
 	go n.keepDomainKeysInSync()
-	n.log.Info("node started", "api", n.apiAddr, "raft", n.cluster.RaftAddr(),
+	n.log.Info("node started", "version", cfg.BuildVersion, "api", n.apiAddr, "raft", n.cluster.RaftAddr(),
 		"metrics", n.metricsAddr, "region", cfg.Region, "hsm", cfg.HSM.Backend)
 	return n, nil
 }

@@ -132,7 +132,8 @@ func (f *fakeStore) write(ctx context.Context, op string, args ...any) (keystore
 	if err := f.enter(ctx, op, args); err != nil {
 		return keystore.WriteResult{}, err
 	}
-	return keystore.WriteResult{CommitIndex: 42}, nil
+	// The store resolves whatever the request named to the key's id.
+	return keystore.WriteResult{CommitIndex: 42, KeyID: "k-resolved"}, nil
 }
 
 func (f *fakeStore) UpdateKeyDescription(ctx context.Context, keyID, description, requestID string) (keystore.WriteResult, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"github.com/meridiankms/meridian/keystore"
 )
 
 // service implements meridian.v1.KeyManagement over a KeyStore. Its methods
@@ -27,8 +28,8 @@ func finish[T any](resp T, c *conv) (T, error) {
 	return resp, nil
 }
 
-func writeOut(commitIndex uint64) *apiv1.WriteResponse {
-	return &apiv1.WriteResponse{CommitIndex: commitIndex}
+func writeOut(wr keystore.WriteResult) *apiv1.WriteResponse {
+	return &apiv1.WriteResponse{CommitIndex: wr.CommitIndex, KeyId: wr.KeyID}
 }
 
 func (s *service) CreateKey(ctx context.Context, r *apiv1.CreateKeyRequest) (*apiv1.CreateKeyResponse, error) {
@@ -66,7 +67,7 @@ func (s *service) UpdateKeyDescription(ctx context.Context, r *apiv1.UpdateKeyDe
 	if err != nil {
 		return nil, err
 	}
-	return writeOut(wr.CommitIndex), nil
+	return writeOut(wr), nil
 }
 
 func (s *service) TagResource(ctx context.Context, r *apiv1.TagResourceRequest) (*apiv1.WriteResponse, error) {
@@ -74,7 +75,7 @@ func (s *service) TagResource(ctx context.Context, r *apiv1.TagResourceRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return writeOut(wr.CommitIndex), nil
+	return writeOut(wr), nil
 }
 
 func (s *service) UntagResource(ctx context.Context, r *apiv1.UntagResourceRequest) (*apiv1.WriteResponse, error) {
@@ -82,7 +83,7 @@ func (s *service) UntagResource(ctx context.Context, r *apiv1.UntagResourceReque
 	if err != nil {
 		return nil, err
 	}
-	return writeOut(wr.CommitIndex), nil
+	return writeOut(wr), nil
 }
 
 func (s *service) ListResourceTags(ctx context.Context, r *apiv1.ListResourceTagsRequest) (*apiv1.ListResourceTagsResponse, error) {
@@ -98,7 +99,7 @@ func (s *service) CreateAlias(ctx context.Context, r *apiv1.CreateAliasRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return writeOut(wr.CommitIndex), nil
+	return writeOut(wr), nil
 }
 
 func (s *service) UpdateAlias(ctx context.Context, r *apiv1.UpdateAliasRequest) (*apiv1.WriteResponse, error) {
@@ -106,7 +107,7 @@ func (s *service) UpdateAlias(ctx context.Context, r *apiv1.UpdateAliasRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return writeOut(wr.CommitIndex), nil
+	return writeOut(wr), nil
 }
 
 func (s *service) DeleteAlias(ctx context.Context, r *apiv1.DeleteAliasRequest) (*apiv1.WriteResponse, error) {
@@ -114,7 +115,7 @@ func (s *service) DeleteAlias(ctx context.Context, r *apiv1.DeleteAliasRequest) 
 	if err != nil {
 		return nil, err
 	}
-	return writeOut(wr.CommitIndex), nil
+	return writeOut(wr), nil
 }
 
 func (s *service) ListAliases(ctx context.Context, r *apiv1.ListAliasesRequest) (*apiv1.ListAliasesResponse, error) {
@@ -130,7 +131,7 @@ func (s *service) EnableKey(ctx context.Context, r *apiv1.EnableKeyRequest) (*ap
 	if err != nil {
 		return nil, err
 	}
-	return writeOut(wr.CommitIndex), nil
+	return writeOut(wr), nil
 }
 
 func (s *service) DisableKey(ctx context.Context, r *apiv1.DisableKeyRequest) (*apiv1.WriteResponse, error) {
@@ -138,7 +139,7 @@ func (s *service) DisableKey(ctx context.Context, r *apiv1.DisableKeyRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	return writeOut(wr.CommitIndex), nil
+	return writeOut(wr), nil
 }
 
 func (s *service) ScheduleKeyDeletion(ctx context.Context, r *apiv1.ScheduleKeyDeletionRequest) (*apiv1.ScheduleKeyDeletionResponse, error) {
@@ -155,7 +156,7 @@ func (s *service) CancelKeyDeletion(ctx context.Context, r *apiv1.CancelKeyDelet
 	if err != nil {
 		return nil, err
 	}
-	return &apiv1.CancelKeyDeletionResponse{KeyId: r.GetKeyId(), CommitIndex: wr.CommitIndex}, nil
+	return &apiv1.CancelKeyDeletionResponse{KeyId: wr.KeyID, CommitIndex: wr.CommitIndex}, nil
 }
 
 func (s *service) EnableKeyRotation(ctx context.Context, r *apiv1.EnableKeyRotationRequest) (*apiv1.WriteResponse, error) {
@@ -163,7 +164,7 @@ func (s *service) EnableKeyRotation(ctx context.Context, r *apiv1.EnableKeyRotat
 	if err != nil {
 		return nil, err
 	}
-	return writeOut(wr.CommitIndex), nil
+	return writeOut(wr), nil
 }
 
 func (s *service) DisableKeyRotation(ctx context.Context, r *apiv1.DisableKeyRotationRequest) (*apiv1.WriteResponse, error) {
@@ -171,7 +172,7 @@ func (s *service) DisableKeyRotation(ctx context.Context, r *apiv1.DisableKeyRot
 	if err != nil {
 		return nil, err
 	}
-	return writeOut(wr.CommitIndex), nil
+	return writeOut(wr), nil
 }
 
 func (s *service) GetKeyRotationStatus(ctx context.Context, r *apiv1.GetKeyRotationStatusRequest) (*apiv1.GetKeyRotationStatusResponse, error) {

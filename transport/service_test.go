@@ -113,7 +113,7 @@ func rpcCases() []rpcCase {
 		{name: "CancelKeyDeletion", call: rpc(apiv1.KeyManagementClient.CancelKeyDeletion, &apiv1.CancelKeyDeletionRequest{KeyId: "k-1", RequestId: "r"}),
 			wantOp: "CancelKeyDeletion", wantArgs: []any{"k-1", "r"},
 			check: func(t *testing.T, m proto.Message) {
-				if r := m.(*apiv1.CancelKeyDeletionResponse); r.GetKeyId() != "k-1" || r.GetCommitIndex() != 42 {
+				if r := m.(*apiv1.CancelKeyDeletionResponse); r.GetKeyId() != "k-resolved" || r.GetCommitIndex() != 42 {
 					t.Errorf("response %v", r)
 				}
 			}},
@@ -255,9 +255,11 @@ func rpcCases() []rpcCase {
 	}
 }
 
+// commit42 checks a WriteResponse carries the store's commit index and the
+// key id the store resolved (not the request's own key reference).
 func commit42(t *testing.T, m proto.Message) {
-	if r := m.(*apiv1.WriteResponse); r.GetCommitIndex() != 42 {
-		t.Errorf("commit index %d, want 42", r.GetCommitIndex())
+	if r := m.(*apiv1.WriteResponse); r.GetCommitIndex() != 42 || r.GetKeyId() != "k-resolved" {
+		t.Errorf("commit index %d, key id %q; want 42, k-resolved", r.GetCommitIndex(), r.GetKeyId())
 	}
 }
 

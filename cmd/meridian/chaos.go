@@ -170,6 +170,11 @@ func openChaosHarness(ctx context.Context, o *chaosOptions) (chaos.Harness, func
 		if !o.insecure {
 			return nil, nil, usageError{errInsecureRequired}
 		}
+		for _, a := range o.addrs {
+			if err := checkAddr("--addr", a); err != nil {
+				return nil, nil, err
+			}
+		}
 		h, err := chaos.NewRemote(ctx, chaos.RemoteConfig{Addrs: o.addrs, Insecure: true})
 		if err != nil {
 			return nil, nil, err

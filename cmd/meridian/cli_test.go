@@ -2,14 +2,12 @@ package main
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
@@ -40,7 +38,7 @@ func TestCreateParsesFlags(t *testing.T) {
 	if req.GetRequestId() == "" {
 		t.Fatal("CreateKey sent no request id")
 	}
-	for _, line := range []string{"KeyId: k-1\n", "KeySpec: HMAC_256\n", "KeyState: ENABLED\n", "CommitIndex: 42\n"} {
+	for _, line := range []string{"KeyId: k-1\n", "KeySpec: HMAC_256\n", "KeyState: Enabled\n", "CommitIndex: 42\n"} {
 		if !strings.Contains(out, line) {
 			t.Errorf("output lacks %q:\n%s", line, out)
 		}
@@ -68,7 +66,6 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"repeated context", []string{"encrypt", "--key", "k", "--plaintext", "a", "--context", "a=1", "--context", "a=2"}, []string{`key "a" given twice`}},
 		{"bad base64", []string{"decrypt", "--ciphertext", "not*base64"}, []string{"not valid base64", "--binary"}},
 		{"spec and bytes", []string{"generate-data-key", "--key", "k", "--spec", "AES_128", "--bytes", "16"}, []string{"either --spec or --bytes"}},
-		{"raw stdout with json", []string{"random", "--raw-out", "-", "-o", "json"}, []string{"cannot be combined"}},
 		{"positional argument", []string{"describe", "k-1"}, []string{"takes no positional arguments"}},
 		{"unknown command", []string{"frobnicate"}, []string{`unknown command "frobnicate" for "meridian key"`}},
 		{"unknown flag", []string{"list", "--bogus"}, []string{"unknown flag: --bogus"}},
@@ -238,44 +235,6 @@ func TestDecryptInputsAndRawOutput(t *testing.T) {
 	_, errOut, code = keyCLI(t, addr, "", "decrypt", "--ciphertext", b64("garbage"))
 	if code != exitError || errOut != "error: InvalidCiphertextException\n" {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
-	}
-}
-
-func TestJSONOutputParses(t *testing.T) {
-	_, addr := startFake(t)
-	out, errOut, code := keyCLI(t, addr, "", "create", "--spec", "RSA_2048", "--usage", "SIGN_VERIFY", "-o", "json")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errOut)
-	}
-	var generic map[string]any
-	if err := json.Unmarshal([]byte(out), &generic); err != nil {
-		t.Fatalf("not JSON: %v\n%s", err, out)
-	}
-	md := generic["keyMetadata"].(map[string]any)
-	if md["keySpec"] != "KEY_SPEC_RSA_2048" || md["keyId"] != "k-1" || generic["commitIndex"] != "42" {
-		t.Fatalf("json = %s", out)
-	}
-
-	out, _, code = keyCLI(t, addr, "", "encrypt", "--key", "k-1", "--plaintext", "hi", "--output", "JSON")
-	var resp apiv1.EncryptResponse
-	if code != 0 || protojson.Unmarshal([]byte(out), &resp) != nil || string(resp.GetCiphertextBlob()) != "ct:hi" {
-		t.Fatalf("exit %d, json %s", code, out)
-	}
-	if !strings.Contains(out, `"ciphertextBlob": "`+b64("ct:hi")+`"`) {
-		t.Fatalf("bytes not base64 in %s", out)
-	}
-
-	// Unpopulated fields are still present, so scripts can rely on them.
-	out, _, _ = keyCLI(t, addr, "", "list", "-o", "json")
-	if err := json.Unmarshal([]byte(out), &generic); err != nil || generic["truncated"] != true || generic["nextMarker"] != "m-2" {
-		t.Fatalf("list json = %s (%v)", out, err)
-	}
-	out, _, _ = keyCLI(t, addr, "", "random", "-o", "json")
-	if err := json.Unmarshal([]byte(out), &generic); err != nil {
-		t.Fatalf("random json %q: %v", out, err)
-	}
-	if _, ok := generic["plaintext"]; !ok {
-		t.Fatalf("empty bytes field omitted: %s", out)
 	}
 }
 
@@ -497,5 +456,43 @@ func TestConsistencyTokenFlagAndEnv(t *testing.T) {
 	defer f.mu.Unlock()
 	if len(f.tokens) < 2 || f.tokens[0] != "42" || f.tokens[1] != "77" {
 		t.Fatalf("tokens sent = %q, want 42 then 77", f.tokens)
+	}
+}
+
+// A plaintext over Encrypt's 4096-byte limit is refused before any call,
+// saying the limit and pointing to envelope encryption.
+func TestEncryptPlaintextTooLarge(t *testing.T) {
+	f, addr := startFake(t)
+	big := filepath.Join(t.TempDir(), "big.bin")
+	if err := os.WriteFile(big, make([]byte, 5<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, stdin string
+		args        []string
+		size        string
+	}{
+		{"5 MB file", "", []string{"--plaintext-file", big}, "--plaintext-file " + big + " is 5242880 bytes"},
+		{"5 MB on stdin", strings.Repeat("x", 5<<20), []string{"--plaintext-file", "-"}, "--plaintext-file - is more than 1048576 bytes"},
+		{"one byte over, inline", "", []string{"--plaintext", strings.Repeat("x", 4097)}, "--plaintext is 4097 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errOut, code := keyCLI(t, addr, tt.stdin, append([]string{"encrypt", "--key", "k-1"}, tt.args...)...)
+			if code != exitUsage {
+				t.Fatalf("exit %d, want 2: %s", code, errOut)
+			}
+			for _, want := range []string{tt.size, "at most 4096 bytes of plaintext", "AWS KMS", "envelope encryption", "meridian key generate-data-key"} {
+				if !strings.Contains(errOut, want) {
+					t.Errorf("stderr %q lacks %q", errOut, want)
+				}
+			}
+		})
+	}
+	if f.count() != 0 {
+		t.Fatal("an oversized plaintext reached the server")
+	}
+	if _, errOut, code := keyCLI(t, addr, "", "encrypt", "--key", "k-1", "--plaintext", strings.Repeat("x", 4096)); code != 0 {
+		t.Fatalf("4096 bytes: exit %d: %s", code, errOut)
 	}
 }

@@ -45,10 +45,14 @@ Conventions for every ` + "`meridian key`" + ` command:
   messages are raw bytes; ciphertexts, signatures and MACs are base64 unless ` + "`--binary`" + `.
 - Binary outputs print as base64; ` + "`--raw-out FILE`" + ` writes the raw bytes (mode 0600; ` + "`-`" + ` for stdout).
 - Enum values use the AWS spellings (` + "`SYMMETRIC_DEFAULT`" + `, ` + "`RSASSA_PSS_SHA_256`" + `), any case.
-- ` + "`-o json`" + ` prints the response as protojson (lowerCamelCase fields, base64 bytes, enum names,
-  every field present).
+- ` + "`-o json`" + ` prints the response as JSON: lowerCamelCase field names, every field present
+  (` + "`null`" + ` when unset), bytes as base64, enum values in the AWS spellings of the text output
+  (` + "`\"keySpec\": \"SYMMETRIC_DEFAULT\"`" + `, ` + "`\"keyState\": \"Disabled\"`" + `), numbers as JSON numbers.
 - Exit status: 0 success, 1 the operation failed (` + "`error: <Exception>: <message>`" + ` on stderr),
-  2 the command line was wrong.
+  2 the command line was wrong. With ` + "`-o json`" + ` the error is one JSON object on stderr instead:
+  ` + "`{\"error\": {\"code\": \"DisabledException\", \"message\": \"...\"}}`" + `; the code is the
+  exception name, or ` + "`UsageError`" + `, ` + "`ConnectionError`" + ` or ` + "`CLIError`" + ` for failures on the
+  client's side.
 - Plaintext gRPC needs ` + "`--insecure`" + ` until TLS client configuration arrives.
 
 `)
@@ -56,12 +60,14 @@ Conventions for every ` + "`meridian key`" + ` command:
 	if err != nil {
 		panic(err)
 	}
-	fmt.Fprintf(&b, "## Connection and output flags (all `meridian key` commands)\n\n```\n%s```\n\n", key.PersistentFlags().FlagUsages())
+	fmt.Fprintf(&b, "## Connection and output flags (all `meridian key` and `meridian operator` commands)\n\n```\n%s```\n\n",
+		key.PersistentFlags().FlagUsages())
+	// The whole tree, so a new command cannot be left out: every available
+	// command (hidden ones and cobra's help are not) in cobra's order. A
+	// group only prints its help; its children carry the detail.
 	var walk func(*cobra.Command)
 	walk = func(c *cobra.Command) {
-		if c.Runnable() && c.Args != nil && c.HasAvailableSubCommands() {
-			// a group: its children carry the detail
-		} else {
+		if !c.HasAvailableSubCommands() {
 			fmt.Fprintf(&b, "## %s\n\n%s\n\n", c.CommandPath(), c.Long)
 			fmt.Fprintf(&b, "```\n%s\n```\n\n", c.Example)
 			if fl := c.LocalNonPersistentFlags().FlagUsages(); fl != "" {
@@ -74,18 +80,31 @@ Conventions for every ` + "`meridian key`" + ` command:
 			}
 		}
 	}
-	walk(key)
-	op, _, err := root.Find([]string{"operator"})
-	if err != nil {
-		panic(err)
-	}
-	walk(op)
-	for _, name := range []string{"server", "demo"} {
-		c, _, err := root.Find([]string{name})
-		if err != nil {
-			panic(err)
-		}
-		walk(c)
-	}
+	walk(root)
 	return strings.TrimRight(b.String(), "\n") + "\n"
+}
+
+// The reference covers every command a user can run: a command added
+// anywhere in the tree appears without anyone listing it.
+func TestCLIReferenceCoversEveryCommand(t *testing.T) {
+	root := newRootCmd()
+	doc := renderCLIReference(root)
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			if !sub.IsAvailableCommand() {
+				continue
+			}
+			if !sub.HasAvailableSubCommands() && !strings.Contains(doc, "\n## "+sub.CommandPath()+"\n") {
+				t.Errorf("%s is missing from the reference", sub.CommandPath())
+			}
+			walk(sub)
+		}
+	}
+	walk(root)
+	for _, want := range []string{"meridian chaos run", "meridian version", "meridian operator gossip-keygen"} {
+		if !strings.Contains(doc, "\n## "+want+"\n") {
+			t.Errorf("%s is missing from the reference", want)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 )
@@ -29,6 +31,11 @@ type fakeKMS struct {
 	// recordMembers: Members calls are recorded only when a test asks,
 	// since the client also calls it for discovery.
 	recordMembers atomic.Bool
+	// discoveries counts the client's discovery calls (unrecorded
+	// Members); they answer with no members unless discover is set.
+	discoveries atomic.Int32
+	discover    atomic.Bool
+	addr        string // where the fake listens: its one member's API address
 
 	mu      sync.Mutex
 	tokens  []string // consistency-token header of each recorded call
@@ -40,6 +47,10 @@ func (f *fakeKMS) intercept(ctx context.Context, req any, info *grpc.UnaryServer
 	name := info.FullMethod[strings.LastIndex(info.FullMethod, "/")+1:]
 	if name == "Members" && !f.recordMembers.Load() {
 		// The client's own discovery call, not a command's: not recorded.
+		f.discoveries.Add(1)
+		if f.discover.Load() {
+			return f.Members(ctx, nil)
+		}
 		return &apiv1.MembersResponse{}, nil
 	}
 	f.mu.Lock()
@@ -58,7 +69,18 @@ func (f *fakeKMS) intercept(ctx context.Context, req any, info *grpc.UnaryServer
 	if err != nil {
 		return nil, err
 	}
-	return mt.New().Interface(), nil
+	// Key writes answer with the id the server resolved the key to, as a
+	// real node does whatever alias or name the request gave.
+	switch resp := mt.New().Interface().(type) {
+	case *apiv1.WriteResponse:
+		resp.KeyId, resp.CommitIndex = "k-1", 7
+		return resp, nil
+	case *apiv1.CancelKeyDeletionResponse:
+		resp.KeyId, resp.CommitIndex = "k-1", 7
+		return resp, nil
+	default:
+		return resp, nil
+	}
 }
 
 // last returns the most recent call's method and request.
@@ -100,16 +122,33 @@ func (f *fakeKMS) CreateKey(_ context.Context, req *apiv1.CreateKeyRequest) (*ap
 	}, nil
 }
 
+// DescribeKey knows k-1, a disabled symmetric key, also as alias/orders.
 func (f *fakeKMS) DescribeKey(_ context.Context, req *apiv1.DescribeKeyRequest) (*apiv1.DescribeKeyResponse, error) {
-	if req.GetKeyId() != "k-1" {
+	if req.GetKeyId() != "k-1" && req.GetKeyId() != "alias/orders" {
 		return nil, apiError(codes.NotFound, "NotFoundException", "key "+req.GetKeyId()+" not found")
 	}
-	return &apiv1.DescribeKeyResponse{KeyMetadata: &apiv1.KeyMetadata{KeyId: "k-1"}}, nil
+	return &apiv1.DescribeKeyResponse{KeyMetadata: &apiv1.KeyMetadata{
+		KeyId: "k-1", KeyName: "meridian:key/k-1", KeySpec: apiv1.KeySpec_KEY_SPEC_SYMMETRIC_DEFAULT,
+		KeyUsage: apiv1.KeyUsage_KEY_USAGE_ENCRYPT_DECRYPT, KeyState: apiv1.KeyState_KEY_STATE_DISABLED,
+		CreationDate: timestamppb.New(time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)), CurrentKeyVersion: 3,
+		EncryptionAlgorithms: []apiv1.EncryptionAlgorithm{apiv1.EncryptionAlgorithm_ENCRYPTION_ALGORITHM_SYMMETRIC_DEFAULT},
+	}}, nil
+}
+
+// Members answers for a one-node cluster (when a test records Members).
+func (f *fakeKMS) Members(context.Context, *apiv1.MembersRequest) (*apiv1.MembersResponse, error) {
+	return &apiv1.MembersResponse{ServedBy: "n1", LeaderId: "n1", AppliedIndex: 19, Members: []*apiv1.Member{{
+		NodeId: "n1", Region: "us-east", Zone: "a", ApiAddr: f.addr, Role: apiv1.MemberRole_MEMBER_ROLE_VOTER,
+		Leader: true, Status: apiv1.MemberStatus_MEMBER_STATUS_ALIVE, Healthy: true, BuildVersion: "v1.2.3",
+	}}}, nil
 }
 
 // Encrypt's "ciphertext" is "ct:" + plaintext: enough to check the CLI's
-// encoding in both directions.
+// encoding in both directions. Key k-off is disabled.
 func (f *fakeKMS) Encrypt(_ context.Context, req *apiv1.EncryptRequest) (*apiv1.EncryptResponse, error) {
+	if req.GetKeyId() == "k-off" {
+		return nil, apiError(codes.FailedPrecondition, "DisabledException", "key k-off is disabled")
+	}
 	return &apiv1.EncryptResponse{CiphertextBlob: append([]byte("ct:"), req.GetPlaintext()...), KeyId: "k-1", KeyVersion: 1,
 		EncryptionAlgorithm: apiv1.EncryptionAlgorithm_ENCRYPTION_ALGORITHM_SYMMETRIC_DEFAULT}, nil
 }
@@ -134,10 +173,6 @@ func (f *fakeKMS) VerifyMac(_ context.Context, req *apiv1.VerifyMacRequest) (*ap
 	return &apiv1.VerifyMacResponse{MacValid: string(req.GetMac()) == "good", KeyId: "k-1"}, nil
 }
 
-func (f *fakeKMS) DisableKey(context.Context, *apiv1.DisableKeyRequest) (*apiv1.WriteResponse, error) {
-	return &apiv1.WriteResponse{CommitIndex: 7}, nil
-}
-
 func (f *fakeKMS) ListKeys(context.Context, *apiv1.ListKeysRequest) (*apiv1.ListKeysResponse, error) {
 	return &apiv1.ListKeysResponse{
 		Keys:      []*apiv1.KeyListEntry{{KeyId: "k-1", KeyName: "meridian:key/k-1"}, {KeyId: "k-2", KeyName: "meridian:key/k-2"}},
@@ -155,9 +190,10 @@ func startFake(t *testing.T) (*fakeKMS, string) {
 	}
 	srv := grpc.NewServer(grpc.UnaryInterceptor(f.intercept))
 	apiv1.RegisterKeyManagementServer(srv, f)
+	f.addr = lis.Addr().String()
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	return f, lis.Addr().String()
+	return f, f.addr
 }
 
 // cli runs one command line in-process, as main would.

@@ -25,6 +25,11 @@ type blobInput struct {
 	file     string
 	encoded  bool // inline and file contents are base64 (ciphertexts, signatures, MACs)
 	required bool
+	// max, when set, is the most bytes the operation accepts; a larger
+	// input is a usage error made before any call, ending with tooLarge
+	// (what the limit is and what to do instead).
+	max      int
+	tooLarge string
 }
 
 // addBlobFlags registers --NAME and --NAME-file on cmd.
@@ -54,21 +59,56 @@ func (in *blobInput) read(cmd *cobra.Command, binary bool) ([]byte, error) {
 		return nil, usageErrorf("--%s or --%s-file is required", in.name, in.name)
 	case inlineSet:
 		if !in.encoded {
-			return []byte(in.inline), nil
+			return in.checkSize("--"+in.name, len(in.inline), false, []byte(in.inline))
 		}
-		return decodeBase64(in.name, []byte(in.inline))
+		data, err := decodeBase64(in.name, []byte(in.inline))
+		if err != nil {
+			return nil, err
+		}
+		return in.checkSize("--"+in.name, len(data), false, data)
 	}
+	flag := fmt.Sprintf("--%s-file %s", in.name, in.file)
 	data, err := readFileOrStdin(cmd, in.file)
+	if errors.Is(err, errTooLarge) && in.max > 0 {
+		return in.checkSize(flag, fileSize(in.file), true, nil)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("--%s-file: %w", in.name, err)
 	}
-	if !in.encoded || binary {
-		return data, nil
+	if in.encoded && !binary {
+		if data, err = decodeBase64(in.name, data); err != nil {
+			return nil, err
+		}
 	}
-	return decodeBase64(in.name, data)
+	return in.checkSize(flag, len(data), false, data)
 }
 
-var errTooLarge = fmt.Errorf("input larger than %d bytes", maxInput)
+// checkSize passes data through unless it is over in.max; n is its size
+// (-1 unknown), atLeast says the reading stopped at maxInput.
+func (in *blobInput) checkSize(what string, n int, atLeast bool, data []byte) ([]byte, error) {
+	if in.max == 0 || (n <= in.max && !atLeast) {
+		return data, nil
+	}
+	size := fmt.Sprintf("%d bytes", n)
+	if n < 0 || (atLeast && n <= maxInput) {
+		size = fmt.Sprintf("more than %d bytes", maxInput)
+	}
+	return nil, usageErrorf("%s is %s; %s", what, size, in.tooLarge)
+}
+
+// fileSize is a regular file's size, or -1 (stdin, a pipe, an error).
+func fileSize(path string) int {
+	if path == "-" {
+		return -1
+	}
+	st, err := os.Stat(path)
+	if err != nil || !st.Mode().IsRegular() {
+		return -1
+	}
+	return int(st.Size())
+}
+
+var errTooLarge = fmt.Errorf("input larger than %d bytes (1 MiB), more than any request takes", maxInput)
 
 func readFileOrStdin(cmd *cobra.Command, path string) ([]byte, error) {
 	var r io.Reader

@@ -23,7 +23,14 @@ Name a key with --key: its id, an alias ("alias/orders") or its full name
 ("meridian:key/<id>"). Binary inputs are read from --NAME-file PATH ("-" for
 stdin) or given inline; ciphertexts, signatures and MACs are base64 unless
 --binary. Binary outputs print as base64; --raw-out FILE writes raw bytes.
-Use -o json for scripts (protojson: base64 bytes, enum names).
+Use -o json for scripts: the response's fields in lowerCamelCase, bytes as
+base64, enums and numbers spelt as in the text output; errors then come as
+{"error": {"code": ..., "message": ...}} on stderr.
+
+Every connection and output flag may be set in the environment instead, as
+MERIDIAN_<FLAG> (MERIDIAN_ADDR, MERIDIAN_INSECURE=1, MERIDIAN_OUTPUT=json,
+...); a flag on the command line wins. --region warns when no discovered
+node is in that region.
 
 Plaintext gRPC needs --insecure until TLS client configuration arrives.`,
 		Example: `  meridian key create --insecure --description orders
@@ -127,12 +134,12 @@ func addMetadata(r *result, m *apiv1.KeyMetadata) {
 	r.add("KeyId", m.GetKeyId())
 	r.add("KeyName", m.GetKeyName())
 	r.add("Description", m.GetDescription())
-	r.add("KeySpec", enumText(m.GetKeySpec(), "KEY_SPEC_"))
-	r.add("KeyUsage", enumText(m.GetKeyUsage(), "KEY_USAGE_"))
-	r.add("KeyState", enumText(m.GetKeyState(), "KEY_STATE_"))
+	r.add("KeySpec", enumText(m.GetKeySpec()))
+	r.add("KeyUsage", enumText(m.GetKeyUsage()))
+	r.add("KeyState", enumText(m.GetKeyState()))
 	r.addBool("Enabled", m.GetEnabled())
-	r.add("Origin", enumText(m.GetOrigin(), "ORIGIN_"))
-	r.add("ProtectionLevel", enumText(m.GetProtectionLevel(), "PROTECTION_LEVEL_"))
+	r.add("Origin", enumText(m.GetOrigin()))
+	r.add("ProtectionLevel", enumText(m.GetProtectionLevel()))
 	r.addTime("CreationDate", m.GetCreationDate())
 	r.addUint("CurrentKeyVersion", m.GetCurrentKeyVersion())
 	r.addBool("KeyRotationEnabled", m.GetKeyRotationEnabled())
@@ -140,15 +147,7 @@ func addMetadata(r *result, m *apiv1.KeyMetadata) {
 	r.addTime("NextRotationDate", m.GetNextRotationDate())
 	r.addTime("DeletionDate", m.GetDeletionDate())
 	r.addUint("PendingDeletionWindowInDays", m.GetPendingDeletionWindowInDays())
-	r.add("EncryptionAlgorithms", enumList(m.GetEncryptionAlgorithms(), "ENCRYPTION_ALGORITHM_"))
-	r.add("SigningAlgorithms", enumList(m.GetSigningAlgorithms(), "SIGNING_ALGORITHM_"))
-	r.add("MacAlgorithms", enumList(m.GetMacAlgorithms(), "MAC_ALGORITHM_"))
-}
-
-func enumList[E protoEnum](vs []E, prefix string) string {
-	s := make([]string, len(vs))
-	for i, v := range vs {
-		s[i] = enumText(v, prefix)
-	}
-	return strings.Join(s, ",")
+	r.add("EncryptionAlgorithms", enumList(m.GetEncryptionAlgorithms()))
+	r.add("SigningAlgorithms", enumList(m.GetSigningAlgorithms()))
+	r.add("MacAlgorithms", enumList(m.GetMacAlgorithms()))
 }

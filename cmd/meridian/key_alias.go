@@ -96,6 +96,7 @@ func aliasWrite(alias string, do func(context.Context, *client.Client) (*apiv1.W
 		}
 		r := &result{msg: resp}
 		r.add("AliasName", alias)
+		r.add("TargetKeyId", resp.GetKeyId()) // resolved by the server; none for delete
 		r.addCommit(resp.GetCommitIndex())
 		return r, nil
 	}

@@ -9,31 +9,39 @@ import (
 	"github.com/meridiankms/meridian/client"
 )
 
-const (
-	encAlgPrefix = "ENCRYPTION_ALGORITHM_"
-	contextHelp  = "encryption context entry `KEY=VALUE` (repeatable); decrypt needs the same entries"
-)
+const contextHelp = "encryption context entry `KEY=VALUE` (repeatable); decrypt needs the same entries"
+
+// maxEncryptPlaintext is Encrypt's plaintext limit, AWS KMS's, which the
+// server enforces too; checking it here lets the error say what to do.
+const maxEncryptPlaintext = 4096
+
+const encryptTooLarge = "encrypt takes at most 4096 bytes of plaintext (the AWS KMS Encrypt limit). " +
+	"For larger data use envelope encryption: `meridian key generate-data-key` returns a data key to " +
+	"encrypt the data with locally, and that key encrypted under --key to store beside it (decrypt turns it back into the data key)"
 
 func newKeyEncryptCmd(o *clientOptions) *cobra.Command {
 	var (
 		req   apiv1.EncryptRequest
 		ctxKV []string
 		raw   rawOut
-		in    = blobInput{name: "plaintext", required: true}
+		in    = blobInput{name: "plaintext", required: true, max: maxEncryptPlaintext, tooLarge: encryptTooLarge}
 	)
 	cmd := &cobra.Command{
 		Use:   "encrypt",
 		Short: "Encrypt up to 4096 bytes under a key",
-		Long: `Encrypt up to 4096 bytes. The ciphertext names its key and version, so
-decrypt needs no --key. The encryption context, if any, is bound to the
-ciphertext and must be given again to decrypt it.`,
+		Long: `Encrypt up to 4096 bytes (AWS KMS's limit). The ciphertext names its key
+and version, so decrypt needs no --key. The encryption context, if any, is
+bound to the ciphertext and must be given again to decrypt it.
+
+For larger data use envelope encryption: generate-data-key gives a data key
+to encrypt the data with locally and its copy encrypted under the key.`,
 		Example: `  meridian key encrypt --insecure --key alias/orders --plaintext "hello"
   meridian key encrypt --insecure --key alias/orders --plaintext-file secret.txt --context app=orders --raw-out secret.bin
   echo -n hello | meridian key encrypt --insecure --key alias/orders --plaintext-file -`,
 	}
 	addBlobFlags(cmd, &in, "plaintext")
 	cmd.Flags().StringArrayVar(&ctxKV, "context", nil, contextHelp)
-	addEnumFlag(cmd.Flags(), &req.EncryptionAlgorithm, "encryption-algorithm", encAlgPrefix, "encryption algorithm", "algorithm (default SYMMETRIC_DEFAULT; RSA keys need one)")
+	addEnumFlag(cmd.Flags(), &req.EncryptionAlgorithm, "encryption-algorithm", "encryption algorithm", "algorithm (default SYMMETRIC_DEFAULT; RSA keys need one)")
 	addRawOutFlag(cmd, &raw, "ciphertext")
 	return keyLeaf(o, cmd, &req.KeyId, &raw, func(c *cobra.Command) (callFn, error) {
 		var err error
@@ -52,7 +60,7 @@ ciphertext and must be given again to decrypt it.`,
 			r.addBinary("CiphertextBlob", resp.GetCiphertextBlob(), true)
 			r.add("KeyId", resp.GetKeyId())
 			r.addUint("KeyVersion", resp.GetKeyVersion())
-			r.add("EncryptionAlgorithm", enumText(resp.GetEncryptionAlgorithm(), encAlgPrefix))
+			r.add("EncryptionAlgorithm", enumText(resp.GetEncryptionAlgorithm()))
 			return r, nil
 		}, nil
 	})
@@ -84,7 +92,7 @@ InvalidCiphertextException.`,
 	addBlobFlags(cmd, &in, "ciphertext")
 	cmd.Flags().BoolVar(&binary, "binary", false, "--ciphertext-file holds raw bytes, not base64")
 	cmd.Flags().StringArrayVar(&ctxKV, "context", nil, contextHelp)
-	addEnumFlag(cmd.Flags(), &req.EncryptionAlgorithm, "encryption-algorithm", encAlgPrefix, "encryption algorithm", "algorithm used to encrypt")
+	addEnumFlag(cmd.Flags(), &req.EncryptionAlgorithm, "encryption-algorithm", "encryption algorithm", "algorithm used to encrypt")
 	addRawOutFlag(cmd, &raw, "plaintext")
 	return leaf(o, cmd, &raw, func(c *cobra.Command) (callFn, error) {
 		var err error
@@ -103,7 +111,7 @@ InvalidCiphertextException.`,
 			r.addBinary("Plaintext", resp.GetPlaintext(), true)
 			r.add("KeyId", resp.GetKeyId())
 			r.addUint("KeyVersion", resp.GetKeyVersion())
-			r.add("EncryptionAlgorithm", enumText(resp.GetEncryptionAlgorithm(), encAlgPrefix))
+			r.add("EncryptionAlgorithm", enumText(resp.GetEncryptionAlgorithm()))
 			return r, nil
 		}, nil
 	})
@@ -133,8 +141,8 @@ ciphertext to the key's newest version. --context is the source context,
 	cmd.Flags().BoolVar(&binary, "binary", false, "--ciphertext-file holds raw bytes, not base64")
 	cmd.Flags().StringArrayVar(&srcKV, "context", nil, "source "+contextHelp)
 	cmd.Flags().StringArrayVar(&dstKV, "destination-context", nil, "destination encryption context entry `KEY=VALUE` (repeatable)")
-	addEnumFlag(cmd.Flags(), &req.SourceEncryptionAlgorithm, "source-encryption-algorithm", encAlgPrefix, "encryption algorithm", "source algorithm")
-	addEnumFlag(cmd.Flags(), &req.DestinationEncryptionAlgorithm, "destination-encryption-algorithm", encAlgPrefix, "encryption algorithm", "destination algorithm")
+	addEnumFlag(cmd.Flags(), &req.SourceEncryptionAlgorithm, "source-encryption-algorithm", "encryption algorithm", "source algorithm")
+	addEnumFlag(cmd.Flags(), &req.DestinationEncryptionAlgorithm, "destination-encryption-algorithm", "encryption algorithm", "destination algorithm")
 	addRawOutFlag(cmd, &raw, "new ciphertext")
 	return leaf(o, cmd, &raw, func(c *cobra.Command) (callFn, error) {
 		var err error

@@ -27,7 +27,7 @@ copy. --raw-out writes the encrypted data key.`,
 		Example: `  meridian key generate-data-key --insecure --key alias/orders
   meridian key generate-data-key --insecure --key alias/orders --bytes 64 --no-plaintext --raw-out dk.bin`,
 	}
-	addEnumFlag(cmd.Flags(), &req.KeySpec, "spec", "DATA_KEY_SPEC_", "data key spec", "data key spec (default AES_256)")
+	addEnumFlag(cmd.Flags(), &req.KeySpec, "spec", "data key spec", "data key spec (default AES_256)")
 	cmd.Flags().Uint32Var(&req.NumberOfBytes, "bytes", 0, "data key length in bytes, 1-1024 (instead of --spec)")
 	cmd.Flags().BoolVar(&noPlaintext, "no-plaintext", false, "return only the encrypted data key")
 	cmd.Flags().StringArrayVar(&ctxKV, "context", nil, contextHelp)
@@ -82,7 +82,7 @@ encrypted under --key. --raw-out writes the encrypted private key.`,
 		Example: `  meridian key generate-data-key-pair --insecure --key alias/orders --spec ECC_NIST_P256
   meridian key generate-data-key-pair --insecure --key alias/orders --spec RSA_2048 --no-plaintext -o json`,
 	}
-	addEnumFlag(cmd.Flags(), &req.KeyPairSpec, "spec", "DATA_KEY_PAIR_SPEC_", "key pair spec", "key pair spec (required)")
+	addEnumFlag(cmd.Flags(), &req.KeyPairSpec, "spec", "key pair spec", "key pair spec (required)")
 	cmd.Flags().BoolVar(&noPlaintext, "no-plaintext", false, "do not return the plaintext private key")
 	cmd.Flags().StringArrayVar(&ctxKV, "context", nil, contextHelp)
 	addRawOutFlag(cmd, &raw, "encrypted private key")
@@ -109,7 +109,7 @@ encrypted under --key. --raw-out writes the encrypted private key.`,
 			r.addBinary("PublicKey", resp.GetPublicKey(), false)
 			r.add("KeyId", resp.GetKeyId())
 			r.addUint("KeyVersion", resp.GetKeyVersion())
-			r.add("KeyPairSpec", enumText(resp.GetKeyPairSpec(), "DATA_KEY_PAIR_SPEC_"))
+			r.add("KeyPairSpec", enumText(resp.GetKeyPairSpec()))
 			return r, nil
 		}, nil
 	})

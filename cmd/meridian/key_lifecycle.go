@@ -27,9 +27,9 @@ fresh request id, so the client's retries never create a second key.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&req.Description, "description", "", "free-text description")
-	addEnumFlag(fs, &req.KeySpec, "spec", "KEY_SPEC_", "key spec", "key spec (default SYMMETRIC_DEFAULT)")
-	addEnumFlag(fs, &req.KeyUsage, "usage", "KEY_USAGE_", "key usage", "key usage (default: the spec's natural usage)")
-	addEnumFlag(fs, &req.ProtectionLevel, "protection-level", "PROTECTION_LEVEL_", "protection level", "protection level (default SOFTWARE)")
+	addEnumFlag(fs, &req.KeySpec, "spec", "key spec", "key spec (default SYMMETRIC_DEFAULT)")
+	addEnumFlag(fs, &req.KeyUsage, "usage", "key usage", "key usage (default: the spec's natural usage)")
+	addEnumFlag(fs, &req.ProtectionLevel, "protection-level", "protection level", "protection level (default SOFTWARE)")
 	fs.StringArrayVar(&tags, "tag", nil, "tag as `KEY=VALUE` (repeatable)")
 	return leaf(o, cmd, nil, func(*cobra.Command) (callFn, error) {
 		t, err := parseTags(tags)
@@ -110,21 +110,24 @@ func newKeyUpdateDescriptionCmd(o *clientOptions) *cobra.Command {
 		if !c.Flags().Changed("description") {
 			return nil, usageErrorf("--description is required")
 		}
-		return writeCall(req.KeyId, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
+		return writeCall(func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.UpdateKeyDescription(ctx, &req)
 		}), nil
 	})
 }
 
-// writeCall wraps a write that returns only a commit index.
-func writeCall(keyID string, do func(context.Context, *client.Client) (*apiv1.WriteResponse, error)) callFn {
+// writeCall wraps a write that returns only the key it acted on and a
+// commit index. The KeyId printed is the server's: the id the --key alias
+// or name resolved to, never an echo of --key (an older server that sends
+// none gets no KeyId line).
+func writeCall(do func(context.Context, *client.Client) (*apiv1.WriteResponse, error)) callFn {
 	return func(ctx context.Context, c *client.Client) (*result, error) {
 		resp, err := do(ctx, c)
 		if err != nil {
 			return nil, err
 		}
 		r := &result{msg: resp}
-		r.add("KeyId", keyID)
+		r.add("KeyId", resp.GetKeyId())
 		r.addCommit(resp.GetCommitIndex())
 		return r, nil
 	}
@@ -139,7 +142,7 @@ func newKeyEnableCmd(o *clientOptions) *cobra.Command {
 		Example: `  meridian key enable --insecure --key alias/orders`,
 	}
 	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
-		return writeCall(req.KeyId, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
+		return writeCall(func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.EnableKey(ctx, &req)
 		}), nil
 	})
@@ -155,7 +158,7 @@ DisabledException until it is enabled again. Nothing is deleted.`,
 		Example: `  meridian key disable --insecure --key alias/orders`,
 	}
 	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
-		return writeCall(req.KeyId, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
+		return writeCall(func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.DisableKey(ctx, &req)
 		}), nil
 	})
@@ -167,7 +170,7 @@ func newKeyScheduleDeletionCmd(o *clientOptions) *cobra.Command {
 		Use:   "schedule-deletion",
 		Short: "Schedule a key's deletion after a waiting period",
 		Long: `Schedule a key's deletion after --days (7-30, default 30). Until then the
-key is PENDING_DELETION: it refuses every operation with
+key is PendingDeletion: it refuses every operation with
 KMSInvalidStateException, and cancel-deletion brings it back (Disabled).`,
 		Example: `  meridian key schedule-deletion --insecure --key alias/old --days 7`,
 	}
@@ -180,7 +183,7 @@ KMSInvalidStateException, and cancel-deletion brings it back (Disabled).`,
 			}
 			r := &result{msg: resp}
 			r.add("KeyId", resp.GetKeyId())
-			r.add("KeyState", enumText(resp.GetKeyState(), "KEY_STATE_"))
+			r.add("KeyState", enumText(resp.GetKeyState()))
 			r.addTime("DeletionDate", resp.GetDeletionDate())
 			r.addUint("PendingWindowInDays", resp.GetPendingWindowInDays())
 			r.addCommit(resp.GetCommitIndex())

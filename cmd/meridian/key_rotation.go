@@ -56,7 +56,7 @@ func newRotationEnableCmd(o *clientOptions) *cobra.Command {
 	}
 	cmd.Flags().Uint32Var(&req.RotationPeriodInDays, "period-days", 0, "rotation period in days, 90-2560 (default 365)")
 	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
-		return writeCall(req.KeyId, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
+		return writeCall(func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.EnableKeyRotation(ctx, &req)
 		}), nil
 	})
@@ -71,7 +71,7 @@ func newRotationDisableCmd(o *clientOptions) *cobra.Command {
 		Example: `  meridian key rotation disable --insecure --key alias/orders`,
 	}
 	return keyLeaf(o, cmd, &req.KeyId, nil, func(*cobra.Command) (callFn, error) {
-		return writeCall(req.KeyId, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
+		return writeCall(func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.DisableKeyRotation(ctx, &req)
 		}), nil
 	})
@@ -120,7 +120,7 @@ func newRotationListCmd(o *clientOptions) *cobra.Command {
 			t := &table{header: []string{"KEY ID", "VERSION", "DATE", "TYPE"}}
 			for _, k := range resp.GetRotations() {
 				t.rows = append(t.rows, []string{k.GetKeyId(), uitoa(k.GetKeyVersion()),
-					k.GetRotationDate().AsTime().UTC().Format(time.RFC3339), enumText(k.GetRotationType(), "ROTATION_TYPE_")})
+					k.GetRotationDate().AsTime().UTC().Format(time.RFC3339), enumText(k.GetRotationType())})
 			}
 			return pageResult(resp, t), nil
 		}, nil

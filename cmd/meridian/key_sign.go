@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/spf13/cobra"
 
@@ -10,15 +9,10 @@ import (
 	"github.com/meridiankms/meridian/client"
 )
 
-const (
-	sigAlgPrefix = "SIGNING_ALGORITHM_"
-	macAlgPrefix = "MAC_ALGORITHM_"
-)
-
 // Verification failures exit 1 so scripts can test `meridian key verify ...`.
 var (
-	errSignatureInvalid = errors.New("KMSInvalidSignatureException: the signature is not valid")
-	errMacInvalid       = errors.New("KMSInvalidMacException: the MAC is not valid")
+	errSignatureInvalid = &codedError{code: string(client.InvalidSignature), msg: "the signature is not valid"}
+	errMacInvalid       = &codedError{code: string(client.InvalidMac), msg: "the MAC is not valid"}
 )
 
 func newKeySignCmd(o *clientOptions) *cobra.Command {
@@ -37,8 +31,8 @@ SIGN_VERIFY key. --raw-out writes the signature.`,
   meridian key sign --insecure --key alias/signer --message-file digest.bin --message-type DIGEST --signing-algorithm RSASSA_PSS_SHA_256 --raw-out sig.bin`,
 	}
 	addBlobFlags(cmd, &msg, "message")
-	addEnumFlag(cmd.Flags(), &req.MessageType, "message-type", "MESSAGE_TYPE_", "message type", "what --message holds (default RAW)")
-	addEnumFlag(cmd.Flags(), &req.SigningAlgorithm, "signing-algorithm", sigAlgPrefix, "signing algorithm", "signing algorithm (required)")
+	addEnumFlag(cmd.Flags(), &req.MessageType, "message-type", "message type", "what --message holds (default RAW)")
+	addEnumFlag(cmd.Flags(), &req.SigningAlgorithm, "signing-algorithm", "signing algorithm", "signing algorithm (required)")
 	addRawOutFlag(cmd, &raw, "signature")
 	return keyLeaf(o, cmd, &req.KeyId, &raw, func(c *cobra.Command) (callFn, error) {
 		var err error
@@ -57,7 +51,7 @@ SIGN_VERIFY key. --raw-out writes the signature.`,
 			r.addBinary("Signature", resp.GetSignature(), true)
 			r.add("KeyId", resp.GetKeyId())
 			r.addUint("KeyVersion", resp.GetKeyVersion())
-			r.add("SigningAlgorithm", enumText(resp.GetSigningAlgorithm(), sigAlgPrefix))
+			r.add("SigningAlgorithm", enumText(resp.GetSigningAlgorithm()))
 			return r, nil
 		}, nil
 	})
@@ -81,8 +75,8 @@ KMSInvalidSignatureException) when it is not.`,
 	addBlobFlags(cmd, &msg, "message")
 	addBlobFlags(cmd, &sig, "signature")
 	cmd.Flags().BoolVar(&binary, "binary", false, "--signature-file holds raw bytes, not base64")
-	addEnumFlag(cmd.Flags(), &req.MessageType, "message-type", "MESSAGE_TYPE_", "message type", "what --message holds (default RAW)")
-	addEnumFlag(cmd.Flags(), &req.SigningAlgorithm, "signing-algorithm", sigAlgPrefix, "signing algorithm", "signing algorithm (required)")
+	addEnumFlag(cmd.Flags(), &req.MessageType, "message-type", "message type", "what --message holds (default RAW)")
+	addEnumFlag(cmd.Flags(), &req.SigningAlgorithm, "signing-algorithm", "signing algorithm", "signing algorithm (required)")
 	return keyLeaf(o, cmd, &req.KeyId, nil, func(c *cobra.Command) (callFn, error) {
 		var err error
 		if req.SigningAlgorithm == 0 {
@@ -108,7 +102,7 @@ KMSInvalidSignatureException) when it is not.`,
 			r := &result{msg: resp}
 			r.addBool("SignatureValid", true)
 			r.add("KeyId", resp.GetKeyId())
-			r.add("SigningAlgorithm", enumText(resp.GetSigningAlgorithm(), sigAlgPrefix))
+			r.add("SigningAlgorithm", enumText(resp.GetSigningAlgorithm()))
 			return r, nil
 		}, nil
 	})
@@ -138,10 +132,10 @@ outside Meridian. --raw-out writes the DER bytes.`,
 			r.addBinary("PublicKey", resp.GetPublicKey(), true)
 			r.add("KeyId", resp.GetKeyId())
 			r.addUint("KeyVersion", resp.GetKeyVersion())
-			r.add("KeySpec", enumText(resp.GetKeySpec(), "KEY_SPEC_"))
-			r.add("KeyUsage", enumText(resp.GetKeyUsage(), "KEY_USAGE_"))
-			r.add("EncryptionAlgorithms", enumList(resp.GetEncryptionAlgorithms(), encAlgPrefix))
-			r.add("SigningAlgorithms", enumList(resp.GetSigningAlgorithms(), sigAlgPrefix))
+			r.add("KeySpec", enumText(resp.GetKeySpec()))
+			r.add("KeyUsage", enumText(resp.GetKeyUsage()))
+			r.add("EncryptionAlgorithms", enumList(resp.GetEncryptionAlgorithms()))
+			r.add("SigningAlgorithms", enumList(resp.GetSigningAlgorithms()))
 			return r, nil
 		}, nil
 	})
@@ -161,7 +155,7 @@ func newKeyGenerateMacCmd(o *clientOptions) *cobra.Command {
   meridian key generate-mac --insecure --key alias/mac --message-file msg.bin --mac-algorithm HMAC_SHA_256 --raw-out mac.bin`,
 	}
 	addBlobFlags(cmd, &msg, "message")
-	addEnumFlag(cmd.Flags(), &req.MacAlgorithm, "mac-algorithm", macAlgPrefix, "MAC algorithm", "MAC algorithm (required)")
+	addEnumFlag(cmd.Flags(), &req.MacAlgorithm, "mac-algorithm", "MAC algorithm", "MAC algorithm (required)")
 	addRawOutFlag(cmd, &raw, "MAC")
 	return keyLeaf(o, cmd, &req.KeyId, &raw, func(c *cobra.Command) (callFn, error) {
 		var err error
@@ -180,7 +174,7 @@ func newKeyGenerateMacCmd(o *clientOptions) *cobra.Command {
 			r.addBinary("Mac", resp.GetMac(), true)
 			r.add("KeyId", resp.GetKeyId())
 			r.addUint("KeyVersion", resp.GetKeyVersion())
-			r.add("MacAlgorithm", enumText(resp.GetMacAlgorithm(), macAlgPrefix))
+			r.add("MacAlgorithm", enumText(resp.GetMacAlgorithm()))
 			return r, nil
 		}, nil
 	})
@@ -203,7 +197,7 @@ KMSInvalidMacException) when it is not.`,
 	addBlobFlags(cmd, &msg, "message")
 	addBlobFlags(cmd, &mac, "mac")
 	cmd.Flags().BoolVar(&binary, "binary", false, "--mac-file holds raw bytes, not base64")
-	addEnumFlag(cmd.Flags(), &req.MacAlgorithm, "mac-algorithm", macAlgPrefix, "MAC algorithm", "MAC algorithm (required)")
+	addEnumFlag(cmd.Flags(), &req.MacAlgorithm, "mac-algorithm", "MAC algorithm", "MAC algorithm (required)")
 	return keyLeaf(o, cmd, &req.KeyId, nil, func(c *cobra.Command) (callFn, error) {
 		var err error
 		if req.MacAlgorithm == 0 {
@@ -229,7 +223,7 @@ KMSInvalidMacException) when it is not.`,
 			r := &result{msg: resp}
 			r.addBool("MacValid", true)
 			r.add("KeyId", resp.GetKeyId())
-			r.add("MacAlgorithm", enumText(resp.GetMacAlgorithm(), macAlgPrefix))
+			r.add("MacAlgorithm", enumText(resp.GetMacAlgorithm()))
 			return r, nil
 		}, nil
 	})

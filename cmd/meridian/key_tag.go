@@ -42,7 +42,7 @@ func newTagAddCmd(o *clientOptions) *cobra.Command {
 			return nil, err
 		}
 		req.Tags = t
-		return writeCall(req.KeyId, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
+		return writeCall(func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.TagResource(ctx, &req)
 		}), nil
 	})
@@ -61,7 +61,7 @@ func newTagRemoveCmd(o *clientOptions) *cobra.Command {
 		if len(req.TagKeys) == 0 {
 			return nil, usageErrorf("at least one --tag-key is required")
 		}
-		return writeCall(req.KeyId, func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
+		return writeCall(func(ctx context.Context, c *client.Client) (*apiv1.WriteResponse, error) {
 			return c.UntagResource(ctx, &req)
 		}), nil
 	})

@@ -9,9 +9,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/meridiankms/meridian/buildinfo"
 )
 
 // Exit codes: 1 for a failed operation, 2 for a command line that could not
@@ -41,10 +44,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "error: %v\n", err)
+	printError(stderr, cmd, args, err)
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		return exitUsage
 	}
 	return exitError
@@ -62,6 +64,8 @@ command-line client for the key management API.`,
 		Example: `  meridian demo
   meridian key create --insecure --description "orders"`,
 	})
+	root.Version = buildinfo.Version() // --version; `meridian version` says more
+	root.SetVersionTemplate("meridian {{.Version}}\n")
 	root.SilenceErrors = true // run prints errors once, in one format
 	root.SilenceUsage = true  // a failed operation is not a usage problem
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -69,10 +73,10 @@ command-line client for the key management API.`,
 	return root
 }
 
-// addCommands registers the top-level commands. The node commands (server,
-// demo) are added here as well: root.AddCommand(newServerCmd(), newDemoCmd(), newOperatorCmd(), newChaosCmd()).
+// addCommands registers the top-level commands: the node's (server, demo),
+// the clients' (operator, key) and the rest.
 func addCommands(root *cobra.Command) {
-	root.AddCommand(newServerCmd(), newDemoCmd(), newOperatorCmd(), newChaosCmd())
+	root.AddCommand(newServerCmd(), newDemoCmd(), newOperatorCmd(), newChaosCmd(), newVersionCmd())
 	addKeyCommands(root)
 }
 
@@ -88,13 +92,21 @@ func usageErrorf(format string, args ...any) error {
 
 // groupCmd makes cmd a command that only holds subcommands: without one it
 // prints help, and an unknown one is a usage error rather than cobra's
-// silent help (which would exit 0).
+// silent help (which would exit 0). Setting Args takes over from cobra's
+// own check, so the "did you mean" suggestions are made here.
 func groupCmd(cmd *cobra.Command) *cobra.Command {
 	cmd.Args = func(c *cobra.Command, args []string) error {
-		if len(args) > 0 {
-			return usageErrorf("unknown command %q for %q", args[0], c.CommandPath())
+		if len(args) == 0 {
+			return nil
 		}
-		return nil
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if c.SuggestionsMinimumDistance <= 0 {
+			c.SuggestionsMinimumDistance = 2 // cobra's default, applied only on its own path
+		}
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+		}
+		return usageError{errors.New(msg)}
 	}
 	cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
 	return cmd

@@ -20,7 +20,8 @@ func newOperatorCmd() *cobra.Command {
 		Short: "Inspect and operate a cluster",
 		Long: `Operator commands: the cluster's membership and Raft peers as a node sees
 them, the nodes' HSMs and the cluster's domain key, and utilities for
-setting a cluster up.`,
+setting a cluster up. As for "meridian key", every connection and output
+flag may be set as MERIDIAN_<FLAG> in the environment; a flag wins.`,
 		Example: `  meridian operator members --insecure --addr 127.0.0.1:7400
   meridian operator raft list-peers --insecure
   meridian operator gossip-keygen > gossip.key
@@ -38,8 +39,6 @@ setting a cluster up.`,
 	op.AddCommand(newMembersCmd(o), raft, newGossipKeygenCmd(), newOperatorHSMCmd(o), newOperatorDomainKeyCmd(o))
 	return op
 }
-
-func trimEnum(s, prefix string) string { return strings.TrimPrefix(s, prefix) }
 
 func newMembersCmd(o *clientOptions) *cobra.Command {
 	return &cobra.Command{
@@ -60,8 +59,8 @@ health bit the node advertises.`,
 				t := &table{header: []string{"NODE", "REGION", "ZONE", "API", "ROLE", "LEADER", "STATUS", "HEALTHY", "VERSION"}}
 				for _, m := range resp.GetMembers() {
 					t.rows = append(t.rows, []string{m.GetNodeId(), m.GetRegion(), m.GetZone(), m.GetApiAddr(),
-						trimEnum(m.GetRole().String(), "MEMBER_ROLE_"), strconv.FormatBool(m.GetLeader()),
-						trimEnum(m.GetStatus().String(), "MEMBER_STATUS_"), strconv.FormatBool(m.GetHealthy()), m.GetBuildVersion()})
+						enumText(m.GetRole()), strconv.FormatBool(m.GetLeader()),
+						enumText(m.GetStatus()), strconv.FormatBool(m.GetHealthy()), m.GetBuildVersion()})
 				}
 				r := &result{msg: resp, table: t}
 				r.add("ServedBy", resp.GetServedBy())
@@ -104,8 +103,8 @@ region should hold a majority of the voters, so that any one can be lost.`,
 						voters[m.GetRegion()]++
 					}
 					t.rows = append(t.rows, []string{m.GetNodeId(), m.GetRegion(), m.GetApiAddr(),
-						trimEnum(role.String(), "MEMBER_ROLE_"), strconv.FormatBool(m.GetLeader()),
-						trimEnum(m.GetStatus().String(), "MEMBER_STATUS_")})
+						enumText(role), strconv.FormatBool(m.GetLeader()),
+						enumText(m.GetStatus())})
 				}
 				var spread []string
 				for _, r := range regions {

@@ -13,9 +13,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"github.com/meridiankms/meridian/client"
 )
 
 // operatorCall runs fn against the Operator service of exactly one node,
@@ -27,11 +27,7 @@ func (o *clientOptions) operatorCall(cmd *cobra.Command, stream bool, fn func(co
 	if err := o.check(); err != nil {
 		return err
 	}
-	addrs := o.resolvedAddrs(cmd.Flags())
-	if len(addrs) == 0 || addrs[0] == "" {
-		return usageError{errNoAddr}
-	}
-	addr := addrs[0]
+	addr := o.addrs[0]
 	ctx, cancel := context.WithCancel(cmd.Context())
 	if !stream || cmd.Flags().Changed("timeout") {
 		ctx, cancel = context.WithTimeout(cmd.Context(), o.timeout)
@@ -61,15 +57,22 @@ func operatorError(addr string, err error) error {
 			name = info.GetException()
 		}
 	}
+	e := &codedError{code: name, msg: st.Message(), text: fmt.Sprintf("node %s: %s: %s", addr, name, st.Message())}
 	switch st.Code() {
 	case codes.Unimplemented:
-		return fmt.Errorf("node %s does not serve the Operator API (an older version?): %s", addr, st.Message())
+		e.text = fmt.Sprintf("node %s does not serve the Operator API (an older version?): %s", addr, st.Message())
 	case codes.Unavailable:
-		if name == codes.Unavailable.String() {
-			return fmt.Errorf("node %s unreachable: %s", addr, st.Message())
+		if name != codes.Unavailable.String() {
+			break // the node answered, with an exception
+		}
+		e.code = codeConnection
+		e.text = fmt.Sprintf("node %s unreachable: %s", addr, st.Message())
+		if client.IsNotGRPC(err) {
+			e.msg = client.ErrNotGRPC.Error()
+			e.text = fmt.Sprintf("node %s: %s", addr, e.msg)
 		}
 	}
-	return fmt.Errorf("node %s: %s: %s", addr, name, st.Message())
+	return e
 }
 
 // versionList spells DK versions as "v1,v2".
@@ -210,6 +213,9 @@ clear outside an HSM. For a node that was down during "domain-key rotate".
 			if from == "" {
 				return usageErrorf("--from is required: the API address of a member that holds the DK versions")
 			}
+			if err := checkAddr("--from", from); err != nil {
+				return err
+			}
 			return o.operatorCall(cmd, false, func(ctx context.Context, c apiv1.OperatorClient) error {
 				resp, err := c.SyncDomainKeys(ctx, &apiv1.SyncDomainKeysRequest{SourceApiAddr: from})
 				if err != nil {
@@ -232,7 +238,7 @@ clear outside an HSM. For a node that was down during "domain-key rotate".
 }
 
 // progressPrinter shows a rotation's progress: a line per step, or on a
-// terminal a re-wrap bar redrawn in place; JSON mode prints one protojson
+// terminal a re-wrap bar redrawn in place; JSON mode prints one JSON
 // object per line.
 type progressPrinter struct {
 	w      io.Writer
@@ -247,12 +253,11 @@ func newProgressPrinter(w io.Writer, json bool) *progressPrinter {
 
 func (p *progressPrinter) print(m *apiv1.RotateDomainKeyProgress) error {
 	if p.json {
-		b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
+		b, err := marshalJSON(m, false)
 		if err != nil {
 			return fmt.Errorf("encode progress as JSON: %w", err)
 		}
-		// protojson's spacing varies; compact it for one stable line.
-		_, err = fmt.Fprintf(p.w, "%s\n", strings.Join(strings.Fields(string(b)), " "))
+		_, err = fmt.Fprintf(p.w, "%s\n", b)
 		return err
 	}
 	if m.GetPhase() == apiv1.RotatePhase_ROTATE_PHASE_REWRAP && p.tty {

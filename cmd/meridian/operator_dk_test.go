@@ -78,7 +78,7 @@ func TestDomainKeyRotateJSONLines(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
 		t.Fatal(err)
 	}
-	if last.Phase != "ROTATE_PHASE_DONE" || last.DomainKeyVersion != 2 {
+	if last.Phase != "DONE" || last.DomainKeyVersion != 2 {
 		t.Fatalf("last line %+v", last)
 	}
 }

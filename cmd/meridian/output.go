@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -22,6 +20,7 @@ import (
 // ordered text lines for text mode.
 type result struct {
 	msg    proto.Message
+	value  any // printed by -o json (encoding/json) when there is no msg
 	fields []field
 	table  *table // list commands print a table after the fields
 }
@@ -107,17 +106,17 @@ func emit(cmd *cobra.Command, o *clientOptions, raw rawOut, res *result) error {
 		}
 	}
 	if o.output == outputJSON {
-		b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(res.msg)
+		var b []byte
+		var err error
+		if res.msg != nil {
+			b, err = marshalJSON(res.msg, true)
+		} else {
+			b, err = json.MarshalIndent(res.value, "", "  ")
+		}
 		if err != nil {
 			return fmt.Errorf("encode response as JSON: %w", err)
 		}
-		// protojson varies its whitespace on purpose; scripts and diffs want
-		// the same bytes every run, so re-indent it canonically.
-		var pretty bytes.Buffer
-		if err := json.Indent(&pretty, b, "", "  "); err != nil {
-			return fmt.Errorf("indent JSON: %w", err)
-		}
-		_, err = fmt.Fprintf(out, "%s\n", pretty.Bytes())
+		_, err = fmt.Fprintf(out, "%s\n", b)
 		return err
 	}
 	return printText(out, res)

@@ -13,12 +13,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"github.com/meridiankms/meridian/buildinfo"
 	"github.com/meridiankms/meridian/chaos"
 	"github.com/meridiankms/meridian/node"
 )
-
-// version is the build's version, set with -ldflags "-X main.version=...".
-var version = "dev"
 
 // envPassphrase names the environment variable that carries the soft HSM
 // passphrase. It is deliberately not a flag: flag values show up in ps.
@@ -157,6 +155,8 @@ func runServer(cmd *cobra.Command, v *viper.Viper) error {
 		return err
 	}
 	cfg.Logger = logger
+	bi := buildinfo.Read()
+	logger.Info("meridian server starting", "version", bi.Version, "revision", bi.Revision, "go", bi.GoVersion)
 	n, err := node.Start(cmd.Context(), cfg)
 	if err != nil {
 		return err
@@ -175,9 +175,9 @@ const chaosFlagHelp = "advertise that this cluster may be disrupted by `meridian
 // remote` refuses a cluster whose nodes do not all carry it.
 func nodeBuildVersion(chaosEnabled bool) string {
 	if chaosEnabled {
-		return version + chaos.ChaosMarker
+		return buildinfo.Version() + chaos.ChaosMarker
 	}
-	return version
+	return buildinfo.Version()
 }
 
 // serverConfig turns the merged options into a node.Config.

@@ -111,7 +111,10 @@ func TestServerAndKeyCommandsEndToEnd(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "InvalidCiphertextException") {
 		t.Fatalf("wrong context: exit %d, %q", code, errOut)
 	}
-	cli("", "disable", "--key", "alias/orders")
+	// Through the alias, the real node answers with the key it disabled.
+	if out := cli("", "disable", "--key", "alias/orders"); !strings.HasPrefix(out, "KeyId: "+id+"\n") {
+		t.Fatalf("disable printed %q, want KeyId %s", out, id)
+	}
 	_, errOut, code = runCLI(t, "", "key", "decrypt", "--ciphertext-file", ct, "--binary", "--context", "app=orders", "--insecure", "--addr", addr)
 	if code != 1 || !strings.Contains(errOut, "DisabledException") {
 		t.Fatalf("disabled key: exit %d, %q", code, errOut)

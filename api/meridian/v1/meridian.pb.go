@@ -1149,7 +1149,11 @@ func (x *KeyMetadata) GetMaxStaleness() *durationpb.Duration {
 type WriteResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Raft index at which the write was committed: the consistency token.
-	CommitIndex   uint64 `protobuf:"varint,1,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	CommitIndex uint64 `protobuf:"varint,1,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	// The id of the key the write acted on, resolved from the alias or full
+	// name the request gave (the target key for alias writes; empty when no
+	// key is involved, e.g. DeleteAlias).
+	KeyId         string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1189,6 +1193,13 @@ func (x *WriteResponse) GetCommitIndex() uint64 {
 		return x.CommitIndex
 	}
 	return 0
+}
+
+func (x *WriteResponse) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
 }
 
 type CreateKeyRequest struct {
@@ -5653,9 +5664,10 @@ const file_api_meridian_v1_meridian_proto_rawDesc = "" +
 	"\x15encryption_algorithms\x18\x11 \x03(\x0e2 .meridian.v1.EncryptionAlgorithmR\x14encryptionAlgorithms\x12L\n" +
 	"\x12signing_algorithms\x18\x12 \x03(\x0e2\x1d.meridian.v1.SigningAlgorithmR\x11signingAlgorithms\x12@\n" +
 	"\x0emac_algorithms\x18\x13 \x03(\x0e2\x19.meridian.v1.MacAlgorithmR\rmacAlgorithms\x12>\n" +
-	"\rmax_staleness\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\fmaxStaleness\"2\n" +
+	"\rmax_staleness\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\fmaxStaleness\"I\n" +
 	"\rWriteResponse\x12!\n" +
-	"\fcommit_index\x18\x01 \x01(\x04R\vcommitIndex\"\x94\x03\n" +
+	"\fcommit_index\x18\x01 \x01(\x04R\vcommitIndex\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\"\x94\x03\n" +
 	"\x10CreateKeyRequest\x12 \n" +
 	"\vdescription\x18\x01 \x01(\tR\vdescription\x12/\n" +
 	"\bkey_spec\x18\x02 \x01(\x0e2\x14.meridian.v1.KeySpecR\akeySpec\x122\n" +
