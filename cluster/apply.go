@@ -80,7 +80,14 @@ func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, er
 		if errors.Is(err, ErrNoLeader) {
 			if noLeaderSince.IsZero() {
 				noLeaderSince = time.Now()
-			} else if time.Since(noLeaderSince) > n.noLeaderWait() {
+				// A node cut off for a while already knows it: count from
+				// its last contact with a leader, not from this request,
+				// so a write into a long partition is refused at once.
+				if lc := n.LastContact(); lc > 0 {
+					noLeaderSince = noLeaderSince.Add(-lc)
+				}
+			}
+			if time.Since(noLeaderSince) > n.noLeaderWait() {
 				return nil, fmt.Errorf("apply %s: %w for %v", what, ErrNoLeader, time.Since(noLeaderSince).Round(time.Millisecond))
 			}
 		} else {

@@ -69,9 +69,10 @@ func fastConfig(t testing.TB, dir string, i int, logs *logSink) Config {
 	cfg.HSM.SoftPath = filepath.Join(dir, "domain.sealed") // one sealed file, as if copied
 	cfg.HSM.FastKDF = true
 	cfg.HSM.CreateIfMissing = i == 0
-	cfg.HeartbeatTimeout = 100 * time.Millisecond
-	cfg.ElectionTimeout = 100 * time.Millisecond
-	cfg.LeaderLeaseTimeout = 50 * time.Millisecond
+	// Raft keeps the production LAN timings (cluster.DefaultConfig): with
+	// 100 ms elections, six in-process nodes under -race on two loaded
+	// cores fell into elections that never finished (votes came back after
+	// the candidate's timeout), and tests should run what users run.
 	cfg.SchedulerInterval = -1
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return cfg

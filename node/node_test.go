@@ -105,9 +105,10 @@ func TestLaggingNodeCatchesUpFromSnapshot(t *testing.T) {
 		acked = append(acked, res.GetKeyMetadata().GetKeyId())
 		last = res.GetCommitIndex()
 	}
-	if err := c.nodes[leader].Cluster().Snapshot(ctxT(t)); err != nil {
-		t.Fatalf("snapshot: %v", err)
-	}
+	// Every running node compacts its log, not only the leader: under load
+	// leadership can move before the lagging node returns, and a leader
+	// that still held the entries would replay them instead.
+	snapshotAll(t, c.nodes)
 	c.start(lagging)
 	c.waitApplied(last)
 	if got := c.nodes[lagging].Cluster().Stats().SnapshotRestores; got == 0 {
@@ -278,4 +279,17 @@ func TestBadInputGetsClearErrors(t *testing.T) {
 		t.Fatalf("unknown key: got %v, want NotFoundException", err)
 	}
 	_ = fmt.Sprint()
+}
+
+// snapshotAll snapshots (and so compacts the log of) every running node.
+func snapshotAll(t *testing.T, nodes []*Node) {
+	t.Helper()
+	for _, n := range nodes {
+		if n == nil {
+			continue
+		}
+		if err := n.Cluster().Snapshot(ctxT(t)); err != nil {
+			t.Fatalf("snapshot on %s: %v", n.ID(), err)
+		}
+	}
 }

@@ -77,10 +77,6 @@ func (c *regionCluster) addNode(region string) int {
 	cfg.Zone = fmt.Sprintf("%s%c", cfg.Region, 'a'+i/3%3)
 	// Raft's own debug lines would dominate CPU and memory with six nodes.
 	cfg.Logger = slog.New(slog.NewTextHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelInfo})) // Start names the node
-	// A 50 ms lease (fastConfig's) makes leaders of six nodes under -race on
-	// two shared cores step down at every scheduling hiccup; 100 ms is
-	// still within the 100 ms heartbeat, as raft requires.
-	cfg.LeaderLeaseTimeout = 100 * time.Millisecond
 	cfg.GossipAddr, cfg.GossipKey, cfg.GossipLAN = freeAddr(c.t), c.gossipKey, true
 	cfg.TargetVoters = 5
 	cfg.StabilizationTime = 300 * time.Millisecond

@@ -160,10 +160,11 @@ func (h *Harness) newMember(i int, gossipKey []byte) (*member, error) {
 	cfg.StabilizationTime = 300 * time.Millisecond
 	cfg.DeadServerGrace = 3 * time.Second
 	cfg.SchedulerInterval = -1
+	// Raft runs with the timings users get: the LAN defaults, or
+	// cluster.WANTimings for the simulated round trip. Shorter test
+	// timings made elections livelock on a loaded machine.
 	if h.cfg.OneWay > 0 {
 		cfg.WANRTT = 2 * (h.cfg.OneWay + h.cfg.Jitter)
-	} else {
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 100*time.Millisecond, 100*time.Millisecond, 50*time.Millisecond
 	}
 	cfg.Sim = h.sim
 	cfg.HSMWrapper = func(x hsm.HSM) hsm.HSM { return &faultyHSM{h: x, sw: sw} }
