@@ -65,6 +65,13 @@ cleanup() {
 }
 trap cleanup EXIT
 git clone -q --no-local "$repo" "$work/src"
+# Local CAs belong to the machine's network (a TLS-intercepting egress
+# proxy here), not to the project: hand them in, and the ca-certificates
+# package that deps.sh installs adds them to the trust store.
+cas=()
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+	cas=(-v /usr/local/share/ca-certificates:/usr/local/share/ca-certificates:ro)
+fi
 echo "fresh-machine-check: running bash .ci/run on $(git -C "$work/src" rev-parse --short HEAD) in a bare $suite container" >&2
 start=$SECONDS
 set +e
@@ -72,6 +79,7 @@ docker run --name "$name" --rm --network host \
 	--cap-add NET_ADMIN --cap-add SYS_ADMIN \
 	--security-opt seccomp=unconfined --security-opt apparmor=unconfined \
 	-v "$goroot:/usr/local/go:ro" -v "$work/src:/src" -w /src \
+	"${cas[@]}" \
 	-e PATH=/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	-e HOME=/root -e CI=true -e GOTOOLCHAIN=local \
 	"$image" bash .ci/run
