@@ -4,8 +4,10 @@ GOBIN := $(shell go env GOPATH)/bin
 
 .PHONY: test test-under-load fresh-machine-check deps lint generate check-generate bench build
 
+# -buildvcs=true stamps the commit into `meridian version` even where
+# GOFLAGS turns VCS stamping off (then the version reads "(devel)").
 build:
-	go build -o meridian ./cmd/meridian
+	go build -buildvcs=true -o meridian ./cmd/meridian
 
 # Everything CI checks, on a fresh machine too: installs missing Debian
 # packages, then formatting, vet, generated code, and the race-enabled tests.
