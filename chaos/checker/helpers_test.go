@@ -61,10 +61,13 @@ type memCluster struct {
 	keys  map[string]map[string]KeyInfo // node -> key -> info
 	seals map[string]map[string][]byte  // node -> ciphertext -> plaintext
 	down  map[string]bool
+	// busy[node] answers that many calls Unavailable before serving, as
+	// a loaded or catching-up node does.
+	busy map[string]int
 }
 
 func newMemCluster(nodes ...string) *memCluster {
-	c := &memCluster{nodes: nodes, keys: map[string]map[string]KeyInfo{}, seals: map[string]map[string][]byte{}, down: map[string]bool{}}
+	c := &memCluster{nodes: nodes, keys: map[string]map[string]KeyInfo{}, seals: map[string]map[string][]byte{}, down: map[string]bool{}, busy: map[string]int{}}
 	for _, n := range nodes {
 		c.keys[n], c.seals[n] = map[string]KeyInfo{}, map[string][]byte{}
 	}
@@ -89,7 +92,11 @@ func (c *memCluster) Describe(ctx context.Context, node, key string) (KeyInfo, e
 	c.mu.Lock()
 	down := c.down[node]
 	info, ok := c.keys[node][key]
+	busy := c.takeBusy(node)
 	c.mu.Unlock()
+	if busy {
+		return KeyInfo{}, &client.Error{Code: codes.Unavailable, Message: "node busy"}
+	}
 	if down {
 		<-ctx.Done()
 		return KeyInfo{}, &client.Error{Code: codes.DeadlineExceeded}
@@ -103,11 +110,23 @@ func (c *memCluster) Describe(ctx context.Context, node, key string) (KeyInfo, e
 func (c *memCluster) Decrypt(ctx context.Context, node string, ct []byte, ec map[string]string) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.takeBusy(node) {
+		return nil, &client.Error{Code: codes.Unavailable, Message: "node busy"}
+	}
 	pt, ok := c.seals[node][string(ct)]
 	if !ok {
 		return nil, &client.Error{Code: codes.InvalidArgument, Exception: string(client.InvalidCiphertext)}
 	}
 	return pt, nil
+}
+
+// takeBusy consumes one busy answer of node; c.mu must be held.
+func (c *memCluster) takeBusy(node string) bool {
+	if c.busy[node] > 0 {
+		c.busy[node]--
+		return true
+	}
+	return false
 }
 
 func mustCheck(t *testing.T, h *history.History, cl Cluster, opt Options) *Verdict {

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
 
 	"github.com/meridiankms/meridian/chaos/history"
 	"github.com/meridiankms/meridian/client"
@@ -60,7 +63,10 @@ func CheckLostWrites(ctx context.Context, h *history.History, cl Cluster, opt Op
 		infos[ki], errs[ki] = make([]KeyInfo, len(nodes)), make([]error, len(nodes))
 		for ni, node := range nodes {
 			tasks = append(tasks, func(ctx context.Context) {
-				infos[ki][ni], errs[ki][ni] = cl.Describe(ctx, node, key)
+				errs[ki][ni] = untilAnswered(ctx, func() (err error) {
+					infos[ki][ni], err = cl.Describe(ctx, node, key)
+					return err
+				})
 			})
 		}
 	}
@@ -165,7 +171,11 @@ func CheckCiphertexts(ctx context.Context, h *history.History, cl Cluster, opt O
 		errs[si] = make([]error, len(nodes))
 		for ni, node := range nodes {
 			tasks = append(tasks, func(ctx context.Context) {
-				pt, err := cl.Decrypt(ctx, node, s.ct, s.ec)
+				var pt []byte
+				err := untilAnswered(ctx, func() (err error) {
+					pt, err = cl.Decrypt(ctx, node, s.ct, s.ec)
+					return err
+				})
 				if err == nil && history.HashPlaintext(pt) != s.hash {
 					err = errors.New("plaintext differs from the one encrypted")
 				}
@@ -241,6 +251,28 @@ func conclude(v *CheckVerdict, timedOut int, what string) {
 		v.Result = Inconclusive
 	default:
 		v.Result = Pass
+	}
+}
+
+// untilAnswered calls f until the node gives an answer: a busy or
+// catching-up node's Unavailable or an attempt's DeadlineExceeded says
+// nothing about what it holds, so neither may count as a lost write
+// (a loaded machine produced exactly that). It retries until ctx ends;
+// the last error then counts as cut short by the RPO timeout.
+func untilAnswered(ctx context.Context, f func() error) error {
+	wait := 50 * time.Millisecond
+	for {
+		err := f()
+		code := client.CodeOf(err)
+		if err == nil || (code != codes.Unavailable && code != codes.DeadlineExceeded) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
 	}
 }
 

@@ -381,3 +381,23 @@ func TestBadInput(t *testing.T) {
 		t.Error("invalid history accepted")
 	}
 }
+
+// TestRPOChecksWaitOutBusyNodes: a node that answers Unavailable a few
+// times before serving holds every write, so it is no lost write; a node
+// that then says NotFound still is one.
+func TestRPOChecksWaitOutBusyNodes(t *testing.T) {
+	ctx := context.Background()
+	h := &history.History{Ops: []history.Op{{Index: 0, Kind: history.CreateKey, Outcome: history.Ok,
+		Output: history.Output{KeyID: "k1"}}}}
+	cl := newMemCluster("n1", "n2")
+	cl.putKey("k1", KeyInfo{State: "Enabled", Version: 1})
+	cl.busy["n2"] = 3
+	if v := CheckLostWrites(ctx, h, cl, testOptions()); v.Result != Pass || v.Violations != 0 {
+		t.Fatalf("busy node counted as losing the write: %+v", v)
+	}
+	delete(cl.keys["n2"], "k1")
+	cl.busy["n2"] = 3
+	if v := CheckLostWrites(ctx, h, cl, testOptions()); v.Result != Fail || v.Violations != 1 {
+		t.Fatalf("write missing on n2 after it stopped being busy: %+v, want one violation", v)
+	}
+}
