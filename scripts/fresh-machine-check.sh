@@ -13,8 +13,10 @@
 #
 # Needs root, debootstrap and Docker (no image is pulled: the image is
 # imported from the root filesystem debootstrap builds). The container gets
-# NET_ADMIN and SYS_ADMIN without seccomp/AppArmor filtering (the chaos
-# harness makes network namespaces and iptables rules inside it; a fully
+# NET_ADMIN, SYS_ADMIN and SYS_PTRACE without seccomp/AppArmor filtering
+# (the chaos harness makes network namespaces and iptables rules inside it,
+# and its tests read the namespaces of nodes running under other uids, as
+# root can on a machine; a fully
 # --privileged container cannot start in every sandbox) and uses the host's network only to reach Debian's packages
 # and the Go module proxy; its Go module and build caches start empty.
 set -euo pipefail
@@ -76,7 +78,7 @@ echo "fresh-machine-check: running bash .ci/run on $(git -C "$work/src" rev-pars
 start=$SECONDS
 set +e
 docker run --name "$name" --rm --network host \
-	--cap-add NET_ADMIN --cap-add SYS_ADMIN \
+	--cap-add NET_ADMIN --cap-add SYS_ADMIN --cap-add SYS_PTRACE \
 	--security-opt seccomp=unconfined --security-opt apparmor=unconfined \
 	-v "$goroot:/usr/local/go:ro" -v "$work/src:/src" -w /src \
 	"${cas[@]}" \
