@@ -78,16 +78,13 @@ func (n *Node) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Result, er
 		// in a minority (or the cluster lost quorum): say so now rather than
 		// at the caller's deadline, so the client learns "no quorum" promptly.
 		if errors.Is(err, ErrNoLeader) {
+			// Counted from this request, not from the node's last leader
+			// contact: an election slowed by a loaded machine must not
+			// turn every write that arrives during it into an instant
+			// refusal (the SDK's retries each wait this long).
 			if noLeaderSince.IsZero() {
 				noLeaderSince = time.Now()
-				// A node cut off for a while already knows it: count from
-				// its last contact with a leader, not from this request,
-				// so a write into a long partition is refused at once.
-				if lc := n.LastContact(); lc > 0 {
-					noLeaderSince = noLeaderSince.Add(-lc)
-				}
-			}
-			if time.Since(noLeaderSince) > n.noLeaderWait() {
+			} else if time.Since(noLeaderSince) > n.noLeaderWait() {
 				return nil, fmt.Errorf("apply %s: %w for %v", what, ErrNoLeader, time.Since(noLeaderSince).Round(time.Millisecond))
 			}
 		} else {

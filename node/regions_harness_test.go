@@ -30,7 +30,7 @@ var regions = []string{"us-east", "eu-west", "ap-south"}
 
 // waitTimeout bounds every convergence poll: generous, because the tests
 // share two cores with other packages' tests and run with -race.
-const waitTimeout = 30 * time.Second
+const waitTimeout = 60 * time.Second
 
 // regionCluster is a testCluster whose nodes gossip (LAN timings, an
 // encrypted pool), run autopilot with short test timings and send their

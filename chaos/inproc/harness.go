@@ -41,7 +41,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Tweak, if set, adjusts each node's config before its first start.
 	Tweak func(*node.Config)
-	// StartTimeout bounds each node's start, join included (default 30 s).
+	// StartTimeout bounds each node's start, join included (default 60 s:
+	// a joiner makes an RSA-3072 transport key, seconds under -race on a
+	// loaded machine).
 	StartTimeout time.Duration
 }
 
@@ -85,7 +87,7 @@ func New(ctx context.Context, cfg Config) (_ *Harness, err error) {
 		return nil, fmt.Errorf("%w: inproc: %d nodes per region, want 1..5", chaos.ErrBadOptions, cfg.PerRegion)
 	}
 	if cfg.StartTimeout == 0 {
-		cfg.StartTimeout = 30 * time.Second
+		cfg.StartTimeout = 60 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

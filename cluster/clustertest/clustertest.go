@@ -21,7 +21,7 @@ import (
 
 // WaitTimeout bounds every poll helper; generous because tests share a
 // small machine and run with -race.
-const WaitTimeout = 20 * time.Second
+const WaitTimeout = 60 * time.Second
 
 // FastConfig returns cfg with a short commit timeout and a bounded apply
 // timeout for tests. Raft's heartbeat, election and lease timeouts stay at
