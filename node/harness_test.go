@@ -72,7 +72,10 @@ func fastConfig(t testing.TB, dir string, i int, logs *logSink) Config {
 	// Raft keeps the production LAN timings (cluster.DefaultConfig): with
 	// 100 ms elections, six in-process nodes under -race on two loaded
 	// cores fell into elections that never finished (votes came back after
-	// the candidate's timeout), and tests should run what users run.
+	// the candidate's timeout), and tests should run what users run. The
+	// lease alone is stretched to the heartbeat timeout (raft's limit): at
+	// 200 ms loaded in-process leaders stepped down every few seconds.
+	cfg.LeaderLeaseTimeout = cfg.HeartbeatTimeout
 	cfg.SchedulerInterval = -1
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return cfg

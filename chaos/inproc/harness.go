@@ -21,6 +21,7 @@ import (
 
 	"github.com/meridiankms/meridian/chaos"
 	"github.com/meridiankms/meridian/client"
+	"github.com/meridiankms/meridian/cluster"
 	"github.com/meridiankms/meridian/cluster/netsim"
 	"github.com/meridiankms/meridian/hsm"
 	"github.com/meridiankms/meridian/node"
@@ -167,6 +168,13 @@ func (h *Harness) newMember(i int, gossipKey []byte) (*member, error) {
 	// timings made elections livelock on a loaded machine.
 	if h.cfg.OneWay > 0 {
 		cfg.WANRTT = 2 * (h.cfg.OneWay + h.cfg.Jitter)
+	} else {
+		// Except the lease, stretched to the heartbeat timeout (its
+		// upper limit): six nodes under -race in one process on two
+		// loaded cores answer heartbeats late enough that a 200 ms
+		// lease deposed the leader every few seconds during start-up.
+		d := cluster.DefaultConfig()
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.HeartbeatTimeout
 	}
 	cfg.Sim = h.sim
 	cfg.HSMWrapper = func(x hsm.HSM) hsm.HSM { return &faultyHSM{h: x, sw: sw} }

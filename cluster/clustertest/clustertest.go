@@ -24,11 +24,14 @@ import (
 const WaitTimeout = 60 * time.Second
 
 // FastConfig returns cfg with a short commit timeout and a bounded apply
-// timeout for tests. Raft's heartbeat, election and lease timeouts stay at
-// the production defaults: with Nomad-style 100 ms timings, clusters under
+// timeout for tests. Raft's heartbeat and election timeouts stay at the
+// production defaults: with Nomad-style 100 ms timings, clusters under
 // -race on two loaded cores fell into elections that never finished (the
 // votes came back after each candidate's timeout).
 func FastConfig(cfg cluster.Config) cluster.Config {
+	// The lease may reach the heartbeat timeout (raft's limit); at 200 ms
+	// loaded in-process leaders stepped down every few seconds.
+	cfg.LeaderLeaseTimeout = cfg.HeartbeatTimeout
 	cfg.CommitTimeout = 5 * time.Millisecond
 	cfg.ApplyTimeout = 5 * time.Second
 	return cfg
