@@ -3,6 +3,7 @@ package inproc
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,21 +20,31 @@ func runScenario(t *testing.T, scenario string, seed int64, d time.Duration, per
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	h, err := New(ctx, Config{Dir: t.TempDir(), PerRegion: perRegion})
+	out := t.TempDir()
+	// Every node's log, info level, goes beside the report: kept with it
+	// when the run fails, so a failure on a busy CI machine can be read.
+	logs, err := os.Create(filepath.Join(out, "nodes.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	t.Cleanup(func() { // before t.TempDir's own cleanup removes out
+		if t.Failed() {
+			dir := filepath.Join(os.TempDir(), fmt.Sprintf("meridian-chaos-%s-%d-%d", scenario, seed, time.Now().UnixNano()))
+			_ = os.CopyFS(dir, os.DirFS(out))
+			t.Logf("%s seed %d: report, history and node logs kept in %s", scenario, seed, dir)
+		}
+	})
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	h, err := New(ctx, Config{Dir: t.TempDir(), PerRegion: perRegion, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	out := t.TempDir()
 	rep, err := chaos.Run(ctx, chaos.Options{Scenario: scenario, Duration: d, Seed: seed, Rate: 40,
 		Harness: h, OutDir: out, Logf: t.Logf})
 	if err != nil {
 		t.Fatalf("%s seed %d: %v", scenario, seed, err)
-	}
-	if t.Failed() || !rep.Passed {
-		keep := filepath.Join(os.TempDir(), fmt.Sprintf("meridian-chaos-%s-%d-%d", scenario, seed, time.Now().UnixNano()))
-		_ = os.CopyFS(keep, os.DirFS(out))
-		t.Logf("report and history kept in %s", keep)
 	}
 	t.Logf("%s seed %d:\n%s", scenario, seed, rep.Markdown())
 	if !rep.Passed {
