@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -24,7 +25,8 @@ type GameDay struct {
 	// ReenabledAfterMS: from detection to the re-enable's acknowledgement.
 	ReenabledAfterMS float64 `json:"reenabled_after_ms"`
 	// RestoredAfterMS: from the re-enable's acknowledgement to the first
-	// data-plane success on the key invoked after it.
+	// data-plane success on the key invoked after it: a workload call, or
+	// the operator's probe when the run ended first.
 	RestoredAfterMS float64 `json:"restored_after_ms"`
 	// ImpactMS: from the disable's acknowledgement to that success: how
 	// long callers were refused.
@@ -100,17 +102,45 @@ func runGameDay(ctx context.Context, opt Options, w *workload.Workload, rec *his
 	mu.Unlock()
 	gd.ReenabledAfterMS = ms(enabledAck - det)
 	opt.Logf("game day: re-enabled hot key %s", key)
-	select {
-	case r := <-restored:
+	restore := func(r time.Duration) *GameDay {
 		gd.RestoredAfterMS = ms(r - enabledAck)
 		gd.ImpactMS = ms(r - disabledAck)
-	case <-ctx.Done():
-		gd.Error = "no data-plane success on the key after re-enabling"
-	case <-time.After(time.Until(begin.Add(opt.Duration))):
-		gd.Error = "no data-plane success on the key after re-enabling"
+		return gd
 	}
-	return gd
+	select {
+	case r := <-restored:
+		return restore(r)
+	case <-ctx.Done():
+		gd.Error = "no data-plane success on the key after re-enabling: " + ctx.Err().Error()
+		return gd
+	case <-time.After(time.Until(begin.Add(opt.Duration))):
+	}
+	// The workload stopped without calling the key since the re-enable (a
+	// re-enable slowed by an election outlasts a short run). The operator
+	// checks the key instead, one encrypt at a time, as a runbook would:
+	// whether the key serves again must not hang on the run's length.
+	opt.Logf("game day: the workload ended before it used the key again; probing it")
+	pctx, cancel := context.WithTimeout(ctx, restoreProbeFor)
+	defer cancel()
+	for {
+		err := w.ProbeKey(pctx, region, key)
+		select {
+		case r := <-restored: // the hook saw the probe's success
+			return restore(r)
+		default:
+		}
+		select {
+		case <-pctx.Done():
+			gd.Error = fmt.Sprintf("no data-plane success on the key within %v after re-enabling (last: %v)", restoreProbeFor, err)
+			return gd
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
+
+// restoreProbeFor bounds the operator's probes after a run that ended
+// before the key was used again.
+const restoreProbeFor = 30 * time.Second
 
 func trySend(c chan time.Duration, d time.Duration) {
 	select {

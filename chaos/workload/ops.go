@@ -293,19 +293,23 @@ func (c *caller) encrypt(ctx context.Context, key string) {
 	if c.rng.IntN(2) == 0 {
 		ectx = map[string]string{"run": c.w.runID, "client": fmt.Sprint(c.id)}
 	}
-	out, err := c.w.record(ctx, c.cl, c.id, history.Encrypt, key, history.Input{PlaintextHash: history.HashPlaintext(pt), Context: ectx},
-		func(ctx context.Context) (history.Output, error) {
-			res, err := c.cl.Encrypt(ctx, &apiv1.EncryptRequest{KeyId: key, Plaintext: pt, EncryptionContext: ectx})
-			if err != nil {
-				return history.Output{}, err
-			}
-			return history.Output{KeyID: res.GetKeyId(), KeyVersion: int(res.GetKeyVersion()), Ciphertext: res.GetCiphertextBlob()}, nil
-		})
+	out, err := c.w.encrypt(ctx, c.id, c.cl, key, pt, ectx)
 	if err == nil {
 		c.w.mu.Lock()
 		c.w.cts = keepOne(c.w.cts, ciphertext{key: key, blob: out.Ciphertext, ctx: ectx}, c.rng)
 		c.w.mu.Unlock()
 	}
+}
+
+func (w *Workload) encrypt(ctx context.Context, clientID int, cl *client.Client, key string, pt []byte, ectx map[string]string) (history.Output, error) {
+	return w.record(ctx, cl, clientID, history.Encrypt, key, history.Input{PlaintextHash: history.HashPlaintext(pt), Context: ectx},
+		func(ctx context.Context) (history.Output, error) {
+			res, err := cl.Encrypt(ctx, &apiv1.EncryptRequest{KeyId: key, Plaintext: pt, EncryptionContext: ectx})
+			if err != nil {
+				return history.Output{}, err
+			}
+			return history.Output{KeyID: res.GetKeyId(), KeyVersion: int(res.GetKeyVersion()), Ciphertext: res.GetCiphertextBlob()}, nil
+		})
 }
 
 func (c *caller) decrypt(ctx context.Context, ct ciphertext) {
@@ -382,7 +386,19 @@ func (w *Workload) SetKeyEnabled(ctx context.Context, region, key string, enable
 	return w.setEnabled(ctx, w.OperatorClientID(), cl, key, enable)
 }
 
+// ProbeKey encrypts a random plaintext under key as the game-day operator
+// (recorded like SetKeyEnabled): the check a runbook makes that the key
+// serves again.
+func (w *Workload) ProbeKey(ctx context.Context, region, key string) error {
+	cl := w.clients[region]
+	if cl == nil {
+		return fmt.Errorf("%w: no client in region %s", ErrConfig, region)
+	}
+	_, err := w.encrypt(ctx, w.OperatorClientID(), cl, key, randomBytes(32), nil)
+	return err
+}
+
 // OperatorClientID is the history client id of calls the runner makes
-// itself (the game day's disable and enable); the setup's creates use
+// itself (the game day's disable, enable and probes); the setup's creates use
 // OperatorClientID()-1.
 func (w *Workload) OperatorClientID() int { return w.cfg.Clients + 1 }
