@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -67,11 +68,11 @@ func goldenHistory(t *testing.T) (*harness, []byte) {
 			Id:              g.id,
 			Description:     "golden " + g.id,
 			Tags:            map[string]string{"team": "kms", "spec": fmt.Sprint(g.spec)},
-			Spec:            g.spec,
-			Usage:           g.usage,
+			Spec:            fsmpb.KeySpec(g.spec),
+			Usage:           fsmpb.KeyUsage(g.usage),
 			State:           fsmpb.KeyState_KEY_STATE_ENABLED,
-			Origin:          g.origin,
-			ProtectionLevel: g.level,
+			Origin:          fsmpb.Origin(g.origin),
+			ProtectionLevel: fsmpb.ProtectionLevel(g.level),
 			MaxStalenessMs:  int64(g.spec) * 1000,
 		}
 		k.Versions = append(k.Versions, newVersion(1))
@@ -176,5 +177,41 @@ func TestGoldenHistoryEncodesTheSame(t *testing.T) {
 	}
 	if !bytes.Equal(snapshotBytes(t, h.f), readGolden(t, goldenSnapshot)) {
 		t.Fatal("the golden history snapshots to other bytes than the golden snapshot")
+	}
+}
+
+// A record enum value keeps its number forever: records hold the number.
+// Spec, usage, origin and protection level have the numbers the api's enums
+// had when records stored those as int32. A new value is added here with a
+// new number; nothing here ever changes.
+func TestRecordEnumNumbersFrozen(t *testing.T) {
+	tests := []struct {
+		enum string
+		got  map[string]int32
+		want map[string]int32
+	}{
+		{"KeySpec", fsmpb.KeySpec_value, map[string]int32{
+			"KEY_SPEC_UNSPECIFIED": 0, "KEY_SPEC_SYMMETRIC_DEFAULT": 1,
+			"KEY_SPEC_HMAC_256": 2, "KEY_SPEC_HMAC_384": 3, "KEY_SPEC_HMAC_512": 4,
+			"KEY_SPEC_RSA_2048": 5, "KEY_SPEC_RSA_3072": 6, "KEY_SPEC_RSA_4096": 7,
+			"KEY_SPEC_ECC_NIST_P256": 8, "KEY_SPEC_ECC_NIST_P384": 9, "KEY_SPEC_ECC_NIST_P521": 10,
+		}},
+		{"KeyUsage", fsmpb.KeyUsage_value, map[string]int32{
+			"KEY_USAGE_UNSPECIFIED": 0, "KEY_USAGE_ENCRYPT_DECRYPT": 1,
+			"KEY_USAGE_SIGN_VERIFY": 2, "KEY_USAGE_GENERATE_VERIFY_MAC": 3,
+		}},
+		{"KeyState", fsmpb.KeyState_value, map[string]int32{
+			"KEY_STATE_UNSPECIFIED": 0, "KEY_STATE_ENABLED": 1,
+			"KEY_STATE_DISABLED": 2, "KEY_STATE_PENDING_DELETION": 3,
+		}},
+		{"Origin", fsmpb.Origin_value, map[string]int32{"ORIGIN_UNSPECIFIED": 0, "ORIGIN_MERIDIAN": 1}},
+		{"ProtectionLevel", fsmpb.ProtectionLevel_value, map[string]int32{
+			"PROTECTION_LEVEL_UNSPECIFIED": 0, "PROTECTION_LEVEL_SOFTWARE": 1, "PROTECTION_LEVEL_HSM": 2,
+		}},
+	}
+	for _, tc := range tests {
+		if !maps.Equal(tc.got, tc.want) {
+			t.Errorf("fsmpb.%s = %v, want %v", tc.enum, tc.got, tc.want)
+		}
 	}
 }

@@ -13,12 +13,11 @@ import (
 	"github.com/meridiankms/meridian/fsm/fsmpb"
 )
 
-// Api enum numbers, repeated here because fsm imports nothing of ours.
 const (
-	specSymmetric = 1
-	specHMAC256   = 2
-	usageEncrypt  = 1
-	usageMAC      = 3
+	specSymmetric = fsmpb.KeySpec_KEY_SPEC_SYMMETRIC_DEFAULT
+	specHMAC256   = fsmpb.KeySpec_KEY_SPEC_HMAC_256
+	usageEncrypt  = fsmpb.KeyUsage_KEY_USAGE_ENCRYPT_DECRYPT
+	usageMAC      = fsmpb.KeyUsage_KEY_USAGE_GENERATE_VERIFY_MAC
 )
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -114,14 +113,14 @@ func (h *harness) key(id string) *fsmpb.Key {
 
 // newKey makes a complete ENABLED key with versions 1..n, the way the
 // keystore proposes one.
-func newKey(id string, spec, usage int32, n int) *fsmpb.Key {
+func newKey(id string, spec fsmpb.KeySpec, usage fsmpb.KeyUsage, n int) *fsmpb.Key {
 	k := &fsmpb.Key{
 		Id:              id,
 		Spec:            spec,
 		Usage:           usage,
 		State:           fsmpb.KeyState_KEY_STATE_ENABLED,
-		Origin:          1,
-		ProtectionLevel: 1,
+		Origin:          fsmpb.Origin_ORIGIN_MERIDIAN,
+		ProtectionLevel: fsmpb.ProtectionLevel_PROTECTION_LEVEL_SOFTWARE,
 	}
 	for v := 1; v <= n; v++ {
 		k.Versions = append(k.Versions, newVersion(v))
