@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/meridiankms/meridian/fsm/fsmpb"
 )
 
@@ -55,10 +53,10 @@ func goldenHistory(t *testing.T) (*harness, []byte) {
 	var log []byte
 	step := func(c *fsmpb.Command) {
 		t.Helper()
-		l := h.log(c)
-		log = binary.AppendUvarint(log, uint64(len(l.Data)))
-		log = append(log, l.Data...)
-		if res, _ := h.f.Apply(l).(*fsmpb.Result); res.GetErrorCode() != "" {
+		e := h.log(c)
+		log = binary.AppendUvarint(log, uint64(len(e.data)))
+		log = append(log, e.data...)
+		if res := h.f.Apply(e.index, e.data); res.GetErrorCode() != "" {
 			t.Fatalf("golden history: %s: %s: %s", c.GetType(), res.GetErrorCode(), res.GetErrorMessage())
 		}
 		h.now = h.now.Add(time.Second)
@@ -144,7 +142,7 @@ func TestGoldenLogReplays(t *testing.T) {
 		index++
 		data := log[w : w+int(n)]
 		log = log[w+int(n):]
-		if res, _ := f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}).(*fsmpb.Result); res.GetErrorCode() != "" {
+		if res := f.Apply(index, data); res.GetErrorCode() != "" {
 			t.Fatalf("entry %d: %s: %s", index, res.GetErrorCode(), res.GetErrorMessage())
 		}
 	}
