@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meridiankms/meridian/cluster"
+	"github.com/meridiankms/meridian/fsm"
 )
 
 func TestCreateKeyEverySpec(t *testing.T) { bothLevels(t, testCreateKeyEverySpec) }
@@ -369,7 +369,7 @@ func TestApplyErrorMapping(t *testing.T) {
 		check func(error) bool
 		msg   string
 	}{
-		{"no leader", fmt.Errorf("apply: %w", cluster.ErrNoLeader), func(e error) bool { return errors.Is(e, ErrUnavailable) }, "no quorum: no Raft leader reachable"},
+		{"no leader", fmt.Errorf("apply: %w", fsm.ErrNoLeader), func(e error) bool { return errors.Is(e, ErrUnavailable) }, "no quorum: no Raft leader reachable"},
 		{"deadline", fmt.Errorf("forward: %w", context.DeadlineExceeded), func(e error) bool {
 			return errors.Is(e, context.DeadlineExceeded) && !errors.Is(e, ErrUnavailable)
 		}, ""},
