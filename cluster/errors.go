@@ -4,12 +4,16 @@ import (
 	"errors"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/meridiankms/meridian/fsm"
 )
 
 var (
 	// ErrNoLeader means no leader was known (or reachable) before the deadline:
 	// what a node in a minority partition, or a cluster mid-election, gives.
-	ErrNoLeader = errors.New("no cluster leader: no quorum or election in progress")
+	// It is fsm.ErrNoLeader, re-exported: the keystore matches it with
+	// errors.Is without importing this package.
+	ErrNoLeader = fsm.ErrNoLeader
 
 	// ErrShutdown means the node was closed.
 	ErrShutdown = errors.New("cluster node is shut down")

@@ -107,7 +107,7 @@ func FuzzDecodeForwarded(f *testing.F) {
 		if cmd == nil {
 			t.Fatal("nil command without error")
 		}
-		res := fsm.New(nil).Apply(&raft.Log{Index: 1, Data: b})
+		res := (&raftFSM{fsm: fsm.New(nil)}).Apply(&raft.Log{Index: 1, Data: b})
 		if _, ok := res.(*fsmpb.Result); !ok {
 			t.Fatalf("fsm returned %T", res)
 		}

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -34,7 +33,7 @@ type Node struct {
 	cfg      Config
 	log      *slog.Logger
 	fsm      *fsm.FSM
-	counted  *countingFSM
+	raftFSM  *raftFSM
 	raft     *raft.Raft
 	trans    *raft.NetworkTransport
 	store    *raftboltdb.BoltStore
@@ -60,20 +59,6 @@ type Node struct {
 	closeErr error
 }
 
-// countingFSM counts Restore calls so that tests and operators can tell a
-// node caught up from a snapshot rather than from the log.
-type countingFSM struct {
-	*fsm.FSM
-	restores atomic.Uint64
-}
-
-func (c *countingFSM) Restore(rc io.ReadCloser) error {
-	c.restores.Add(1)
-	return c.FSM.Restore(rc)
-}
-
-var _ raft.FSM = (*countingFSM)(nil)
-
 // New opens (or creates) the node's Raft state under cfg.DataDir and starts
 // Raft with f as its state machine. With cfg.Bootstrap and no existing state
 // it forms a single-node cluster; otherwise it resumes, or waits to be
@@ -96,7 +81,7 @@ func New(ctx context.Context, cfg Config, f *fsm.FSM) (*Node, error) {
 		cfg:     cfg,
 		log:     logger.With("component", "cluster"),
 		fsm:     f,
-		counted: &countingFSM{FSM: f},
+		raftFSM: &raftFSM{fsm: f},
 		pool:    newConnPool(cfg.DialOptions),
 	}
 	if err := n.open(); err != nil {
@@ -156,7 +141,7 @@ func (n *Node) open() error {
 		}
 		n.log.Info("bootstrapped a new cluster", "raft_addr", n.raftAddr)
 	}
-	r, err := raft.NewRaft(rc, n.counted, logs, store, snaps, n.trans)
+	r, err := raft.NewRaft(rc, n.raftFSM, logs, store, snaps, n.trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}

@@ -11,25 +11,14 @@ import (
 	"github.com/meridiankms/meridian/cluster/clustertest"
 )
 
-// bufSink is a raft.SnapshotSink into memory, to compare replicas.
-type bufSink struct{ bytes.Buffer }
-
-func (*bufSink) ID() string    { return "mem" }
-func (*bufSink) Cancel() error { return nil }
-func (*bufSink) Close() error  { return nil }
-
 // state is nd's whole replicated state as its snapshot encoding.
 func state(t *testing.T, nd *clustertest.Node) []byte {
 	t.Helper()
-	snap, err := nd.FSM.Snapshot()
-	if err != nil {
+	var buf bytes.Buffer
+	if err := nd.FSM.Snapshot().Persist(&buf); err != nil {
 		t.Fatal(err)
 	}
-	var sink bufSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
-	return sink.Bytes()
+	return buf.Bytes()
 }
 
 // waitSameState waits until every live node has applied the same index

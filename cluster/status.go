@@ -50,7 +50,7 @@ func (n *Node) Stats() Stats {
 		CommitIndex:      r.CommitIndex(),
 		AppliedIndex:     r.AppliedIndex(),
 		FSMAppliedIndex:  n.fsm.AppliedIndex(),
-		SnapshotRestores: n.counted.restores.Load(),
+		SnapshotRestores: n.raftFSM.restores.Load(),
 		LeaderID:         string(leaderID),
 	}
 	if s.CommitIndex > s.FSMAppliedIndex {

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meridiankms/meridian/fsm/fsmpb"
@@ -124,7 +123,7 @@ func TestUnknownCommands(t *testing.T) {
 func TestUndecodableEntriesPanic(t *testing.T) {
 	h := newHarness(t)
 	msg := mustPanic(t, func() {
-		h.f.Apply(&raft.Log{Index: 7, Type: raft.LogCommand, Data: []byte{0xff, 0x01}})
+		h.f.Apply(7, []byte{0xff, 0x01})
 	})
 	if !strings.Contains(msg, "log entry 7") {
 		t.Fatalf("panic message %q", msg)

@@ -7,16 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/meridiankms/meridian/fsm/fsmpb"
 )
 
 // createLogs encodes n CREATE_KEY entries shaped like production ones: a
 // 36-character uuid id, one version with a 40-byte wrapped blob, no
 // description or tags. withRequestIDs adds a client request id to each.
-func createLogs(tb testing.TB, n int, withRequestIDs bool) []*raft.Log {
-	logs := make([]*raft.Log, n)
+func createLogs(tb testing.TB, n int, withRequestIDs bool) []entry {
+	logs := make([]entry, n)
 	blob := make([]byte, 40)
 	for i := range logs {
 		id := uuid()
@@ -37,7 +35,7 @@ func createLogs(tb testing.TB, n int, withRequestIDs bool) []*raft.Log {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		logs[i] = &raft.Log{Index: uint64(i + 1), Term: 1, Type: raft.LogCommand, Data: b}
+		logs[i] = entry{index: uint64(i + 1), data: b}
 	}
 	return logs
 }
@@ -58,7 +56,7 @@ func BenchmarkApplyCreateKey(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if res := f.Apply(logs[i]).(*fsmpb.Result); res.GetErrorCode() != "" {
+				if res := f.Apply(logs[i].index, logs[i].data); res.GetErrorCode() != "" {
 					b.Fatal(res)
 				}
 			}
@@ -68,13 +66,13 @@ func BenchmarkApplyCreateKey(b *testing.B) {
 
 // heapPerKey applies logs to a fresh FSM and returns the retained heap per
 // key. The logs are dropped first so that only the FSM's state is counted.
-func heapPerKey(tb testing.TB, logs []*raft.Log) float64 {
+func heapPerKey(tb testing.TB, logs []entry) float64 {
 	n := len(logs)
 	f := New(nil)
 	before := liveHeap()
 	for i, l := range logs {
-		f.Apply(l)
-		logs[i] = nil // raft drops applied entries from memory too
+		f.Apply(l.index, l.data)
+		logs[i] = entry{} // raft drops applied entries from memory too
 	}
 	after := liveHeap()
 	if f.KeyCount() != n {

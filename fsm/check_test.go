@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meridiankms/meridian/fsm/fsmpb"
@@ -52,9 +51,7 @@ func applyRaw(f *FSM, c *fsmpb.Command) (res *fsmpb.Result, panicMsg string, ok 
 		}
 	}()
 	index := f.AppliedIndex() + 1
-	out := f.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data})
-	res, _ = out.(*fsmpb.Result)
-	return res, "", true
+	return f.Apply(index, data), "", true
 }
 
 // checkAgreesWithApply fails t unless CheckCommand refuses c exactly when

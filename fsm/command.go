@@ -30,8 +30,16 @@ const (
 	CodeInvalid       = "Invalid"       // semantically malformed command (missing id, ...)
 )
 
-// Sentinel errors of the encoding helpers and of Restore.
+// Sentinel errors of the encoding helpers and of Restore, and the one
+// failure every proposer of commands shares.
 var (
+	// ErrNoLeader is what a replicator of commands (cluster.Node.Apply, which
+	// re-exports it) returns when no leader was known or reachable before
+	// the deadline: a node in a minority partition, or a cluster
+	// mid-election. It lives with the commands, not with raft, so that a
+	// proposer (the keystore) can tell it apart without importing the
+	// cluster and raft.
+	ErrNoLeader = errors.New("no cluster leader: no quorum or election in progress")
 	// ErrBadCommand reports a command that cannot be encoded or decoded.
 	ErrBadCommand = errors.New("fsm: bad command")
 	// ErrBadSnapshot reports a snapshot stream that is truncated, corrupt

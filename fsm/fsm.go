@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/meridiankms/meridian/fsm/fsmpb"
 )
 
@@ -18,11 +16,10 @@ import (
 // day leaves room for a long partition without keeping ids forever.
 const requestMemory = 24 * time.Hour
 
-var _ raft.FSM = (*FSM)(nil)
-
-// FSM is the replicated state of one node. Apply (raft's FSM goroutine)
-// publishes a new immutable state per entry; reads load the published state
-// without a lock and may run concurrently with Apply.
+// FSM is the replicated state of one node. Apply (run on raft's FSM
+// goroutine, through the cluster's adapter: this package knows nothing of
+// raft) publishes a new immutable state per entry; reads load the published
+// state without a lock and may run concurrently with Apply.
 type FSM struct {
 	logger *slog.Logger
 
@@ -49,40 +46,41 @@ func New(logger *slog.Logger) *FSM {
 	return f
 }
 
-// Apply applies one committed log entry and returns its *fsmpb.Result.
-// Domain failures (missing key, wrong state, ...) are Results with an error
-// code; an entry that cannot be decoded, or an unknown command not flagged
-// ignore_if_unknown (exactly what CheckCommand reports), panics: applying
-// around it would let this node diverge from the others silently.
-func (f *FSM) Apply(l *raft.Log) interface{} {
-	res, touched := f.apply(l)
+// Apply applies one committed log entry, given by its index and bytes, and
+// returns its Result. Domain failures (missing key, wrong state, ...) are
+// Results with an error code; an entry that cannot be decoded, or an unknown
+// command not flagged ignore_if_unknown (exactly what CheckCommand reports),
+// panics: applying around it would let this node diverge from the others
+// silently.
+func (f *FSM) Apply(index uint64, data []byte) *fsmpb.Result {
+	res, touched := f.apply(index, data)
 	f.notify(touched)
 	return res
 }
 
-func (f *FSM) apply(l *raft.Log) (*fsmpb.Result, []string) {
-	cmd, err := DecodeCommand(l.Data)
+func (f *FSM) apply(index uint64, data []byte) (*fsmpb.Result, []string) {
+	cmd, err := DecodeCommand(data)
 	var run applier
 	if err == nil {
 		run, err = prepare(cmd)
 	}
 	if err != nil {
-		panic(fmt.Sprintf("fsm: log entry %d cannot be applied: %v", l.Index, err))
+		panic(fmt.Sprintf("fsm: log entry %d cannot be applied: %v", index, err))
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 
 	tx := newTxn(f.st.Load())
-	tx.index = l.Index
+	tx.index = index
 	tx.now = cmd.GetTimeUnixNano()
 	tx.pruneRequests(tx.now - int64(requestMemory))
 
 	res := f.dispatch(tx, cmd, run)
 	if res.GetIndex() == 0 {
-		res.Index = l.Index
+		res.Index = index
 	}
 	f.st.Store(tx.commit())
-	f.advance(l.Index)
+	f.advance(index)
 	return res, tx.touched
 }
 

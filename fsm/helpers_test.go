@@ -7,24 +7,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meridiankms/meridian/fsm/fsmpb"
 )
 
-// Api enum numbers, repeated here because fsm imports nothing of ours.
 const (
-	specSymmetric = 1
-	specHMAC256   = 2
-	usageEncrypt  = 1
-	usageMAC      = 3
+	specSymmetric = fsmpb.KeySpec_KEY_SPEC_SYMMETRIC_DEFAULT
+	specHMAC256   = fsmpb.KeySpec_KEY_SPEC_HMAC_256
+	usageEncrypt  = fsmpb.KeyUsage_KEY_USAGE_ENCRYPT_DECRYPT
+	usageMAC      = fsmpb.KeyUsage_KEY_USAGE_GENERATE_VERIFY_MAC
 )
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// harness drives an FSM with real *raft.Log entries, as raft's FSM
-// goroutine does, and keeps the log index and the proposer's clock.
+// harness drives an FSM with encoded log entries, as raft's FSM goroutine
+// does through the cluster's adapter, and keeps the log index and the
+// proposer's clock.
 type harness struct {
 	t     testing.TB
 	f     *FSM
@@ -49,14 +48,20 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (h *harness) log(c *fsmpb.Command) *raft.Log {
+// entry is one committed log entry as Apply takes it.
+type entry struct {
+	index uint64
+	data  []byte
+}
+
+func (h *harness) log(c *fsmpb.Command) entry {
 	h.t.Helper()
 	data, err := EncodeCommand(c)
 	if err != nil {
 		h.t.Fatalf("encode: %v", err)
 	}
 	h.index++
-	return &raft.Log{Index: h.index, Term: 1, Type: raft.LogCommand, Data: data, AppendedAt: h.now}
+	return entry{index: h.index, data: data}
 }
 
 func (h *harness) command(ct fsmpb.CommandType, payload proto.Message, requestID string) *fsmpb.Command {
@@ -81,11 +86,10 @@ func (h *harness) apply(ct fsmpb.CommandType, payload proto.Message) *fsmpb.Resu
 
 func (h *harness) applyCommand(c *fsmpb.Command) *fsmpb.Result {
 	h.t.Helper()
-	l := h.log(c)
-	out := h.f.Apply(l)
-	res, ok := out.(*fsmpb.Result)
-	if !ok || res == nil {
-		h.t.Fatalf("apply %s: got %T %v, want *fsmpb.Result", c.GetType(), out, out)
+	e := h.log(c)
+	res := h.f.Apply(e.index, e.data)
+	if res == nil {
+		h.t.Fatalf("apply %s: no Result", c.GetType())
 	}
 	if res.GetIndex() == 0 {
 		h.t.Fatalf("apply %s: result without index", c.GetType())
@@ -114,14 +118,14 @@ func (h *harness) key(id string) *fsmpb.Key {
 
 // newKey makes a complete ENABLED key with versions 1..n, the way the
 // keystore proposes one.
-func newKey(id string, spec, usage int32, n int) *fsmpb.Key {
+func newKey(id string, spec fsmpb.KeySpec, usage fsmpb.KeyUsage, n int) *fsmpb.Key {
 	k := &fsmpb.Key{
 		Id:              id,
 		Spec:            spec,
 		Usage:           usage,
 		State:           fsmpb.KeyState_KEY_STATE_ENABLED,
-		Origin:          1,
-		ProtectionLevel: 1,
+		Origin:          fsmpb.Origin_ORIGIN_MERIDIAN,
+		ProtectionLevel: fsmpb.ProtectionLevel_PROTECTION_LEVEL_SOFTWARE,
 	}
 	for v := 1; v <= n; v++ {
 		k.Versions = append(k.Versions, newVersion(v))
@@ -156,32 +160,13 @@ func (h *harness) keyInState(id string, state fsmpb.KeyState) {
 	}
 }
 
-// memSink is a raft.SnapshotSink over a buffer, for tests that need the
-// bytes rather than a snapshot store.
-type memSink struct {
-	bytes.Buffer
-	cancelled, closed bool
-}
-
-func (s *memSink) ID() string    { return "mem" }
-func (s *memSink) Cancel() error { s.cancelled = true; return nil }
-func (s *memSink) Close() error  { s.closed = true; return nil }
-
 func snapshotBytes(t testing.TB, f *FSM) []byte {
 	t.Helper()
-	snap, err := f.Snapshot()
-	if err != nil {
-		t.Fatalf("snapshot: %v", err)
-	}
-	defer snap.Release()
-	var sink memSink
-	if err := snap.Persist(&sink); err != nil {
+	var buf bytes.Buffer
+	if err := f.Snapshot().Persist(&buf); err != nil {
 		t.Fatalf("persist: %v", err)
 	}
-	if !sink.closed || sink.cancelled {
-		t.Fatalf("persist left sink closed=%v cancelled=%v", sink.closed, sink.cancelled)
-	}
-	return sink.Bytes()
+	return buf.Bytes()
 }
 
 // mustPanic runs fn and returns the panic message, failing if none.

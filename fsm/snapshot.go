@@ -8,7 +8,6 @@ import (
 	"io"
 
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
-	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meridiankms/meridian/fsm/fsmpb"
@@ -24,31 +23,30 @@ const (
 )
 
 // Snapshot captures the current state. It only takes a pointer: the state
-// is immutable, so Persist can stream it while Apply moves on.
-func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	return &snapshot{st: f.st.Load()}, nil
+// is immutable, so Persist can stream it while Apply moves on, and there is
+// nothing to release.
+func (f *FSM) Snapshot() *Snapshot {
+	return &Snapshot{st: f.st.Load()}
 }
 
-type snapshot struct{ st *state }
+// Snapshot is one captured state, as Snapshot took it.
+type Snapshot struct{ st *state }
 
-// Persist writes the state to sink: a uvarint-length-prefixed
+// Index is the applied index of the captured state.
+func (s *Snapshot) Index() uint64 { return s.st.index }
+
+// Persist writes the state to out: a uvarint-length-prefixed
 // SnapshotHeader, then one length-prefixed SnapshotRecord per key, alias,
-// node and remembered request, each group ordered by id.
-func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if err := s.write(sink); err != nil {
-		_ = sink.Cancel()
+// node and remembered request, each group ordered by id. Closing or
+// cancelling the destination is the caller's (raft's sink: the cluster's).
+func (s *Snapshot) Persist(out io.Writer) error {
+	if err := s.write(out); err != nil {
 		return fmt.Errorf("persist snapshot at index %d: %w", s.st.index, err)
-	}
-	if err := sink.Close(); err != nil {
-		return fmt.Errorf("persist snapshot at index %d: close: %w", s.st.index, err)
 	}
 	return nil
 }
 
-// Release has nothing to free: the captured state is garbage once unused.
-func (s *snapshot) Release() {}
-
-func (s *snapshot) write(out io.Writer) error {
+func (s *Snapshot) write(out io.Writer) error {
 	st := s.st
 	w := &frameWriter{w: bufio.NewWriterSize(out, 64<<10)}
 	w.frame(&fsmpb.SnapshotHeader{

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -132,9 +133,8 @@ func TestConcurrentReads(t *testing.T) {
 		return ""
 	})
 	reader(func() string {
-		snap, _ := h.f.Snapshot()
-		var sink memSink
-		if err := snap.Persist(&sink); err != nil {
+		var buf bytes.Buffer
+		if err := h.f.Snapshot().Persist(&buf); err != nil {
 			return err.Error()
 		}
 		return ""

@@ -7,7 +7,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/meridiankms/meridian/cluster"
 	"github.com/meridiankms/meridian/fsm"
 	"github.com/meridiankms/meridian/fsm/fsmpb"
 )
@@ -47,7 +46,7 @@ func (s *Store) propose(ctx context.Context, op string, t fsmpb.CommandType, pay
 // or on another node, may succeed; the request id makes that safe).
 func applyErr(op string, err error) error {
 	switch {
-	case errors.Is(err, cluster.ErrNoLeader):
+	case errors.Is(err, fsm.ErrNoLeader):
 		// Checked before the context: a minority partition ends the wait
 		// with both, and "no quorum" is the truer explanation.
 		return userErr(ErrUnavailable, "%s: no quorum: no Raft leader reachable from this node; control-plane writes need a majority of voters (data-plane operations keep working here)", op)

@@ -17,7 +17,7 @@ func unixTime(ns int64) time.Time {
 // metadata converts a replicated key into what DescribeKey returns.
 func metadata(k *fsmpb.Key) KeyMetadata {
 	spec, usage := keySpec(k), keyUsage(k)
-	state := enumName(stateByNumber, int32(k.GetState()))
+	state := enumName(stateByNumber, k.GetState())
 	m := KeyMetadata{
 		KeyID:                k.GetId(),
 		KeyName:              keyName(k.GetId()),

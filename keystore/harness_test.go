@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/meridiankms/meridian/fsm"
 	"github.com/meridiankms/meridian/fsm/fsmpb"
 	"github.com/meridiankms/meridian/hsm/soft"
@@ -50,8 +48,8 @@ func (a *testApplier) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Res
 	defer a.mu.Unlock()
 	a.index++
 	a.logged = append(a.logged, b)
-	res, ok := a.f.Apply(&raft.Log{Index: a.index, Term: 1, Type: raft.LogCommand, Data: b}).(*fsmpb.Result)
-	if !ok {
+	res := a.f.Apply(a.index, b)
+	if res == nil {
 		return nil, errors.New("fsm returned no Result")
 	}
 	return res, nil

@@ -299,7 +299,7 @@ func (s *Store) ScheduleKeyDeletion(ctx context.Context, keyID string, pendingWi
 	return ScheduleDeletionResult{
 		KeyID:             k.GetId(),
 		DeletionDate:      unixTime(k.GetDeletionUnixNano()),
-		KeyState:          enumName(stateByNumber, int32(k.GetState())),
+		KeyState:          enumName(stateByNumber, k.GetState()),
 		PendingWindowDays: k.GetPendingWindowDays(),
 		WriteResult:       writeResult(res),
 	}, nil

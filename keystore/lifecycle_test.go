@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	apipb "github.com/meridiankms/meridian/api/meridian/v1"
-	"github.com/meridiankms/meridian/cluster"
+	"github.com/meridiankms/meridian/fsm"
 )
 
 func TestCreateKeyEverySpec(t *testing.T) { bothLevels(t, testCreateKeyEverySpec) }
@@ -370,7 +369,7 @@ func TestApplyErrorMapping(t *testing.T) {
 		check func(error) bool
 		msg   string
 	}{
-		{"no leader", fmt.Errorf("apply: %w", cluster.ErrNoLeader), func(e error) bool { return errors.Is(e, ErrUnavailable) }, "no quorum: no Raft leader reachable"},
+		{"no leader", fmt.Errorf("apply: %w", fsm.ErrNoLeader), func(e error) bool { return errors.Is(e, ErrUnavailable) }, "no quorum: no Raft leader reachable"},
 		{"deadline", fmt.Errorf("forward: %w", context.DeadlineExceeded), func(e error) bool {
 			return errors.Is(e, context.DeadlineExceeded) && !errors.Is(e, ErrUnavailable)
 		}, ""},
@@ -403,36 +402,6 @@ func TestHSMClosedIsUnavailable(t *testing.T) {
 	wantErr(t, err, ErrUnavailable, "")
 	_, err = h.s.GenerateRandom(bg, 8)
 	wantErr(t, err, ErrUnavailable, "")
-}
-
-// The keystore keeps its own copy of the api enum numbers (it must not
-// import the api); this pins them to the proto.
-func TestEnumNumbersMatchAPI(t *testing.T) {
-	for spec, info := range specs {
-		if n := apipb.KeySpec_value["KEY_SPEC_"+string(spec)]; n != info.number {
-			t.Errorf("spec %s: keystore %d, api %d", spec, info.number, n)
-		}
-	}
-	for i, u := range usageByNumber[1:] {
-		if n := apipb.KeyUsage_value["KEY_USAGE_"+string(u)]; int(n) != i+1 {
-			t.Errorf("usage %s: keystore %d, api %d", u, i+1, n)
-		}
-	}
-	for i, o := range originByNumber[1:] {
-		if n := apipb.Origin_value["ORIGIN_"+string(o)]; int(n) != i+1 {
-			t.Errorf("origin %s: keystore %d, api %d", o, i+1, n)
-		}
-	}
-	for i, p := range protectionByNumber[1:] {
-		if n := apipb.ProtectionLevel_value["PROTECTION_LEVEL_"+string(p)]; int(n) != i+1 {
-			t.Errorf("protection %s: keystore %d, api %d", p, i+1, n)
-		}
-	}
-	for i, s := range stateByNumber[1:] {
-		if n := apipb.KeyState_value["KEY_STATE_"+string(s)]; int(n) != i+1 {
-			t.Errorf("state %s: keystore %d, api %d", s, i+1, n)
-		}
-	}
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	_ "crypto/sha1"
 	_ "crypto/sha256"
 	_ "crypto/sha512"
+
+	"github.com/meridiankms/meridian/fsm/fsmpb"
 )
 
 // family groups key specs by the operations they allow.
@@ -19,10 +21,10 @@ const (
 	famECC
 )
 
-// specInfo is everything the keystore knows about a key spec. number is the
-// api (and fsm) enum number.
+// specInfo is everything the keystore knows about a key spec. number is
+// the fsm record's enum value.
 type specInfo struct {
-	number int32
+	number fsmpb.KeySpec
 	family family
 	usages []KeyUsage // allowed; the first is the default
 	bits   int        // RSA modulus size
@@ -32,47 +34,70 @@ type specInfo struct {
 }
 
 var specs = map[KeySpec]specInfo{
-	SpecSymmetricDefault: {number: 1, family: famSymmetric, usages: []KeyUsage{UsageEncryptDecrypt}, size: 32},
-	SpecHMAC256:          {number: 2, family: famHMAC, usages: []KeyUsage{UsageGenerateVerifyMAC}, hash: crypto.SHA256, size: 32},
-	SpecHMAC384:          {number: 3, family: famHMAC, usages: []KeyUsage{UsageGenerateVerifyMAC}, hash: crypto.SHA384, size: 48},
-	SpecHMAC512:          {number: 4, family: famHMAC, usages: []KeyUsage{UsageGenerateVerifyMAC}, hash: crypto.SHA512, size: 64},
-	SpecRSA2048:          {number: 5, family: famRSA, usages: []KeyUsage{UsageEncryptDecrypt, UsageSignVerify}, bits: 2048},
-	SpecRSA3072:          {number: 6, family: famRSA, usages: []KeyUsage{UsageEncryptDecrypt, UsageSignVerify}, bits: 3072},
-	SpecRSA4096:          {number: 7, family: famRSA, usages: []KeyUsage{UsageEncryptDecrypt, UsageSignVerify}, bits: 4096},
-	SpecECCP256:          {number: 8, family: famECC, usages: []KeyUsage{UsageSignVerify}, curve: elliptic.P256(), hash: crypto.SHA256},
-	SpecECCP384:          {number: 9, family: famECC, usages: []KeyUsage{UsageSignVerify}, curve: elliptic.P384(), hash: crypto.SHA384},
-	SpecECCP521:          {number: 10, family: famECC, usages: []KeyUsage{UsageSignVerify}, curve: elliptic.P521(), hash: crypto.SHA512},
+	SpecSymmetricDefault: {number: fsmpb.KeySpec_KEY_SPEC_SYMMETRIC_DEFAULT, family: famSymmetric, usages: []KeyUsage{UsageEncryptDecrypt}, size: 32},
+	SpecHMAC256:          {number: fsmpb.KeySpec_KEY_SPEC_HMAC_256, family: famHMAC, usages: []KeyUsage{UsageGenerateVerifyMAC}, hash: crypto.SHA256, size: 32},
+	SpecHMAC384:          {number: fsmpb.KeySpec_KEY_SPEC_HMAC_384, family: famHMAC, usages: []KeyUsage{UsageGenerateVerifyMAC}, hash: crypto.SHA384, size: 48},
+	SpecHMAC512:          {number: fsmpb.KeySpec_KEY_SPEC_HMAC_512, family: famHMAC, usages: []KeyUsage{UsageGenerateVerifyMAC}, hash: crypto.SHA512, size: 64},
+	SpecRSA2048:          {number: fsmpb.KeySpec_KEY_SPEC_RSA_2048, family: famRSA, usages: []KeyUsage{UsageEncryptDecrypt, UsageSignVerify}, bits: 2048},
+	SpecRSA3072:          {number: fsmpb.KeySpec_KEY_SPEC_RSA_3072, family: famRSA, usages: []KeyUsage{UsageEncryptDecrypt, UsageSignVerify}, bits: 3072},
+	SpecRSA4096:          {number: fsmpb.KeySpec_KEY_SPEC_RSA_4096, family: famRSA, usages: []KeyUsage{UsageEncryptDecrypt, UsageSignVerify}, bits: 4096},
+	SpecECCP256:          {number: fsmpb.KeySpec_KEY_SPEC_ECC_NIST_P256, family: famECC, usages: []KeyUsage{UsageSignVerify}, curve: elliptic.P256(), hash: crypto.SHA256},
+	SpecECCP384:          {number: fsmpb.KeySpec_KEY_SPEC_ECC_NIST_P384, family: famECC, usages: []KeyUsage{UsageSignVerify}, curve: elliptic.P384(), hash: crypto.SHA384},
+	SpecECCP521:          {number: fsmpb.KeySpec_KEY_SPEC_ECC_NIST_P521, family: famECC, usages: []KeyUsage{UsageSignVerify}, curve: elliptic.P521(), hash: crypto.SHA512},
 }
 
-// specByNumber inverts specs; index = enum number.
-var specByNumber = func() []KeySpec {
-	out := make([]KeySpec, 11)
+// recordEnum names the values of one fsm record enum (N): index = the
+// enum number, value = the keystore's name ("" for UNSPECIFIED and gaps).
+// The fsm owns the numbers and keeps them forever; the keystore converts
+// here, at the edge, and transport converts names to the api's enums.
+type recordEnum[N ~int32, T comparable] []T
+
+// specByNumber inverts specs.
+var specByNumber = func() recordEnum[fsmpb.KeySpec, KeySpec] {
+	var out recordEnum[fsmpb.KeySpec, KeySpec]
 	for s, i := range specs {
+		if int(i.number) >= len(out) {
+			out = append(out, make([]KeySpec, int(i.number)+1-len(out))...)
+		}
 		out[i.number] = s
 	}
 	return out
 }()
 
-// Enum numbers shared with the api and the fsm records; index = number.
 var (
-	usageByNumber      = []KeyUsage{"", UsageEncryptDecrypt, UsageSignVerify, UsageGenerateVerifyMAC}
-	originByNumber     = []Origin{"", OriginMeridian}
-	protectionByNumber = []ProtectionLevel{"", ProtectionSoftware, ProtectionHSM}
-	stateByNumber      = []KeyState{"", StateEnabled, StateDisabled, StatePendingDeletion}
+	usageByNumber = recordEnum[fsmpb.KeyUsage, KeyUsage]{
+		fsmpb.KeyUsage_KEY_USAGE_ENCRYPT_DECRYPT:     UsageEncryptDecrypt,
+		fsmpb.KeyUsage_KEY_USAGE_SIGN_VERIFY:         UsageSignVerify,
+		fsmpb.KeyUsage_KEY_USAGE_GENERATE_VERIFY_MAC: UsageGenerateVerifyMAC,
+	}
+	originByNumber = recordEnum[fsmpb.Origin, Origin]{
+		fsmpb.Origin_ORIGIN_MERIDIAN: OriginMeridian,
+	}
+	protectionByNumber = recordEnum[fsmpb.ProtectionLevel, ProtectionLevel]{
+		fsmpb.ProtectionLevel_PROTECTION_LEVEL_SOFTWARE: ProtectionSoftware,
+		fsmpb.ProtectionLevel_PROTECTION_LEVEL_HSM:      ProtectionHSM,
+	}
+	stateByNumber = recordEnum[fsmpb.KeyState, KeyState]{
+		fsmpb.KeyState_KEY_STATE_ENABLED:          StateEnabled,
+		fsmpb.KeyState_KEY_STATE_DISABLED:         StateDisabled,
+		fsmpb.KeyState_KEY_STATE_PENDING_DELETION: StatePendingDeletion,
+	}
 )
 
-// enumNumber returns v's index in table (its enum number), or 0.
-func enumNumber[T comparable](table []T, v T) int32 {
+// enumNumber returns v's record enum number in table, or 0 (UNSPECIFIED).
+func enumNumber[N ~int32, T comparable](table recordEnum[N, T], v T) N {
+	var zero T
 	for i, x := range table {
-		if i > 0 && x == v {
-			return int32(i)
+		if x != zero && x == v {
+			return N(i)
 		}
 	}
 	return 0
 }
 
-// enumName returns table[n], or "" for an unknown number.
-func enumName[T any](table []T, n int32) T {
+// enumName returns the name of record enum number n, or "" for an unknown
+// number.
+func enumName[N ~int32, T comparable](table recordEnum[N, T], n N) T {
 	var zero T
 	if n <= 0 || int(n) >= len(table) {
 		return zero

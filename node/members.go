@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/meridiankms/meridian/cluster"
-	"github.com/meridiankms/meridian/keystore"
 	"github.com/meridiankms/meridian/transport"
 )
 
@@ -26,11 +25,13 @@ var (
 	}
 )
 
-// members adapts the cluster's membership view to the transport's.
+// members adapts the cluster's membership view to the transport's. A
+// failure is passed on as the cluster's error: transport answers any
+// Membership failure with Unavailable.
 func (n *Node) members(ctx context.Context) (transport.MembersView, error) {
 	ms, err := n.cluster.Members(ctx)
 	if err != nil {
-		return transport.MembersView{}, fmt.Errorf("membership view: %w: %w", keystore.ErrUnavailable, err)
+		return transport.MembersView{}, fmt.Errorf("membership view: %w", err)
 	}
 	leader, _ := n.cluster.Leader()
 	v := transport.MembersView{LeaderID: leader, ServedBy: n.cfg.NodeID, AppliedIndex: n.fsm.AppliedIndex()}

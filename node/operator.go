@@ -110,7 +110,11 @@ func (b operatorBackend) HSMStatus(ctx context.Context) (transport.HSMStatus, er
 	return st, nil
 }
 
-// operatorHSMErr gives an HSM error the keystore sentinel transport maps.
+// operatorHSMErr names the operation in an HSM error. transport's error
+// table knows the HSM's own sentinels: a device down or closed, or without
+// the domain key, is Unavailable there, and anything else is internal. The
+// failures an operator reads the message of are the caller's to fix, and
+// keep the keystore sentinel whose exception name their message carries.
 func operatorHSMErr(op string, err error) error {
 	switch {
 	case err == nil:
@@ -125,10 +129,8 @@ func operatorHSMErr(op string, err error) error {
 		return fmt.Errorf("%s: %w: %w", op, keystore.ErrInvalidState, err)
 	case errors.Is(err, hsm.ErrUnsupported):
 		return fmt.Errorf("%s: %w: %w", op, keystore.ErrUnsupported, err)
-	case errors.Is(err, hsm.ErrNoDomainKey), errors.Is(err, hsm.ErrUnavailable), errors.Is(err, hsm.ErrClosed):
-		return fmt.Errorf("%s: %w: %w", op, keystore.ErrUnavailable, err)
 	}
-	return fmt.Errorf("%s: %w: %w", op, keystore.ErrInternal, err)
+	return fmt.Errorf("%s: %w", op, err)
 }
 
 // syncInterval is how often a node checks that its HSM holds every domain

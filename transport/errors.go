@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"github.com/meridiankms/meridian/hsm"
 	"github.com/meridiankms/meridian/keystore"
 )
 
@@ -31,19 +32,29 @@ const (
 )
 
 type errorClass struct {
-	sentinel  error
+	sentinels []error // the class matches an error that wraps any of them
 	code      codes.Code
 	exception string
 	expose    exposure
 	fixedMsg  string // for exposeFixed
-	logLevel  slog.Level
-	logIt     bool
+	// callerMessage: a keystore refusal explained for the caller (no
+	// quorum, a stale node, an HSM without the domain key) shows its
+	// explanation instead of fixedMsg.
+	callerMessage bool
+	logLevel      slog.Level
+	logIt         bool
 }
 
 // errorClasses is matched in order with errors.Is, so an error that wraps
 // several sentinels takes the first row. Context errors come first (they are
 // the truest explanation), then the hidden internal classes, so that an
 // internal detail can never ride out on a user error's message.
+//
+// Errors arrive here from the keystore (its sentinels), and from the node's
+// other backends as their own errors: the HSM's (operator calls) and the
+// membership view's (errMembership, members.go). A device that is down or
+// closed, or that lacks the domain key, is Unavailable like the keystore's
+// ErrUnavailable: another node may serve. Anything unmatched is internal.
 //
 // Signature and MAC mismatches are InvalidArgument, not FailedPrecondition:
 // the argument (signature, MAC) is what is wrong, and no change of server
@@ -52,22 +63,24 @@ type errorClass struct {
 // (its spec or origin) that does not support it, and clients treat
 // Unimplemented as "this server lacks the method" (version skew).
 var errorClasses = []errorClass{
-	{sentinel: context.DeadlineExceeded, code: codes.DeadlineExceeded, exception: "DependencyTimeoutException", expose: exposeFixed, fixedMsg: "request deadline exceeded"},
-	{sentinel: context.Canceled, code: codes.Canceled, exception: "RequestCanceledException", expose: exposeFixed, fixedMsg: "request canceled"},
-	{sentinel: keystore.ErrInternal, code: codes.Internal, exception: "KMSInternalException", expose: exposeNothing, logLevel: slog.LevelError, logIt: true},
-	{sentinel: keystore.ErrUnavailable, code: codes.Unavailable, exception: "KMSUnavailableException", expose: exposeFixed, fixedMsg: "node temporarily unavailable; retry, possibly on another node", logLevel: slog.LevelWarn, logIt: true},
-	{sentinel: keystore.ErrValidation, code: codes.InvalidArgument, exception: "ValidationException"},
-	{sentinel: keystore.ErrNotFound, code: codes.NotFound, exception: "NotFoundException"},
-	{sentinel: keystore.ErrAlreadyExists, code: codes.AlreadyExists, exception: "AlreadyExistsException"},
-	{sentinel: keystore.ErrDisabled, code: codes.FailedPrecondition, exception: "DisabledException"},
-	{sentinel: keystore.ErrInvalidState, code: codes.FailedPrecondition, exception: "KMSInvalidStateException"},
-	{sentinel: keystore.ErrInvalidCiphertext, code: codes.InvalidArgument, exception: "InvalidCiphertextException"},
-	{sentinel: keystore.ErrIncorrectKey, code: codes.InvalidArgument, exception: "IncorrectKeyException"},
-	{sentinel: keystore.ErrInvalidKeyUsage, code: codes.InvalidArgument, exception: "InvalidKeyUsageException"},
-	{sentinel: keystore.ErrInvalidSignature, code: codes.InvalidArgument, exception: "KMSInvalidSignatureException"},
-	{sentinel: keystore.ErrInvalidMac, code: codes.InvalidArgument, exception: "KMSInvalidMacException"},
-	{sentinel: keystore.ErrUnsupported, code: codes.FailedPrecondition, exception: "UnsupportedOperationException"},
-	{sentinel: keystore.ErrLimitExceeded, code: codes.ResourceExhausted, exception: "LimitExceededException"},
+	{sentinels: []error{context.DeadlineExceeded}, code: codes.DeadlineExceeded, exception: "DependencyTimeoutException", expose: exposeFixed, fixedMsg: "request deadline exceeded"},
+	{sentinels: []error{context.Canceled}, code: codes.Canceled, exception: "RequestCanceledException", expose: exposeFixed, fixedMsg: "request canceled"},
+	{sentinels: []error{keystore.ErrInternal}, code: codes.Internal, exception: "KMSInternalException", expose: exposeNothing, logLevel: slog.LevelError, logIt: true},
+	{sentinels: []error{keystore.ErrUnavailable, hsm.ErrUnavailable, hsm.ErrClosed, hsm.ErrNoDomainKey, errMembership},
+		code: codes.Unavailable, exception: "KMSUnavailableException", expose: exposeFixed, fixedMsg: "node temporarily unavailable; retry, possibly on another node",
+		callerMessage: true, logLevel: slog.LevelWarn, logIt: true},
+	{sentinels: []error{keystore.ErrValidation}, code: codes.InvalidArgument, exception: "ValidationException"},
+	{sentinels: []error{keystore.ErrNotFound}, code: codes.NotFound, exception: "NotFoundException"},
+	{sentinels: []error{keystore.ErrAlreadyExists}, code: codes.AlreadyExists, exception: "AlreadyExistsException"},
+	{sentinels: []error{keystore.ErrDisabled}, code: codes.FailedPrecondition, exception: "DisabledException"},
+	{sentinels: []error{keystore.ErrInvalidState}, code: codes.FailedPrecondition, exception: "KMSInvalidStateException"},
+	{sentinels: []error{keystore.ErrInvalidCiphertext}, code: codes.InvalidArgument, exception: "InvalidCiphertextException"},
+	{sentinels: []error{keystore.ErrIncorrectKey}, code: codes.InvalidArgument, exception: "IncorrectKeyException"},
+	{sentinels: []error{keystore.ErrInvalidKeyUsage}, code: codes.InvalidArgument, exception: "InvalidKeyUsageException"},
+	{sentinels: []error{keystore.ErrInvalidSignature}, code: codes.InvalidArgument, exception: "KMSInvalidSignatureException"},
+	{sentinels: []error{keystore.ErrInvalidMac}, code: codes.InvalidArgument, exception: "KMSInvalidMacException"},
+	{sentinels: []error{keystore.ErrUnsupported}, code: codes.FailedPrecondition, exception: "UnsupportedOperationException"},
+	{sentinels: []error{keystore.ErrLimitExceeded}, code: codes.ResourceExhausted, exception: "LimitExceededException"},
 }
 
 // unknownClass is for errors that match no sentinel: a bug, so internal.
@@ -75,8 +88,10 @@ var unknownClass = errorClass{code: codes.Internal, exception: "KMSInternalExcep
 
 func classify(err error) errorClass {
 	for _, c := range errorClasses {
-		if errors.Is(err, c.sentinel) {
-			return c
+		for _, s := range c.sentinels {
+			if errors.Is(err, s) {
+				return c
+			}
 		}
 	}
 	return unknownClass
@@ -127,9 +142,7 @@ func toStatus(ctx context.Context, log *slog.Logger, op string, err error) *stat
 	case exposeMessage:
 		return newStatusError(c.code, err.Error(), c.exception)
 	case exposeFixed:
-		// A refusal the keystore explained for the caller (no quorum, a
-		// stale node, an HSM without the domain key) keeps its explanation.
-		if msg, ok := keystore.CallerMessage(err); ok && c.sentinel == keystore.ErrUnavailable {
+		if msg, ok := keystore.CallerMessage(err); ok && c.callerMessage {
 			return newStatusError(c.code, msg+" (request id "+rid+")", c.exception)
 		}
 		return newStatusError(c.code, c.fixedMsg+" (request id "+rid+")", c.exception)

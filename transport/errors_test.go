@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"github.com/meridiankms/meridian/hsm"
 	"github.com/meridiankms/meridian/keystore"
 )
 
@@ -46,6 +47,15 @@ func TestErrorMappingOverTheWire(t *testing.T) {
 		{context.Canceled, codes.Canceled, "RequestCanceledException", false},
 		// An internal error also marked as a user error stays hidden.
 		{errors.Join(keystore.ErrInternal, keystore.ErrValidation), codes.Internal, "KMSInternalException", false},
+		// The node's HSM, as operator calls return its errors: down,
+		// closed or without the domain key is Unavailable; other failures
+		// are internal.
+		{hsm.ErrUnavailable, codes.Unavailable, "KMSUnavailableException", false},
+		{hsm.ErrClosed, codes.Unavailable, "KMSUnavailableException", false},
+		{hsm.ErrNoDomainKey, codes.Unavailable, "KMSUnavailableException", false},
+		{hsm.ErrHandleInvalid, codes.Internal, "KMSInternalException", false},
+		{errors.Join(keystore.ErrInternal, hsm.ErrUnavailable), codes.Internal, "KMSInternalException", false},
+		{errors.Join(hsm.ErrUnavailable, keystore.ErrValidation), codes.Unavailable, "KMSUnavailableException", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.exception+"/"+tc.err.Error(), func(t *testing.T) {
@@ -87,7 +97,7 @@ func TestErrorMappingOverTheWire(t *testing.T) {
 // Internal and unavailable errors are logged once, with their detail and
 // request id, so an operator can find what the caller was not told.
 func TestInternalErrorLoggedOnce(t *testing.T) {
-	for _, sentinel := range []error{keystore.ErrInternal, keystore.ErrUnavailable, errors.New("unclassified")} {
+	for _, sentinel := range []error{keystore.ErrInternal, keystore.ErrUnavailable, hsm.ErrUnavailable, errors.New("unclassified")} {
 		h := newHarness(t)
 		h.store.set(func(f *fakeStore) { f.err = fmt.Errorf("unwrap k-1 v2 (%s): %w", secretDetail, sentinel) })
 		ctx := metadata.AppendToOutgoingContext(testCtx(t), RequestIDHeader, "rid-42")
@@ -137,15 +147,17 @@ func TestExceptionOf(t *testing.T) {
 	}
 }
 
-// Each class's exception name is the text of its keystore sentinel, so the
-// keystore's errors, logs and the wire agree on names.
+// Each class's exception name is the text of its keystore sentinel (a
+// class's first), so the keystore's errors, logs and the wire agree on
+// names.
 func TestExceptionNamesMatchSentinels(t *testing.T) {
 	for _, c := range errorClasses {
-		if errors.Is(c.sentinel, context.DeadlineExceeded) || errors.Is(c.sentinel, context.Canceled) {
+		first := c.sentinels[0]
+		if errors.Is(first, context.DeadlineExceeded) || errors.Is(first, context.Canceled) {
 			continue
 		}
-		if c.sentinel.Error() != c.exception {
-			t.Errorf("sentinel %q mapped to exception %q", c.sentinel, c.exception)
+		if first.Error() != c.exception {
+			t.Errorf("sentinel %q mapped to exception %q", first, c.exception)
 		}
 	}
 }

@@ -2,6 +2,8 @@ package transport
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"google.golang.org/grpc/codes"
 
@@ -11,10 +13,25 @@ import (
 // Membership is this node's view of the cluster, answered from its gossip
 // and Raft state without a network hop. It is declared here, by its
 // consumer, so transport needs nothing of the cluster package; the wiring
-// adapts the cluster node to it. Errors go through the same mapping as
-// keystore errors (errors.go): wrap keystore.ErrUnavailable for "not now".
+// adapts the cluster node to it. Any error means the view cannot be had
+// here now: callers see Unavailable (errMembership in the error table), or
+// the context's own error when the call ran out.
 type Membership interface {
 	Members(ctx context.Context) (MembersView, error)
+}
+
+// errMembership marks a failed membership view (the node shutting down,
+// raft not answering): the error table maps it to Unavailable, so the
+// caller asks another node.
+var errMembership = errors.New("membership view unavailable")
+
+// membersView asks m for its view; a failure wraps errMembership.
+func membersView(ctx context.Context, m Membership) (MembersView, error) {
+	v, err := m.Members(ctx)
+	if err != nil {
+		return MembersView{}, fmt.Errorf("%w: %w", errMembership, err)
+	}
+	return v, nil
 }
 
 // MembershipFunc adapts a function to Membership.
@@ -107,7 +124,7 @@ func (s *service) Members(ctx context.Context, _ *apiv1.MembersRequest) (*apiv1.
 	if s.members == nil {
 		return nil, errNoMembership()
 	}
-	v, err := s.members.Members(ctx)
+	v, err := membersView(ctx, s.members)
 	if err != nil {
 		return nil, err
 	}

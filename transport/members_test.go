@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -115,6 +116,23 @@ func TestMembersErrorMapped(t *testing.T) {
 	_, err := h.client.Members(testCtx(t), &apiv1.MembersRequest{})
 	if st, _ := status.FromError(err); st.Code() != codes.Unavailable || ExceptionFromStatus(st) != "KMSUnavailableException" {
 		t.Fatalf("got %v, want Unavailable", err)
+	}
+}
+
+// Any failure of the membership view, as the cluster returns it (no
+// keystore sentinel), is Unavailable with the fixed text: ask another node.
+func TestMembersClusterErrorUnavailable(t *testing.T) {
+	h := newHarness(t)
+	h.store.set(func(f *fakeStore) {
+		f.err = fmt.Errorf("get raft configuration (%s): cluster node is shut down", secretDetail)
+	})
+	_, err := h.client.Members(testCtx(t), &apiv1.MembersRequest{})
+	st, _ := status.FromError(err)
+	if st.Code() != codes.Unavailable || ExceptionFromStatus(st) != "KMSUnavailableException" {
+		t.Fatalf("got %v, want Unavailable", err)
+	}
+	if strings.Contains(st.Message(), secretDetail) || !strings.Contains(st.Message(), "retry, possibly on another node") {
+		t.Fatalf("message %q, want the fixed text without detail", st.Message())
 	}
 }
 

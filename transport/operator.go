@@ -22,11 +22,13 @@ import (
 // OperatorBackend is this node's side of the meridian.v1.Operator service:
 // its keystore and its HSM. It is declared here, by its consumer; the node
 // wiring adapts *keystore.Store and the node's hsm.HSM to it. Errors go
-// through the same mapping as keystore errors (errors.go): HSM failures
-// must arrive wrapped in keystore sentinels (ErrUnavailable for a device
-// down or a missing domain key, ErrValidation for a bad transport key or
-// bundle, ErrUnsupported for a backend that cannot enrol), as
-// keystore.Store's own errors already are.
+// through the same mapping as keystore errors (errors.go), which knows the
+// HSM's own sentinels: a device down or closed, or a missing domain key
+// (hsm.ErrUnavailable, ErrClosed, ErrNoDomainKey), is Unavailable as it
+// is; any other HSM failure is internal. Failures whose message is meant
+// for the operator wrap a keystore sentinel (ErrValidation for a bad
+// transport key or bundle, ErrUnsupported for a backend that cannot
+// enrol), as keystore.Store's own errors do.
 type OperatorBackend interface {
 	// DomainKeyStatus is (*keystore.Store).DomainKeyStatus.
 	DomainKeyStatus(ctx context.Context) (keystore.DomainKeyStatus, error)
@@ -210,7 +212,7 @@ func (o *operatorService) checkSource(ctx context.Context, src string) error {
 		return newStatusError(codes.FailedPrecondition,
 			"SyncDomainKeys needs the cluster membership view, and this server was started without one", "UnsupportedOperationException")
 	}
-	view, err := o.srv.members.Members(ctx)
+	view, err := membersView(ctx, o.srv.members)
 	if err != nil {
 		return o.fail(ctx, "SyncDomainKeys", err)
 	}

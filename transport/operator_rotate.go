@@ -124,7 +124,7 @@ func (r *rotation) findMembers(ctx context.Context) error {
 	if r.o.srv.members == nil {
 		return nil
 	}
-	view, err := r.o.srv.members.Members(ctx)
+	view, err := membersView(ctx, r.o.srv.members)
 	if err != nil {
 		return err
 	}

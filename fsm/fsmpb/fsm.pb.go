@@ -175,6 +175,226 @@ func (KeyState) EnumDescriptor() ([]byte, []int) {
 	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{1}
 }
 
+type KeySpec int32
+
+const (
+	KeySpec_KEY_SPEC_UNSPECIFIED       KeySpec = 0
+	KeySpec_KEY_SPEC_SYMMETRIC_DEFAULT KeySpec = 1
+	KeySpec_KEY_SPEC_HMAC_256          KeySpec = 2
+	KeySpec_KEY_SPEC_HMAC_384          KeySpec = 3
+	KeySpec_KEY_SPEC_HMAC_512          KeySpec = 4
+	KeySpec_KEY_SPEC_RSA_2048          KeySpec = 5
+	KeySpec_KEY_SPEC_RSA_3072          KeySpec = 6
+	KeySpec_KEY_SPEC_RSA_4096          KeySpec = 7
+	KeySpec_KEY_SPEC_ECC_NIST_P256     KeySpec = 8
+	KeySpec_KEY_SPEC_ECC_NIST_P384     KeySpec = 9
+	KeySpec_KEY_SPEC_ECC_NIST_P521     KeySpec = 10
+)
+
+// Enum value maps for KeySpec.
+var (
+	KeySpec_name = map[int32]string{
+		0:  "KEY_SPEC_UNSPECIFIED",
+		1:  "KEY_SPEC_SYMMETRIC_DEFAULT",
+		2:  "KEY_SPEC_HMAC_256",
+		3:  "KEY_SPEC_HMAC_384",
+		4:  "KEY_SPEC_HMAC_512",
+		5:  "KEY_SPEC_RSA_2048",
+		6:  "KEY_SPEC_RSA_3072",
+		7:  "KEY_SPEC_RSA_4096",
+		8:  "KEY_SPEC_ECC_NIST_P256",
+		9:  "KEY_SPEC_ECC_NIST_P384",
+		10: "KEY_SPEC_ECC_NIST_P521",
+	}
+	KeySpec_value = map[string]int32{
+		"KEY_SPEC_UNSPECIFIED":       0,
+		"KEY_SPEC_SYMMETRIC_DEFAULT": 1,
+		"KEY_SPEC_HMAC_256":          2,
+		"KEY_SPEC_HMAC_384":          3,
+		"KEY_SPEC_HMAC_512":          4,
+		"KEY_SPEC_RSA_2048":          5,
+		"KEY_SPEC_RSA_3072":          6,
+		"KEY_SPEC_RSA_4096":          7,
+		"KEY_SPEC_ECC_NIST_P256":     8,
+		"KEY_SPEC_ECC_NIST_P384":     9,
+		"KEY_SPEC_ECC_NIST_P521":     10,
+	}
+)
+
+func (x KeySpec) Enum() *KeySpec {
+	p := new(KeySpec)
+	*p = x
+	return p
+}
+
+func (x KeySpec) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KeySpec) Descriptor() protoreflect.EnumDescriptor {
+	return file_fsm_fsmpb_fsm_proto_enumTypes[2].Descriptor()
+}
+
+func (KeySpec) Type() protoreflect.EnumType {
+	return &file_fsm_fsmpb_fsm_proto_enumTypes[2]
+}
+
+func (x KeySpec) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KeySpec.Descriptor instead.
+func (KeySpec) EnumDescriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{2}
+}
+
+type KeyUsage int32
+
+const (
+	KeyUsage_KEY_USAGE_UNSPECIFIED         KeyUsage = 0
+	KeyUsage_KEY_USAGE_ENCRYPT_DECRYPT     KeyUsage = 1
+	KeyUsage_KEY_USAGE_SIGN_VERIFY         KeyUsage = 2
+	KeyUsage_KEY_USAGE_GENERATE_VERIFY_MAC KeyUsage = 3
+)
+
+// Enum value maps for KeyUsage.
+var (
+	KeyUsage_name = map[int32]string{
+		0: "KEY_USAGE_UNSPECIFIED",
+		1: "KEY_USAGE_ENCRYPT_DECRYPT",
+		2: "KEY_USAGE_SIGN_VERIFY",
+		3: "KEY_USAGE_GENERATE_VERIFY_MAC",
+	}
+	KeyUsage_value = map[string]int32{
+		"KEY_USAGE_UNSPECIFIED":         0,
+		"KEY_USAGE_ENCRYPT_DECRYPT":     1,
+		"KEY_USAGE_SIGN_VERIFY":         2,
+		"KEY_USAGE_GENERATE_VERIFY_MAC": 3,
+	}
+)
+
+func (x KeyUsage) Enum() *KeyUsage {
+	p := new(KeyUsage)
+	*p = x
+	return p
+}
+
+func (x KeyUsage) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (KeyUsage) Descriptor() protoreflect.EnumDescriptor {
+	return file_fsm_fsmpb_fsm_proto_enumTypes[3].Descriptor()
+}
+
+func (KeyUsage) Type() protoreflect.EnumType {
+	return &file_fsm_fsmpb_fsm_proto_enumTypes[3]
+}
+
+func (x KeyUsage) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use KeyUsage.Descriptor instead.
+func (KeyUsage) EnumDescriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{3}
+}
+
+type Origin int32
+
+const (
+	Origin_ORIGIN_UNSPECIFIED Origin = 0
+	Origin_ORIGIN_MERIDIAN    Origin = 1
+)
+
+// Enum value maps for Origin.
+var (
+	Origin_name = map[int32]string{
+		0: "ORIGIN_UNSPECIFIED",
+		1: "ORIGIN_MERIDIAN",
+	}
+	Origin_value = map[string]int32{
+		"ORIGIN_UNSPECIFIED": 0,
+		"ORIGIN_MERIDIAN":    1,
+	}
+)
+
+func (x Origin) Enum() *Origin {
+	p := new(Origin)
+	*p = x
+	return p
+}
+
+func (x Origin) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Origin) Descriptor() protoreflect.EnumDescriptor {
+	return file_fsm_fsmpb_fsm_proto_enumTypes[4].Descriptor()
+}
+
+func (Origin) Type() protoreflect.EnumType {
+	return &file_fsm_fsmpb_fsm_proto_enumTypes[4]
+}
+
+func (x Origin) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Origin.Descriptor instead.
+func (Origin) EnumDescriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{4}
+}
+
+type ProtectionLevel int32
+
+const (
+	ProtectionLevel_PROTECTION_LEVEL_UNSPECIFIED ProtectionLevel = 0
+	ProtectionLevel_PROTECTION_LEVEL_SOFTWARE    ProtectionLevel = 1
+	ProtectionLevel_PROTECTION_LEVEL_HSM         ProtectionLevel = 2
+)
+
+// Enum value maps for ProtectionLevel.
+var (
+	ProtectionLevel_name = map[int32]string{
+		0: "PROTECTION_LEVEL_UNSPECIFIED",
+		1: "PROTECTION_LEVEL_SOFTWARE",
+		2: "PROTECTION_LEVEL_HSM",
+	}
+	ProtectionLevel_value = map[string]int32{
+		"PROTECTION_LEVEL_UNSPECIFIED": 0,
+		"PROTECTION_LEVEL_SOFTWARE":    1,
+		"PROTECTION_LEVEL_HSM":         2,
+	}
+)
+
+func (x ProtectionLevel) Enum() *ProtectionLevel {
+	p := new(ProtectionLevel)
+	*p = x
+	return p
+}
+
+func (x ProtectionLevel) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ProtectionLevel) Descriptor() protoreflect.EnumDescriptor {
+	return file_fsm_fsmpb_fsm_proto_enumTypes[5].Descriptor()
+}
+
+func (ProtectionLevel) Type() protoreflect.EnumType {
+	return &file_fsm_fsmpb_fsm_proto_enumTypes[5]
+}
+
+func (x ProtectionLevel) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ProtectionLevel.Descriptor instead.
+func (ProtectionLevel) EnumDescriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_fsm_proto_rawDescGZIP(), []int{5}
+}
+
 // Command is the envelope of every Raft log entry.
 type Command struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -265,18 +485,17 @@ func (x *Command) GetPayload() []byte {
 	return nil
 }
 
-// Key is one customer key as replicated. Spec, usage, origin and protection
-// level use the api enum numbers so that they map one to one.
+// Key is one customer key as replicated.
 type Key struct {
 	state                protoimpl.MessageState `protogen:"open.v1"`
 	Id                   string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Description          string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
 	Tags                 map[string]string      `protobuf:"bytes,3,rep,name=tags,proto3" json:"tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Spec                 int32                  `protobuf:"varint,4,opt,name=spec,proto3" json:"spec,omitempty"`
-	Usage                int32                  `protobuf:"varint,5,opt,name=usage,proto3" json:"usage,omitempty"`
+	Spec                 KeySpec                `protobuf:"varint,4,opt,name=spec,proto3,enum=meridian.fsm.v1.KeySpec" json:"spec,omitempty"`
+	Usage                KeyUsage               `protobuf:"varint,5,opt,name=usage,proto3,enum=meridian.fsm.v1.KeyUsage" json:"usage,omitempty"`
 	State                KeyState               `protobuf:"varint,6,opt,name=state,proto3,enum=meridian.fsm.v1.KeyState" json:"state,omitempty"`
-	Origin               int32                  `protobuf:"varint,7,opt,name=origin,proto3" json:"origin,omitempty"`
-	ProtectionLevel      int32                  `protobuf:"varint,8,opt,name=protection_level,json=protectionLevel,proto3" json:"protection_level,omitempty"`
+	Origin               Origin                 `protobuf:"varint,7,opt,name=origin,proto3,enum=meridian.fsm.v1.Origin" json:"origin,omitempty"`
+	ProtectionLevel      ProtectionLevel        `protobuf:"varint,8,opt,name=protection_level,json=protectionLevel,proto3,enum=meridian.fsm.v1.ProtectionLevel" json:"protection_level,omitempty"`
 	CreatedUnixNano      int64                  `protobuf:"varint,9,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
 	DeletionUnixNano     int64                  `protobuf:"varint,10,opt,name=deletion_unix_nano,json=deletionUnixNano,proto3" json:"deletion_unix_nano,omitempty"` // set while PENDING_DELETION
 	PendingWindowDays    uint32                 `protobuf:"varint,11,opt,name=pending_window_days,json=pendingWindowDays,proto3" json:"pending_window_days,omitempty"`
@@ -339,18 +558,18 @@ func (x *Key) GetTags() map[string]string {
 	return nil
 }
 
-func (x *Key) GetSpec() int32 {
+func (x *Key) GetSpec() KeySpec {
 	if x != nil {
 		return x.Spec
 	}
-	return 0
+	return KeySpec_KEY_SPEC_UNSPECIFIED
 }
 
-func (x *Key) GetUsage() int32 {
+func (x *Key) GetUsage() KeyUsage {
 	if x != nil {
 		return x.Usage
 	}
-	return 0
+	return KeyUsage_KEY_USAGE_UNSPECIFIED
 }
 
 func (x *Key) GetState() KeyState {
@@ -360,18 +579,18 @@ func (x *Key) GetState() KeyState {
 	return KeyState_KEY_STATE_UNSPECIFIED
 }
 
-func (x *Key) GetOrigin() int32 {
+func (x *Key) GetOrigin() Origin {
 	if x != nil {
 		return x.Origin
 	}
-	return 0
+	return Origin_ORIGIN_UNSPECIFIED
 }
 
-func (x *Key) GetProtectionLevel() int32 {
+func (x *Key) GetProtectionLevel() ProtectionLevel {
 	if x != nil {
 		return x.ProtectionLevel
 	}
-	return 0
+	return ProtectionLevel_PROTECTION_LEVEL_UNSPECIFIED
 }
 
 func (x *Key) GetCreatedUnixNano() int64 {
@@ -1574,16 +1793,16 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x04 \x01(\tR\trequestId\x12$\n" +
 	"\x0etime_unix_nano\x18\x05 \x01(\x03R\ftimeUnixNano\x12\x18\n" +
-	"\apayload\x18\x06 \x01(\fR\apayload\"\x98\x05\n" +
+	"\apayload\x18\x06 \x01(\fR\apayload\"\x88\x06\n" +
 	"\x03Key\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x122\n" +
-	"\x04tags\x18\x03 \x03(\v2\x1e.meridian.fsm.v1.Key.TagsEntryR\x04tags\x12\x12\n" +
-	"\x04spec\x18\x04 \x01(\x05R\x04spec\x12\x14\n" +
-	"\x05usage\x18\x05 \x01(\x05R\x05usage\x12/\n" +
-	"\x05state\x18\x06 \x01(\x0e2\x19.meridian.fsm.v1.KeyStateR\x05state\x12\x16\n" +
-	"\x06origin\x18\a \x01(\x05R\x06origin\x12)\n" +
-	"\x10protection_level\x18\b \x01(\x05R\x0fprotectionLevel\x12*\n" +
+	"\x04tags\x18\x03 \x03(\v2\x1e.meridian.fsm.v1.Key.TagsEntryR\x04tags\x12,\n" +
+	"\x04spec\x18\x04 \x01(\x0e2\x18.meridian.fsm.v1.KeySpecR\x04spec\x12/\n" +
+	"\x05usage\x18\x05 \x01(\x0e2\x19.meridian.fsm.v1.KeyUsageR\x05usage\x12/\n" +
+	"\x05state\x18\x06 \x01(\x0e2\x19.meridian.fsm.v1.KeyStateR\x05state\x12/\n" +
+	"\x06origin\x18\a \x01(\x0e2\x17.meridian.fsm.v1.OriginR\x06origin\x12K\n" +
+	"\x10protection_level\x18\b \x01(\x0e2 .meridian.fsm.v1.ProtectionLevelR\x0fprotectionLevel\x12*\n" +
 	"\x11created_unix_nano\x18\t \x01(\x03R\x0fcreatedUnixNano\x12,\n" +
 	"\x12deletion_unix_nano\x18\n" +
 	" \x01(\x03R\x10deletionUnixNano\x12.\n" +
@@ -1701,7 +1920,32 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x15KEY_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11KEY_STATE_ENABLED\x10\x01\x12\x16\n" +
 	"\x12KEY_STATE_DISABLED\x10\x02\x12\x1e\n" +
-	"\x1aKEY_STATE_PENDING_DELETION\x10\x03B+Z)github.com/meridiankms/meridian/fsm/fsmpbb\x06proto3"
+	"\x1aKEY_STATE_PENDING_DELETION\x10\x03*\xa1\x02\n" +
+	"\aKeySpec\x12\x18\n" +
+	"\x14KEY_SPEC_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aKEY_SPEC_SYMMETRIC_DEFAULT\x10\x01\x12\x15\n" +
+	"\x11KEY_SPEC_HMAC_256\x10\x02\x12\x15\n" +
+	"\x11KEY_SPEC_HMAC_384\x10\x03\x12\x15\n" +
+	"\x11KEY_SPEC_HMAC_512\x10\x04\x12\x15\n" +
+	"\x11KEY_SPEC_RSA_2048\x10\x05\x12\x15\n" +
+	"\x11KEY_SPEC_RSA_3072\x10\x06\x12\x15\n" +
+	"\x11KEY_SPEC_RSA_4096\x10\a\x12\x1a\n" +
+	"\x16KEY_SPEC_ECC_NIST_P256\x10\b\x12\x1a\n" +
+	"\x16KEY_SPEC_ECC_NIST_P384\x10\t\x12\x1a\n" +
+	"\x16KEY_SPEC_ECC_NIST_P521\x10\n" +
+	"*\x82\x01\n" +
+	"\bKeyUsage\x12\x19\n" +
+	"\x15KEY_USAGE_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19KEY_USAGE_ENCRYPT_DECRYPT\x10\x01\x12\x19\n" +
+	"\x15KEY_USAGE_SIGN_VERIFY\x10\x02\x12!\n" +
+	"\x1dKEY_USAGE_GENERATE_VERIFY_MAC\x10\x03*5\n" +
+	"\x06Origin\x12\x16\n" +
+	"\x12ORIGIN_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fORIGIN_MERIDIAN\x10\x01*l\n" +
+	"\x0fProtectionLevel\x12 \n" +
+	"\x1cPROTECTION_LEVEL_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19PROTECTION_LEVEL_SOFTWARE\x10\x01\x12\x18\n" +
+	"\x14PROTECTION_LEVEL_HSM\x10\x02B+Z)github.com/meridiankms/meridian/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_fsmpb_fsm_proto_rawDescOnce sync.Once
@@ -1715,54 +1959,62 @@ func file_fsm_fsmpb_fsm_proto_rawDescGZIP() []byte {
 	return file_fsm_fsmpb_fsm_proto_rawDescData
 }
 
-var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_fsm_fsmpb_fsm_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
 var file_fsm_fsmpb_fsm_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_fsm_fsmpb_fsm_proto_goTypes = []any{
 	(CommandType)(0),          // 0: meridian.fsm.v1.CommandType
 	(KeyState)(0),             // 1: meridian.fsm.v1.KeyState
-	(*Command)(nil),           // 2: meridian.fsm.v1.Command
-	(*Key)(nil),               // 3: meridian.fsm.v1.Key
-	(*KeyVersion)(nil),        // 4: meridian.fsm.v1.KeyVersion
-	(*Alias)(nil),             // 5: meridian.fsm.v1.Alias
-	(*Node)(nil),              // 6: meridian.fsm.v1.Node
-	(*CreateKey)(nil),         // 7: meridian.fsm.v1.CreateKey
-	(*UpdateDescription)(nil), // 8: meridian.fsm.v1.UpdateDescription
-	(*TagKey)(nil),            // 9: meridian.fsm.v1.TagKey
-	(*UntagKey)(nil),          // 10: meridian.fsm.v1.UntagKey
-	(*AliasChange)(nil),       // 11: meridian.fsm.v1.AliasChange
-	(*KeyRef)(nil),            // 12: meridian.fsm.v1.KeyRef
-	(*ScheduleDeletion)(nil),  // 13: meridian.fsm.v1.ScheduleDeletion
-	(*EnableRotation)(nil),    // 14: meridian.fsm.v1.EnableRotation
-	(*RotateKey)(nil),         // 15: meridian.fsm.v1.RotateKey
-	(*RewrapVersions)(nil),    // 16: meridian.fsm.v1.RewrapVersions
-	(*Rewrap)(nil),            // 17: meridian.fsm.v1.Rewrap
-	(*Result)(nil),            // 18: meridian.fsm.v1.Result
-	(*SnapshotHeader)(nil),    // 19: meridian.fsm.v1.SnapshotHeader
-	(*SnapshotRecord)(nil),    // 20: meridian.fsm.v1.SnapshotRecord
-	(*AppliedRequest)(nil),    // 21: meridian.fsm.v1.AppliedRequest
-	nil,                       // 22: meridian.fsm.v1.Key.TagsEntry
-	nil,                       // 23: meridian.fsm.v1.TagKey.TagsEntry
+	(KeySpec)(0),              // 2: meridian.fsm.v1.KeySpec
+	(KeyUsage)(0),             // 3: meridian.fsm.v1.KeyUsage
+	(Origin)(0),               // 4: meridian.fsm.v1.Origin
+	(ProtectionLevel)(0),      // 5: meridian.fsm.v1.ProtectionLevel
+	(*Command)(nil),           // 6: meridian.fsm.v1.Command
+	(*Key)(nil),               // 7: meridian.fsm.v1.Key
+	(*KeyVersion)(nil),        // 8: meridian.fsm.v1.KeyVersion
+	(*Alias)(nil),             // 9: meridian.fsm.v1.Alias
+	(*Node)(nil),              // 10: meridian.fsm.v1.Node
+	(*CreateKey)(nil),         // 11: meridian.fsm.v1.CreateKey
+	(*UpdateDescription)(nil), // 12: meridian.fsm.v1.UpdateDescription
+	(*TagKey)(nil),            // 13: meridian.fsm.v1.TagKey
+	(*UntagKey)(nil),          // 14: meridian.fsm.v1.UntagKey
+	(*AliasChange)(nil),       // 15: meridian.fsm.v1.AliasChange
+	(*KeyRef)(nil),            // 16: meridian.fsm.v1.KeyRef
+	(*ScheduleDeletion)(nil),  // 17: meridian.fsm.v1.ScheduleDeletion
+	(*EnableRotation)(nil),    // 18: meridian.fsm.v1.EnableRotation
+	(*RotateKey)(nil),         // 19: meridian.fsm.v1.RotateKey
+	(*RewrapVersions)(nil),    // 20: meridian.fsm.v1.RewrapVersions
+	(*Rewrap)(nil),            // 21: meridian.fsm.v1.Rewrap
+	(*Result)(nil),            // 22: meridian.fsm.v1.Result
+	(*SnapshotHeader)(nil),    // 23: meridian.fsm.v1.SnapshotHeader
+	(*SnapshotRecord)(nil),    // 24: meridian.fsm.v1.SnapshotRecord
+	(*AppliedRequest)(nil),    // 25: meridian.fsm.v1.AppliedRequest
+	nil,                       // 26: meridian.fsm.v1.Key.TagsEntry
+	nil,                       // 27: meridian.fsm.v1.TagKey.TagsEntry
 }
 var file_fsm_fsmpb_fsm_proto_depIdxs = []int32{
 	0,  // 0: meridian.fsm.v1.Command.type:type_name -> meridian.fsm.v1.CommandType
-	22, // 1: meridian.fsm.v1.Key.tags:type_name -> meridian.fsm.v1.Key.TagsEntry
-	1,  // 2: meridian.fsm.v1.Key.state:type_name -> meridian.fsm.v1.KeyState
-	4,  // 3: meridian.fsm.v1.Key.versions:type_name -> meridian.fsm.v1.KeyVersion
-	3,  // 4: meridian.fsm.v1.CreateKey.key:type_name -> meridian.fsm.v1.Key
-	23, // 5: meridian.fsm.v1.TagKey.tags:type_name -> meridian.fsm.v1.TagKey.TagsEntry
-	4,  // 6: meridian.fsm.v1.RotateKey.version:type_name -> meridian.fsm.v1.KeyVersion
-	17, // 7: meridian.fsm.v1.RewrapVersions.versions:type_name -> meridian.fsm.v1.Rewrap
-	3,  // 8: meridian.fsm.v1.Result.key:type_name -> meridian.fsm.v1.Key
-	3,  // 9: meridian.fsm.v1.SnapshotRecord.key:type_name -> meridian.fsm.v1.Key
-	5,  // 10: meridian.fsm.v1.SnapshotRecord.alias:type_name -> meridian.fsm.v1.Alias
-	6,  // 11: meridian.fsm.v1.SnapshotRecord.node:type_name -> meridian.fsm.v1.Node
-	21, // 12: meridian.fsm.v1.SnapshotRecord.request:type_name -> meridian.fsm.v1.AppliedRequest
-	18, // 13: meridian.fsm.v1.AppliedRequest.result:type_name -> meridian.fsm.v1.Result
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	26, // 1: meridian.fsm.v1.Key.tags:type_name -> meridian.fsm.v1.Key.TagsEntry
+	2,  // 2: meridian.fsm.v1.Key.spec:type_name -> meridian.fsm.v1.KeySpec
+	3,  // 3: meridian.fsm.v1.Key.usage:type_name -> meridian.fsm.v1.KeyUsage
+	1,  // 4: meridian.fsm.v1.Key.state:type_name -> meridian.fsm.v1.KeyState
+	4,  // 5: meridian.fsm.v1.Key.origin:type_name -> meridian.fsm.v1.Origin
+	5,  // 6: meridian.fsm.v1.Key.protection_level:type_name -> meridian.fsm.v1.ProtectionLevel
+	8,  // 7: meridian.fsm.v1.Key.versions:type_name -> meridian.fsm.v1.KeyVersion
+	7,  // 8: meridian.fsm.v1.CreateKey.key:type_name -> meridian.fsm.v1.Key
+	27, // 9: meridian.fsm.v1.TagKey.tags:type_name -> meridian.fsm.v1.TagKey.TagsEntry
+	8,  // 10: meridian.fsm.v1.RotateKey.version:type_name -> meridian.fsm.v1.KeyVersion
+	21, // 11: meridian.fsm.v1.RewrapVersions.versions:type_name -> meridian.fsm.v1.Rewrap
+	7,  // 12: meridian.fsm.v1.Result.key:type_name -> meridian.fsm.v1.Key
+	7,  // 13: meridian.fsm.v1.SnapshotRecord.key:type_name -> meridian.fsm.v1.Key
+	9,  // 14: meridian.fsm.v1.SnapshotRecord.alias:type_name -> meridian.fsm.v1.Alias
+	10, // 15: meridian.fsm.v1.SnapshotRecord.node:type_name -> meridian.fsm.v1.Node
+	25, // 16: meridian.fsm.v1.SnapshotRecord.request:type_name -> meridian.fsm.v1.AppliedRequest
+	22, // 17: meridian.fsm.v1.AppliedRequest.result:type_name -> meridian.fsm.v1.Result
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_fsm_proto_init() }
@@ -1781,7 +2033,7 @@ func file_fsm_fsmpb_fsm_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_fsm_proto_rawDesc), len(file_fsm_fsmpb_fsm_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      6,
 			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
