@@ -1,7 +1,15 @@
 // Package hsm defines what Meridian needs from a hardware security module and
-// holds its backends: soft (pure Go, the embedded default) and, later,
-// pkcs11. The domain key (DK) never leaves an HSM in the clear; everything
-// else Meridian keeps is wrapped under it.
+// holds its backends: soft (pure Go, the embedded default) and pkcs11. The
+// domain key (DK) never leaves an HSM in the clear; everything else Meridian
+// keeps is wrapped under it.
+//
+// What a backend can do beyond the core calls is named, not discovered: HSM
+// has one accessor per capability (KeyOps, Enroller, DomainKeyRotator,
+// Token), each returning the capability and whether the HSM has it. A
+// decorator (metrics, fault injection: see Intercept) forwards every
+// accessor by wrapping what the HSM it wraps returns, so it never claims a
+// capability the backend lacks and no call through a capability bypasses
+// it. Callers never type-assert an HSM for a capability.
 package hsm
 
 import (
@@ -59,6 +67,26 @@ type HSM interface {
 	// Close releases sessions and wipes cached secrets; later calls fail
 	// with ErrClosed.
 	Close() error
+	// Info says what the backend is; every HSM can.
+	Info() Info
+
+	// The capabilities: each accessor returns the capability and true, or
+	// nil and false when this HSM lacks it. The answer is fixed for the
+	// HSM's life (a token missing a mechanism still has KeyOps; its calls
+	// for that kind give ErrUnsupported). A decorator returns false exactly
+	// when the HSM it wraps does, and otherwise a wrapped capability whose
+	// calls go through the decorator too.
+
+	// KeyOps runs customer-key operations inside the HSM (protection level
+	// HSM).
+	KeyOps() (KeyOps, bool)
+	// Enroller hands domain keys to, and takes them from, another HSM
+	// (enrolment of a joining node, and catch-up after a DK rotation).
+	Enroller() (Enroller, bool)
+	// DomainKeyRotator makes a new DK version inside the HSM.
+	DomainKeyRotator() (DomainKeyRotator, bool)
+	// Token lists the device's mechanisms for operators (PKCS#11).
+	Token() (Token, bool)
 }
 
 // Info describes a backend for `meridian operator hsm status` and logs.
@@ -67,18 +95,42 @@ type Info struct {
 	Detail  string // e.g. the sealed file path or token label; never secrets
 }
 
-// Describer is implemented by backends that can say what they are.
-type Describer interface {
-	Info() Info
+// DomainKeyRotator is the capability to add a DK version.
+type DomainKeyRotator interface {
+	// RotateDomainKey makes DK version n+1 inside the HSM and returns it;
+	// it becomes current. Older versions stay, so their blobs still
+	// unwrap. ErrNoDomainKey when the HSM holds no DK yet.
+	RotateDomainKey(ctx context.Context) (uint32, error)
 }
 
-// Enroller is implemented by backends that can hand their domain keys to
-// another HSM without the keys ever existing in the clear outside an HSM
-// (DESIGN.md "Enrolment"). The joining node's HSM makes a transport key
-// pair; a member wraps every DK version to the joiner's public key inside
-// its own HSM; the joiner unwraps them inside its HSM. RSA-OAEP with SHA-1
-// is the transport wrap because SoftHSM 2.6 supports no other OAEP hash;
-// OAEP's security does not rest on the hash's collision resistance.
+// Token is the operator's view of a device that offers a list of
+// mechanisms (a PKCS#11 token): which of those Meridian uses it has.
+type Token interface {
+	// Mechanisms reports, for every mechanism the backend uses, whether
+	// the device offers it, read afresh (a device failure is
+	// ErrUnavailable, as for any call).
+	Mechanisms(ctx context.Context) ([]Mechanism, error)
+}
+
+// Mechanism is one device mechanism a backend uses, and whether the device
+// offers it: what `meridian operator hsm status` prints.
+type Mechanism struct {
+	Name    string // e.g. "CKM_AES_KEY_WRAP_PAD"
+	Code    uint   // the device's number for it (a PKCS#11 CKM_ value)
+	Present bool
+	// Required: the backend refuses to open a device without it. The
+	// others each limit a feature (Use says which) when missing.
+	Required bool
+	Use      string
+}
+
+// Enroller is the capability to hand the HSM's domain keys to another HSM
+// without the keys ever existing in the clear outside an HSM (DESIGN.md
+// "Enrolment"). The joining node's HSM makes a transport key pair; a
+// member wraps every DK version to the joiner's public key inside its own
+// HSM; the joiner unwraps them inside its HSM. RSA-OAEP with SHA-1 is the
+// transport wrap because SoftHSM 2.6 supports no other OAEP hash; OAEP's
+// security does not rest on the hash's collision resistance.
 type Enroller interface {
 	// TransportPublicKey returns the PKIX DER public key of this HSM's
 	// enrolment key pair (RSA-3072), creating the pair on first use. The
@@ -144,9 +196,9 @@ type KeyHandle interface {
 // handle was destroyed); import the version again.
 var ErrHandleInvalid = errors.New("hsm: key handle no longer valid")
 
-// KeyOps is implemented by backends that run customer-key operations
-// inside the HSM (protection level HSM): the version is unwrapped into the
-// HSM as a non-extractable object and never enters process memory.
+// KeyOps is the capability to run customer-key operations inside the HSM
+// (protection level HSM): the version is unwrapped into the HSM as a
+// non-extractable object and never enters process memory.
 type KeyOps interface {
 	// ImportWrapped unwraps a blob made by Wrap under dkVersion into the
 	// HSM as a non-extractable, non-token (session) object of kind.

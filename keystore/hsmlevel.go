@@ -13,7 +13,7 @@ import (
 	"github.com/meridiankms/meridian/hsm"
 )
 
-// Protection level HSM: a version is imported into the HSM (hsm.KeyOps) as
+// Protection level HSM: a version is imported into the HSM (its KeyOps) as
 // a non-extractable object, cached per (key, version) as a handle, and
 // every private or secret operation runs there. Public-key operations stay
 // in Go with the replicated public key. Behaviour, errors and formats match
@@ -41,19 +41,17 @@ var hsmKinds = map[KeySpec]hsm.KeyKind{
 
 // backendName names this node's HSM backend for messages.
 func backendName(h hsm.HSM) string {
-	if d, ok := h.(hsm.Describer); ok {
-		if b := d.Info().Backend; b != "" {
-			return b
-		}
+	if b := h.Info().Backend; b != "" {
+		return b
 	}
 	return fmt.Sprintf("%T", h)
 }
 
-// keyOps is this node's HSM as hsm.KeyOps, for a key of protection level
-// HSM. A node whose backend cannot run key operations is Unavailable for
-// such keys (a node with a capable backend may serve them).
+// keyOps is this node's HSM's KeyOps, for a key of protection level HSM.
+// A node whose backend cannot run key operations is Unavailable for such
+// keys (a node with a capable backend may serve them).
 func (s *Store) keyOps(k *fsmpb.Key) (hsm.KeyOps, error) {
-	ops, ok := s.hsm.(hsm.KeyOps)
+	ops, ok := s.hsm.KeyOps()
 	if !ok {
 		return nil, userErr(ErrUnavailable, "key %s has protection level HSM, and node %s's HSM backend (%s) cannot run key operations",
 			k.GetId(), s.nodeName(), backendName(s.hsm))

@@ -20,7 +20,7 @@ import (
 // lacking the mechanisms would be): the soft HSM with KeyOps hidden.
 type noKeyOps struct{ hsm.HSM }
 
-func (n noKeyOps) Info() hsm.Info { return n.HSM.(hsm.Describer).Info() }
+func (noKeyOps) KeyOps() (hsm.KeyOps, bool) { return nil, false }
 
 // otherNode is a second Store over the same replica and applier, with its
 // own HSM: what another node of the cluster sees.
@@ -167,6 +167,10 @@ type faultyOps struct {
 	fail    atomic.Pointer[error]
 	imports atomic.Int32
 }
+
+// KeyOps is f itself: the soft HSM's own accessor would hand out the
+// backend and bypass the failures.
+func (f *faultyOps) KeyOps() (hsm.KeyOps, bool) { return f, true }
 
 func (f *faultyOps) injected() error {
 	if p := f.fail.Load(); p != nil {

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/meridiankms/meridian/fsm/fsmpb"
-	"github.com/meridiankms/meridian/hsm"
 )
 
 // CreateKey generates the key's first version at this node (wrapped under
@@ -93,8 +92,8 @@ func checkSpecUsage(spec KeySpec, usage KeyUsage) (KeySpec, KeyUsage, error) {
 }
 
 // checkOriginProtection accepts the origin and protection level this node
-// can create, and returns the level (default SOFTWARE). HSM needs a backend
-// that runs key operations (hsm.KeyOps).
+// can create, and returns the level (default SOFTWARE). HSM needs an HSM
+// with the KeyOps capability.
 func (s *Store) checkOriginProtection(o Origin, p ProtectionLevel) (ProtectionLevel, error) {
 	if o != "" && o != OriginMeridian {
 		return "", validationErr("origin %s is not supported; use MERIDIAN", quote(string(o)))
@@ -103,7 +102,7 @@ func (s *Store) checkOriginProtection(o Origin, p ProtectionLevel) (ProtectionLe
 	case "", ProtectionSoftware:
 		return ProtectionSoftware, nil
 	case ProtectionHSM:
-		if _, ok := s.hsm.(hsm.KeyOps); !ok {
+		if _, ok := s.hsm.KeyOps(); !ok {
 			return "", userErr(ErrUnsupported, "protection level HSM needs an HSM backend with key operations; this node's backend (%s) has none: use SOFTWARE, or create the key through a node whose HSM supports them",
 				backendName(s.hsm))
 		}

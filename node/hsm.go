@@ -86,18 +86,17 @@ func (x hsmExporter) ExportDomainKeys(ctx context.Context, pub []byte) ([]byte, 
 	return b.MarshalBinary()
 }
 
-// exporterFor returns the enrolment hook, calling through the instrumented
-// via, or nil when the backend itself cannot enrol: the metrics wrapper
-// always claims to, and a nil hook is what makes the cluster refuse an
-// enrolling joiner for good instead of letting it retry until its deadline.
-func exporterFor(backend hsm.HSM, via hsm.HSM) cluster.DomainKeyExporter {
-	if _, ok := backend.(hsm.Enroller); !ok {
+// exporterFor returns the enrolment hook, or nil when h cannot enrol: a
+// nil hook is what makes the cluster refuse an enrolling joiner for good
+// instead of letting it retry until its deadline. h is the node's
+// instrumented HSM, which has the Enroller capability exactly when its
+// backend does.
+func exporterFor(h hsm.HSM) cluster.DomainKeyExporter {
+	e, ok := h.Enroller()
+	if !ok {
 		return nil
 	}
-	if e, ok := via.(hsm.Enroller); ok {
-		return hsmExporter{e}
-	}
-	return nil
+	return hsmExporter{e}
 }
 
 // join joins the cluster through cfg.Join. A node whose HSM holds no
@@ -108,9 +107,7 @@ func (n *Node) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read domain key versions: %w", err)
 	}
-	// The backend itself says whether it can enrol (the metrics wrapper
-	// always claims to).
-	e, canEnrol := n.baseHSM.(hsm.Enroller)
+	e, canEnrol := n.hsm.Enroller()
 	if len(vs) > 0 || !canEnrol {
 		if err := n.cluster.Join(ctx, n.cfg.Join); err != nil {
 			return fmt.Errorf("join %v: %w", n.cfg.Join, err)

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -48,7 +47,7 @@ func useOwnSoft(cfg *Config) {
 // switch.
 func withFaults(cfg *Config) *atomic.Bool {
 	down := new(atomic.Bool)
-	cfg.HSMWrapper = func(h hsm.HSM) hsm.HSM { return &faultyHSM{h: h, down: down} }
+	cfg.HSMWrapper = func(h hsm.HSM) hsm.HSM { return faultyHSM(h, down) }
 	return down
 }
 
@@ -86,168 +85,30 @@ func (c *testCluster) add(setup func(i int, cfg *Config)) int {
 	return i
 }
 
-// errInjected is what a faultyHSM answers while it is down: the device
+// errInjected is what a faulty HSM answers while it is down: the device
 // failures SoftHSM cannot be made to produce on demand.
 var errInjected = fmt.Errorf("injected device failure: %w", hsm.ErrUnavailable)
 
-// faultyHSM passes every call through to h, the optional interfaces
-// included, except while down is set: then every call but Close fails with
-// hsm.ErrUnavailable and Health says so.
-type faultyHSM struct {
-	h    hsm.HSM
-	down *atomic.Bool
+// faultyHSM passes every call through to h, the calls through its
+// capabilities included, except while down is set: then every call but
+// Info and Close fails with hsm.ErrUnavailable and Health says so.
+func faultyHSM(h hsm.HSM, down *atomic.Bool) hsm.HSM {
+	return hsm.Intercept(h, func(ctx context.Context, _ hsm.Op, call func(context.Context) error) error {
+		if down.Load() {
+			return errInjected
+		}
+		return call(ctx)
+	})
 }
 
-var (
-	_ hsm.HSM       = (*faultyHSM)(nil)
-	_ hsm.KeyOps    = (*faultyHSM)(nil)
-	_ hsm.Enroller  = (*faultyHSM)(nil)
-	_ hsm.Describer = (*faultyHSM)(nil)
-)
+// noEnrol hides the Enroller capability: a node with it joins without
+// asking for the domain key, as a node whose enrolment was skipped would,
+// and so never holds one.
+type noEnrol struct{ hsm.HSM }
 
-func (f *faultyHSM) fail() error {
-	if f.down.Load() {
-		return errInjected
-	}
-	return nil
-}
+func (noEnrol) Enroller() (hsm.Enroller, bool) { return nil, false }
 
-func (f *faultyHSM) DomainKeyVersions(ctx context.Context) ([]uint32, error) {
-	if err := f.fail(); err != nil {
-		return nil, err
-	}
-	return f.h.DomainKeyVersions(ctx)
-}
-
-func (f *faultyHSM) CurrentDomainKeyVersion(ctx context.Context) (uint32, error) {
-	if err := f.fail(); err != nil {
-		return 0, err
-	}
-	return f.h.CurrentDomainKeyVersion(ctx)
-}
-
-func (f *faultyHSM) Wrap(ctx context.Context, v uint32, m []byte) ([]byte, error) {
-	if err := f.fail(); err != nil {
-		return nil, err
-	}
-	return f.h.Wrap(ctx, v, m)
-}
-
-func (f *faultyHSM) Unwrap(ctx context.Context, v uint32, w []byte) ([]byte, error) {
-	if err := f.fail(); err != nil {
-		return nil, err
-	}
-	return f.h.Unwrap(ctx, v, w)
-}
-
-func (f *faultyHSM) Random(ctx context.Context, n int) ([]byte, error) {
-	if err := f.fail(); err != nil {
-		return nil, err
-	}
-	return f.h.Random(ctx, n)
-}
-
-func (f *faultyHSM) Health(ctx context.Context) error {
-	if err := f.fail(); err != nil {
-		return err
-	}
-	return f.h.Health(ctx)
-}
-
-func (f *faultyHSM) Close() error { return f.h.Close() }
-
-func (f *faultyHSM) Info() hsm.Info { return f.h.(hsm.Describer).Info() }
-
-func (f *faultyHSM) RotateDomainKey(ctx context.Context) (uint32, error) {
-	if err := f.fail(); err != nil {
-		return 0, err
-	}
-	return f.h.(interface {
-		RotateDomainKey(context.Context) (uint32, error)
-	}).RotateDomainKey(ctx)
-}
-
-func (f *faultyHSM) ops() hsm.KeyOps { return f.h.(hsm.KeyOps) }
-
-func (f *faultyHSM) ImportWrapped(ctx context.Context, v uint32, w []byte, k hsm.KeyKind) (hsm.KeyHandle, error) {
-	if err := f.fail(); err != nil {
-		return nil, err
-	}
-	return f.ops().ImportWrapped(ctx, v, w, k)
-}
-
-func (f *faultyHSM) EncryptGCM(ctx context.Context, h hsm.KeyHandle, nonce, pt, aad []byte) ([]byte, error) {
-	if err := f.fail(); err != nil {
-		return nil, err
-	}
-	return f.ops().EncryptGCM(ctx, h, nonce, pt, aad)
-}
-
-func (f *faultyHSM) DecryptGCM(ctx context.Context, h hsm.KeyHandle, nonce, sealed, aad []byte) ([]byte, error) {
-	if err := f.fail(); err != nil {
-		return nil, err
-	}
-	return f.ops().DecryptGCM(ctx, h, nonce, sealed, aad)
-}
-
-func (f *faultyHSM) HMAC(ctx context.Context, h hsm.KeyHandle, msg []byte) ([]byte, error) {
-	if err := f.fail(); err != nil {
-		return nil, err
-	}
-	return f.ops().HMAC(ctx, h, msg)
-}
-
-func (f *faultyHSM) Sign(ctx context.Context, h hsm.KeyHandle, hash crypto.Hash, pss bool, digest []byte) ([]byte, error) {
-	if err := f.fail(); err != nil {
-		return nil, err
-	}
-	return f.ops().Sign(ctx, h, hash, pss, digest)
-}
-
-func (f *faultyHSM) DecryptOAEP(ctx context.Context, h hsm.KeyHandle, hash crypto.Hash, ct []byte) ([]byte, error) {
-	if err := f.fail(); err != nil {
-		return nil, err
-	}
-	return f.ops().DecryptOAEP(ctx, h, hash, ct)
-}
-
-func (f *faultyHSM) Destroy(ctx context.Context, h hsm.KeyHandle) error {
-	if err := f.fail(); err != nil {
-		return err
-	}
-	return f.ops().Destroy(ctx, h)
-}
-
-func (f *faultyHSM) TransportPublicKey(ctx context.Context) ([]byte, error) {
-	if err := f.fail(); err != nil {
-		return nil, err
-	}
-	return f.h.(hsm.Enroller).TransportPublicKey(ctx)
-}
-
-func (f *faultyHSM) ExportDomainKeys(ctx context.Context, pub []byte) (*hsm.DomainKeyBundle, error) {
-	if err := f.fail(); err != nil {
-		return nil, err
-	}
-	return f.h.(hsm.Enroller).ExportDomainKeys(ctx, pub)
-}
-
-func (f *faultyHSM) ImportDomainKeys(ctx context.Context, b *hsm.DomainKeyBundle) error {
-	if err := f.fail(); err != nil {
-		return err
-	}
-	return f.h.(hsm.Enroller).ImportDomainKeys(ctx, b)
-}
-
-// noEnrol hides hsm.Enroller: a node with it joins without asking for the
-// domain key, as a node whose enrolment was skipped would, and so never
-// holds one.
-type noEnrol struct {
-	hsm.HSM
-	hsm.KeyOps
-}
-
-func hideEnroller(h hsm.HSM) hsm.HSM { return noEnrol{HSM: h, KeyOps: h.(hsm.KeyOps)} }
+func hideEnroller(h hsm.HSM) hsm.HSM { return noEnrol{h} }
 
 // hsmErrors sums meridian_hsm_errors_total over every label of n.
 func hsmErrors(t testing.TB, n *Node) float64 {

@@ -13,17 +13,13 @@ import (
 	"github.com/meridiankms/meridian/hsm"
 )
 
-type dkRotator interface {
-	RotateDomainKey(ctx context.Context) (uint32, error)
-}
-
 // enrolFrom hands every DK version of node from's HSM to node to's, as
 // the join does: to's HSM makes a transport key, from's wraps the DKs to
 // it, the bundle crosses in its wire form, to's HSM unwraps it.
 func (f *hsmFixture) enrolFrom(t *testing.T, from, to int) {
 	t.Helper()
-	src, ok1 := f.node(from).HSM().(hsm.Enroller)
-	dst, ok2 := f.node(to).HSM().(hsm.Enroller)
+	src, ok1 := f.node(from).HSM().Enroller()
+	dst, ok2 := f.node(to).HSM().Enroller()
 	if !ok1 || !ok2 {
 		t.Fatal("node HSMs do not enrol")
 	}
@@ -156,7 +152,7 @@ func (f *hsmFixture) rotateUnderLoad(t *testing.T) {
 
 	began := time.Now()
 	// (a) A new DK version, made inside node 1's token.
-	r, ok := f.node(0).HSM().(dkRotator)
+	r, ok := f.node(0).HSM().DomainKeyRotator()
 	if !ok {
 		t.Fatal("node HSM cannot rotate the domain key")
 	}

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto"
 	"errors"
 	"fmt"
 	"time"
@@ -12,27 +11,20 @@ import (
 	"github.com/meridiankms/meridian/hsm"
 )
 
-// meteredHSM counts HSM failures and times every call, so a failing or
-// slow HSM shows on the dashboards before clients notice. It passes the
-// optional interfaces (KeyOps, Enroller, Describer, domain-key rotation)
-// through; a backend lacking one answers hsm.ErrUnsupported.
-type meteredHSM struct {
-	h       hsm.HSM
+// hsmMetrics counts HSM failures and times calls, so a failing or slow
+// HSM shows on the dashboards before clients notice. instrumentHSM puts it
+// around the node's HSM with hsm.Intercept, so calls through the HSM's
+// capabilities (key operations, enrolment, domain-key rotation, mechanism
+// listing) are measured too, and the instrumented HSM has exactly the
+// capabilities of the HSM it wraps.
+type hsmMetrics struct {
 	errs    *prometheus.CounterVec
 	latency *prometheus.HistogramVec
 }
 
-var (
-	_ hsm.HSM       = (*meteredHSM)(nil)
-	_ hsm.KeyOps    = (*meteredHSM)(nil)
-	_ hsm.Enroller  = (*meteredHSM)(nil)
-	_ hsm.Describer = (*meteredHSM)(nil)
-)
-
-func instrumentHSM(h hsm.HSM, backend string, reg prometheus.Registerer) (*meteredHSM, error) {
+func instrumentHSM(h hsm.HSM, backend string, reg prometheus.Registerer) (hsm.HSM, error) {
 	labels := prometheus.Labels{"backend": backend}
-	m := &meteredHSM{
-		h: h,
+	m := &hsmMetrics{
 		errs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meridian_hsm_errors_total", ConstLabels: labels,
 			Help: "HSM calls that failed for a reason other than the caller's input, by operation and kind.",
@@ -48,7 +40,7 @@ func instrumentHSM(h hsm.HSM, backend string, reg prometheus.Registerer) (*meter
 			return nil, fmt.Errorf("register hsm metrics: %w", err)
 		}
 	}
-	return m, nil
+	return hsm.Intercept(h, m.intercept), nil
 }
 
 // errorKind classifies an HSM error; "" means the caller's input or context
@@ -70,162 +62,30 @@ func errorKind(err error) string {
 	return "other"
 }
 
-func (m *meteredHSM) observe(op string, start time.Time, err error) {
-	m.latency.WithLabelValues(op).Observe(time.Since(start).Seconds())
+// timed says whether op is measured. Not: cheap bookkeeping (the DK
+// version list is cached), and Destroy, whose "handle already gone" after
+// an HSM restart is the outcome the caller wanted, not an HSM failure.
+func timed(op hsm.Op) bool {
+	switch op {
+	case hsm.OpDomainKeyVersions, hsm.OpCurrentDomainKeyVersion, hsm.OpDestroy:
+		return false
+	}
+	return true
+}
+
+// intercept times op and counts its failure by kind. Health is probed
+// twice a second by the readiness loop, so a failing probe counts as an
+// error of operation "health": a missing domain key or a dead token shows
+// in meridian_hsm_errors_total even with no traffic.
+func (m *hsmMetrics) intercept(ctx context.Context, op hsm.Op, call func(context.Context) error) error {
+	if !timed(op) {
+		return call(ctx)
+	}
+	start := time.Now()
+	err := call(ctx)
+	m.latency.WithLabelValues(string(op)).Observe(time.Since(start).Seconds())
 	if k := errorKind(err); k != "" {
-		m.errs.WithLabelValues(op, k).Inc()
+		m.errs.WithLabelValues(string(op), k).Inc()
 	}
-}
-
-func (m *meteredHSM) DomainKeyVersions(ctx context.Context) ([]uint32, error) {
-	return m.h.DomainKeyVersions(ctx) // cheap bookkeeping, not timed
-}
-
-func (m *meteredHSM) CurrentDomainKeyVersion(ctx context.Context) (uint32, error) {
-	return m.h.CurrentDomainKeyVersion(ctx)
-}
-
-func (m *meteredHSM) Wrap(ctx context.Context, v uint32, material []byte) (_ []byte, err error) {
-	defer func(t time.Time) { m.observe("wrap", t, err) }(time.Now())
-	return m.h.Wrap(ctx, v, material)
-}
-
-func (m *meteredHSM) Unwrap(ctx context.Context, v uint32, wrapped []byte) (_ []byte, err error) {
-	defer func(t time.Time) { m.observe("unwrap", t, err) }(time.Now())
-	return m.h.Unwrap(ctx, v, wrapped)
-}
-
-func (m *meteredHSM) Random(ctx context.Context, n int) (_ []byte, err error) {
-	defer func(t time.Time) { m.observe("random", t, err) }(time.Now())
-	return m.h.Random(ctx, n)
-}
-
-// Health is probed twice a second by the readiness loop, so a failing
-// probe counts as an error of operation "health": a missing domain key or
-// a dead token shows in meridian_hsm_errors_total even with no traffic.
-func (m *meteredHSM) Health(ctx context.Context) (err error) {
-	defer func(t time.Time) { m.observe("health", t, err) }(time.Now())
-	return m.h.Health(ctx)
-}
-func (m *meteredHSM) Close() error { return m.h.Close() }
-
-func (m *meteredHSM) Info() hsm.Info {
-	if d, ok := m.h.(hsm.Describer); ok {
-		return d.Info()
-	}
-	return hsm.Info{Backend: "unknown"}
-}
-
-// RotateDomainKey makes a new DK version in this HSM (the first step of a
-// cluster-wide domain-key rotation).
-func (m *meteredHSM) RotateDomainKey(ctx context.Context) (uint32, error) {
-	r, ok := m.h.(interface {
-		RotateDomainKey(context.Context) (uint32, error)
-	})
-	if !ok {
-		return 0, fmt.Errorf("rotate domain key: %w", hsm.ErrUnsupported)
-	}
-	return r.RotateDomainKey(ctx)
-}
-
-func (m *meteredHSM) keyOps() (hsm.KeyOps, error) {
-	k, ok := m.h.(hsm.KeyOps)
-	if !ok {
-		return nil, fmt.Errorf("hsm key operations: %w", hsm.ErrUnsupported)
-	}
-	return k, nil
-}
-
-func (m *meteredHSM) ImportWrapped(ctx context.Context, v uint32, wrapped []byte, kind hsm.KeyKind) (_ hsm.KeyHandle, err error) {
-	defer func(t time.Time) { m.observe("import", t, err) }(time.Now())
-	k, err := m.keyOps()
-	if err != nil {
-		return nil, err
-	}
-	return k.ImportWrapped(ctx, v, wrapped, kind)
-}
-
-func (m *meteredHSM) EncryptGCM(ctx context.Context, h hsm.KeyHandle, nonce, pt, aad []byte) (_ []byte, err error) {
-	defer func(t time.Time) { m.observe("encrypt", t, err) }(time.Now())
-	k, err := m.keyOps()
-	if err != nil {
-		return nil, err
-	}
-	return k.EncryptGCM(ctx, h, nonce, pt, aad)
-}
-
-func (m *meteredHSM) DecryptGCM(ctx context.Context, h hsm.KeyHandle, nonce, sealed, aad []byte) (_ []byte, err error) {
-	defer func(t time.Time) { m.observe("decrypt", t, err) }(time.Now())
-	k, err := m.keyOps()
-	if err != nil {
-		return nil, err
-	}
-	return k.DecryptGCM(ctx, h, nonce, sealed, aad)
-}
-
-func (m *meteredHSM) HMAC(ctx context.Context, h hsm.KeyHandle, msg []byte) (_ []byte, err error) {
-	defer func(t time.Time) { m.observe("hmac", t, err) }(time.Now())
-	k, err := m.keyOps()
-	if err != nil {
-		return nil, err
-	}
-	return k.HMAC(ctx, h, msg)
-}
-
-func (m *meteredHSM) Sign(ctx context.Context, h hsm.KeyHandle, hash crypto.Hash, pss bool, digest []byte) (_ []byte, err error) {
-	defer func(t time.Time) { m.observe("sign", t, err) }(time.Now())
-	k, err := m.keyOps()
-	if err != nil {
-		return nil, err
-	}
-	return k.Sign(ctx, h, hash, pss, digest)
-}
-
-func (m *meteredHSM) DecryptOAEP(ctx context.Context, h hsm.KeyHandle, hash crypto.Hash, ct []byte) (_ []byte, err error) {
-	defer func(t time.Time) { m.observe("decrypt_oaep", t, err) }(time.Now())
-	k, err := m.keyOps()
-	if err != nil {
-		return nil, err
-	}
-	return k.DecryptOAEP(ctx, h, hash, ct)
-}
-
-func (m *meteredHSM) Destroy(ctx context.Context, h hsm.KeyHandle) error {
-	k, err := m.keyOps()
-	if err != nil {
-		return err
-	}
-	return k.Destroy(ctx, h)
-}
-
-func (m *meteredHSM) enroller() (hsm.Enroller, error) {
-	e, ok := m.h.(hsm.Enroller)
-	if !ok {
-		return nil, fmt.Errorf("hsm enrolment: %w", hsm.ErrUnsupported)
-	}
-	return e, nil
-}
-
-func (m *meteredHSM) TransportPublicKey(ctx context.Context) ([]byte, error) {
-	e, err := m.enroller()
-	if err != nil {
-		return nil, err
-	}
-	return e.TransportPublicKey(ctx)
-}
-
-func (m *meteredHSM) ExportDomainKeys(ctx context.Context, pub []byte) (*hsm.DomainKeyBundle, error) {
-	e, err := m.enroller()
-	if err != nil {
-		return nil, err
-	}
-	return e.ExportDomainKeys(ctx, pub)
-}
-
-func (m *meteredHSM) ImportDomainKeys(ctx context.Context, b *hsm.DomainKeyBundle) error {
-	e, err := m.enroller()
-	if err != nil {
-		return err
-	}
-	return e.ImportDomainKeys(ctx, b)
+	return err
 }

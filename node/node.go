@@ -35,8 +35,7 @@ const readinessInterval = 500 * time.Millisecond
 type Node struct {
 	cfg      Config
 	log      *slog.Logger
-	hsm      hsm.HSM // instrumented; what everything else uses
-	baseHSM  hsm.HSM // the backend itself, for its optional interfaces
+	hsm      hsm.HSM // the backend, HSMWrapper's, instrumented: what everything uses
 	fsm      *fsm.FSM
 	cluster  *cluster.Node
 	store    *keystore.Store
@@ -86,7 +85,6 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.baseHSM = raw
 	if cfg.HSMWrapper != nil {
 		raw = cfg.HSMWrapper(raw)
 	}
@@ -111,7 +109,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		lis.Close()
 		return nil, err
 	}
-	ccfg.Enrolment = exporterFor(n.baseHSM, n.hsm)
+	ccfg.Enrolment = exporterFor(n.hsm)
 	if cfg.Sim != nil {
 		host := cfg.Sim.Host(cfg.Region, cfg.NodeID)
 		host.Register(advertise)
@@ -215,7 +213,7 @@ func (n *Node) startServers(lis net.Listener) error {
 	if n.server, err = transport.NewServer(tcfg, n.store, transport.WithLogger(n.log), transport.WithMetrics(m),
 		transport.WithNodeID(n.cfg.NodeID), transport.WithConsistency(n.fsm, n.cfg.ConsistencyMaxWait),
 		transport.WithMembership(transport.MembershipFunc(n.members)),
-		transport.WithOperator(operatorBackend{ks: n.store, h: n.baseHSM, health: n.hsm})); err != nil {
+		transport.WithOperator(operatorBackend{ks: n.store, h: n.hsm})); err != nil {
 		lis.Close()
 		return err
 	}

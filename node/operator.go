@@ -13,14 +13,13 @@ import (
 )
 
 // operatorBackend adapts the node's keystore and HSM to
-// transport.OperatorBackend. h is the backend itself (*soft.HSM or
-// *pkcs11.HSM), so its optional interfaces are found; health is the
-// node's instrumented (and possibly fault-wrapped) HSM, so status reports
-// what the keystore sees.
+// transport.OperatorBackend. h is the node's instrumented (and possibly
+// fault-wrapped) HSM, the one the keystore uses: operator calls are
+// measured and fail with it, and status reports what the keystore sees.
+// Its capabilities are the backend's.
 type operatorBackend struct {
-	ks     *keystore.Store
-	h      hsm.HSM
-	health hsm.HSM
+	ks *keystore.Store
+	h  hsm.HSM
 }
 
 var _ transport.OperatorBackend = operatorBackend{}
@@ -33,13 +32,8 @@ func (b operatorBackend) RewrapDomainKey(ctx context.Context, progress func(done
 	return b.ks.RotateDomainKey(ctx, progress)
 }
 
-// hsmDKRotator is what soft.HSM and pkcs11.HSM offer for a new DK version.
-type hsmDKRotator interface {
-	RotateDomainKey(ctx context.Context) (uint32, error)
-}
-
 func (b operatorBackend) RotateHSMDomainKey(ctx context.Context) (uint32, error) {
-	r, ok := b.h.(hsmDKRotator)
+	r, ok := b.h.DomainKeyRotator()
 	if !ok {
 		return 0, fmt.Errorf("this node's HSM cannot make a new domain key version: %w", keystore.ErrUnsupported)
 	}
@@ -48,7 +42,7 @@ func (b operatorBackend) RotateHSMDomainKey(ctx context.Context) (uint32, error)
 }
 
 func (b operatorBackend) enroller() (hsm.Enroller, error) {
-	e, ok := b.h.(hsm.Enroller)
+	e, ok := b.h.Enroller()
 	if !ok {
 		return nil, fmt.Errorf("this node's HSM cannot exchange domain keys with other HSMs: %w", keystore.ErrUnsupported)
 	}
@@ -90,18 +84,16 @@ func (b operatorBackend) ImportDomainKeys(ctx context.Context, raw []byte) error
 }
 
 func (b operatorBackend) HSMStatus(ctx context.Context) (transport.HSMStatus, error) {
-	st := transport.HSMStatus{Healthy: true}
-	if d, ok := b.h.(hsm.Describer); ok {
-		st.Backend, st.Detail = d.Info().Backend, d.Info().Detail
-	}
-	if err := b.health.Health(ctx); err != nil {
+	info := b.h.Info()
+	st := transport.HSMStatus{Healthy: true, Backend: info.Backend, Detail: info.Detail}
+	if err := b.h.Health(ctx); err != nil {
 		st.Healthy, st.Reason = false, err.Error() // hsm errors carry no secrets
 	}
 	if vs, err := b.h.DomainKeyVersions(ctx); err == nil {
 		st.DomainKeyVersions = vs
 	}
-	if p, ok := b.h.(*pkcs11.HSM); ok {
-		if ms, err := p.Mechanisms(ctx); err == nil {
+	if tk, ok := b.h.Token(); ok {
+		if ms, err := tk.Mechanisms(ctx); err == nil {
 			for _, m := range ms {
 				st.Mechanisms = append(st.Mechanisms, transport.HSMMechanism{Name: m.Name, Present: m.Present, Required: m.Required, Use: m.Use})
 			}

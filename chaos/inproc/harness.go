@@ -177,7 +177,7 @@ func (h *Harness) newMember(i int, gossipKey []byte) (*member, error) {
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.HeartbeatTimeout
 	}
 	cfg.Sim = h.sim
-	cfg.HSMWrapper = func(x hsm.HSM) hsm.HSM { return &faultyHSM{h: x, sw: sw} }
+	cfg.HSMWrapper = func(x hsm.HSM) hsm.HSM { return faultyHSM(x, sw) }
 	cfg.Logger = h.cfg.Logger.With("harness", "inproc")
 	cfg.BuildVersion = "dev" + chaos.ChaosMarker // the harness made this cluster to be broken
 	if h.cfg.Tweak != nil {

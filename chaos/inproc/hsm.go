@@ -2,7 +2,6 @@ package inproc
 
 import (
 	"context"
-	"crypto"
 	"fmt"
 	"sync"
 
@@ -72,191 +71,18 @@ func (s *hsmSwitch) check(ctx context.Context) error {
 	return nil
 }
 
-// faultyHSM passes every call, the optional interfaces included, through
-// to h unless its switch says otherwise. The soft backend implements every
-// optional interface, which is the only backend the harness uses.
-type faultyHSM struct {
-	h  hsm.HSM
-	sw *hsmSwitch
-}
-
-var (
-	_ hsm.HSM       = (*faultyHSM)(nil)
-	_ hsm.KeyOps    = (*faultyHSM)(nil)
-	_ hsm.Enroller  = (*faultyHSM)(nil)
-	_ hsm.Describer = (*faultyHSM)(nil)
-)
-
-func (f *faultyHSM) DomainKeyVersions(ctx context.Context) ([]uint32, error) {
-	if err := f.sw.check(ctx); err != nil {
-		return nil, err
-	}
-	return f.h.DomainKeyVersions(ctx)
-}
-
-func (f *faultyHSM) CurrentDomainKeyVersion(ctx context.Context) (uint32, error) {
-	if err := f.sw.check(ctx); err != nil {
-		return 0, err
-	}
-	return f.h.CurrentDomainKeyVersion(ctx)
-}
-
-func (f *faultyHSM) Wrap(ctx context.Context, v uint32, m []byte) ([]byte, error) {
-	if err := f.sw.check(ctx); err != nil {
-		return nil, err
-	}
-	return f.h.Wrap(ctx, v, m)
-}
-
-func (f *faultyHSM) Unwrap(ctx context.Context, v uint32, w []byte) ([]byte, error) {
-	if err := f.sw.check(ctx); err != nil {
-		return nil, err
-	}
-	return f.h.Unwrap(ctx, v, w)
-}
-
-func (f *faultyHSM) Random(ctx context.Context, n int) ([]byte, error) {
-	if err := f.sw.check(ctx); err != nil {
-		return nil, err
-	}
-	return f.h.Random(ctx, n)
-}
-
-func (f *faultyHSM) Health(ctx context.Context) error {
-	if err := f.sw.check(ctx); err != nil {
-		return err
-	}
-	return f.h.Health(ctx)
-}
-
-func (f *faultyHSM) Close() error { return f.h.Close() }
-
-func (f *faultyHSM) Info() hsm.Info {
-	if d, ok := f.h.(hsm.Describer); ok {
-		return d.Info()
-	}
-	return hsm.Info{Backend: "unknown"}
-}
-
-func (f *faultyHSM) enroller() (hsm.Enroller, error) {
-	e, ok := f.h.(hsm.Enroller)
-	if !ok {
-		return nil, fmt.Errorf("chaos: wrapped hsm cannot enrol: %w", hsm.ErrUnavailable)
-	}
-	return e, nil
-}
-
-func (f *faultyHSM) TransportPublicKey(ctx context.Context) ([]byte, error) {
-	e, err := f.enroller()
-	if err == nil {
-		err = f.sw.check(ctx)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return e.TransportPublicKey(ctx)
-}
-
-func (f *faultyHSM) ExportDomainKeys(ctx context.Context, pub []byte) (*hsm.DomainKeyBundle, error) {
-	e, err := f.enroller()
-	if err == nil {
-		err = f.sw.check(ctx)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return e.ExportDomainKeys(ctx, pub)
-}
-
-func (f *faultyHSM) ImportDomainKeys(ctx context.Context, b *hsm.DomainKeyBundle) error {
-	e, err := f.enroller()
-	if err == nil {
-		err = f.sw.check(ctx)
-	}
-	if err != nil {
-		return err
-	}
-	return e.ImportDomainKeys(ctx, b)
-}
-
-func (f *faultyHSM) keyOps() (hsm.KeyOps, error) {
-	k, ok := f.h.(hsm.KeyOps)
-	if !ok {
-		return nil, fmt.Errorf("chaos: wrapped hsm has no key operations: %w", hsm.ErrUnavailable)
-	}
-	return k, nil
-}
-
-func (f *faultyHSM) ImportWrapped(ctx context.Context, v uint32, w []byte, kind hsm.KeyKind) (hsm.KeyHandle, error) {
-	k, err := f.keyOps()
-	if err == nil {
-		err = f.sw.check(ctx)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return k.ImportWrapped(ctx, v, w, kind)
-}
-
-func (f *faultyHSM) EncryptGCM(ctx context.Context, h hsm.KeyHandle, nonce, pt, aad []byte) ([]byte, error) {
-	k, err := f.keyOps()
-	if err == nil {
-		err = f.sw.check(ctx)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return k.EncryptGCM(ctx, h, nonce, pt, aad)
-}
-
-func (f *faultyHSM) DecryptGCM(ctx context.Context, h hsm.KeyHandle, nonce, sealed, aad []byte) ([]byte, error) {
-	k, err := f.keyOps()
-	if err == nil {
-		err = f.sw.check(ctx)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return k.DecryptGCM(ctx, h, nonce, sealed, aad)
-}
-
-func (f *faultyHSM) HMAC(ctx context.Context, h hsm.KeyHandle, msg []byte) ([]byte, error) {
-	k, err := f.keyOps()
-	if err == nil {
-		err = f.sw.check(ctx)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return k.HMAC(ctx, h, msg)
-}
-
-func (f *faultyHSM) Sign(ctx context.Context, h hsm.KeyHandle, hash crypto.Hash, pss bool, digest []byte) ([]byte, error) {
-	k, err := f.keyOps()
-	if err == nil {
-		err = f.sw.check(ctx)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return k.Sign(ctx, h, hash, pss, digest)
-}
-
-func (f *faultyHSM) DecryptOAEP(ctx context.Context, h hsm.KeyHandle, hash crypto.Hash, ct []byte) ([]byte, error) {
-	k, err := f.keyOps()
-	if err == nil {
-		err = f.sw.check(ctx)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return k.DecryptOAEP(ctx, h, hash, ct)
-}
-
-func (f *faultyHSM) Destroy(ctx context.Context, h hsm.KeyHandle) error {
-	k, err := f.keyOps()
-	if err != nil {
-		return err
-	}
-	return k.Destroy(ctx, h) // never held: cleanup must not hang a thaw
+// faultyHSM wraps h so that every call, the calls through its
+// capabilities included (key operations, enrolment, domain-key rotation),
+// first waits out a freeze and then fails while the switch says the HSM
+// has failed. The result has exactly h's capabilities. Destroy is never
+// held nor failed: cleanup must not hang a thaw.
+func faultyHSM(h hsm.HSM, sw *hsmSwitch) hsm.HSM {
+	return hsm.Intercept(h, func(ctx context.Context, op hsm.Op, call func(context.Context) error) error {
+		if op != hsm.OpDestroy {
+			if err := sw.check(ctx); err != nil {
+				return err
+			}
+		}
+		return call(ctx)
+	})
 }

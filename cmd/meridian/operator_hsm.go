@@ -284,10 +284,7 @@ logged in by one process at a time on most HSMs).`,
 
 // offlineHSMStatus opens the HSM itself and answers as the RPC would.
 func offlineHSMStatus(ctx context.Context, h *hsmOptions) (*apiv1.HSMStatusResponse, error) {
-	var (
-		dev   hsm.HSM
-		mechs []pkcs11.Mechanism
-	)
+	var dev hsm.HSM
 	if h.backend == "soft" {
 		cfg, err := h.softConfig()
 		if err != nil {
@@ -309,16 +306,17 @@ func offlineHSMStatus(ctx context.Context, h *hsmOptions) (*apiv1.HSMStatusRespo
 			return nil, err
 		}
 		dev = p
-		if mechs, err = p.Mechanisms(ctx); err != nil {
-			p.Close()
+	}
+	defer dev.Close()
+	var mechs []hsm.Mechanism
+	if tk, ok := dev.Token(); ok {
+		var err error
+		if mechs, err = tk.Mechanisms(ctx); err != nil {
 			return nil, err
 		}
 	}
-	defer dev.Close()
-	resp := &apiv1.HSMStatusResponse{Healthy: true}
-	if d, ok := dev.(hsm.Describer); ok {
-		resp.Backend, resp.Detail = d.Info().Backend, d.Info().Detail
-	}
+	info := dev.Info()
+	resp := &apiv1.HSMStatusResponse{Healthy: true, Backend: info.Backend, Detail: info.Detail}
 	if err := dev.Health(ctx); err != nil {
 		resp.Healthy, resp.Reason = false, err.Error()
 	}

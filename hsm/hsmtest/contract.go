@@ -1,7 +1,8 @@
 // Package hsmtest holds the contract every hsm.HSM backend must meet, as a
-// test suite each backend's tests run: the soft backend now, PKCS#11 (over
-// SoftHSM2) next. Keystore relies on exactly these properties, so a backend
-// that passes can replace another without keystore noticing.
+// test suite each backend's tests run (soft, and PKCS#11 over SoftHSM2).
+// Keystore relies on exactly these properties, so a backend that passes can
+// replace another without keystore noticing. It also holds the contract
+// every decorator of an HSM must meet (RunDecoratorContract, over Stub).
 package hsmtest
 
 import (
@@ -52,6 +53,7 @@ func RunContract(t *testing.T, open func(t *testing.T) hsm.HSM) {
 		{"CancelledContext", testCancelled},
 		{"Closed", testClosed},
 		{"Concurrent", testConcurrent},
+		{"Capabilities", testCapabilities},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, get(t)) })
 	}
@@ -94,7 +96,7 @@ func testVersions(t *testing.T, h hsm.HSM) {
 	if again := versions(t, h); again[0] == 0xdeadbeef {
 		t.Fatal("DomainKeyVersions returned the HSM's own slice")
 	}
-	if d, ok := h.(hsm.Describer); ok && d.Info().Backend == "" {
+	if h.Info().Backend == "" {
 		t.Error("Info().Backend is empty")
 	}
 }
@@ -264,5 +266,19 @@ func testRandom(t *testing.T, h hsm.HSM) {
 func testHealth(t *testing.T, h hsm.HSM) {
 	if err := h.Health(context.Background()); err != nil {
 		t.Fatalf("Health of an open HSM holding a DK: %v", err)
+	}
+}
+
+// testCapabilities: each accessor gives a capability exactly when it says
+// so, and the same answer every time.
+func testCapabilities(t *testing.T, h hsm.HSM) {
+	for _, c := range Capabilities {
+		has, ok := c.Has(h)
+		if ok != has {
+			t.Errorf("%s() = (value present %v, %v)", c, has, ok)
+		}
+		if _, again := c.Has(h); again != ok {
+			t.Errorf("%s() said %v, then %v", c, ok, again)
+		}
 	}
 }

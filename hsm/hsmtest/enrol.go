@@ -18,17 +18,12 @@ import (
 	"github.com/meridiankms/meridian/hsm/keywrap"
 )
 
-// rotator is what the enrolment contract uses to check that a node
-// enrolled earlier can catch up with a later DK version. Every member must
-// have it: a member that cannot rotate would leave catch-up unchecked.
-type rotator interface {
-	RotateDomainKey(ctx context.Context) (uint32, error)
-}
-
 // RunEnrolContract checks hsm.Enroller between two backends: newMember
 // returns an HSM holding at least one DK version, newJoiner one holding
-// none (a node awaiting enrolment). Both must implement hsm.Enroller, and
-// the member RotateDomainKey(ctx) (uint32, error) as well. They
+// none (a node awaiting enrolment). Both must have the Enroller
+// capability, and the member DomainKeyRotator as well: it checks that a
+// node enrolled earlier can catch up with a later DK version, which a
+// member that cannot rotate would leave unchecked. They
 // may be different backends: soft to PKCS#11 and back must interoperate.
 // Each subtest gets its own HSMs, closed when it ends. A joiner's
 // transport key pair costs a second or so to make, so the subtests are
@@ -46,9 +41,9 @@ func RunEnrolContract(t *testing.T, newMember, newJoiner func(t *testing.T) hsm.
 				t.Errorf("Close: %v", err)
 			}
 		})
-		e, ok := h.(hsm.Enroller)
-		if !ok {
-			t.Fatalf("%T does not implement hsm.Enroller", h)
+		e, ok := h.Enroller()
+		if !ok || e == nil {
+			t.Fatalf("%T has no Enroller capability", h)
 		}
 		return h, e
 	}
@@ -166,9 +161,9 @@ type sample struct {
 
 func testEnrol(t *testing.T, m hsm.HSM, me hsm.Enroller, j hsm.HSM, je hsm.Enroller) {
 	ctx := context.Background()
-	r, ok := m.(rotator)
-	if !ok {
-		t.Fatalf("member %T has no RotateDomainKey: enrolment catch-up cannot be checked", m)
+	r, ok := m.DomainKeyRotator()
+	if !ok || r == nil {
+		t.Fatalf("member %T has no DomainKeyRotator: enrolment catch-up cannot be checked", m)
 	}
 	if _, err := r.RotateDomainKey(ctx); err != nil {
 		t.Fatalf("member RotateDomainKey: %v", err)

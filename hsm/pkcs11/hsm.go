@@ -37,10 +37,20 @@ type HSM struct {
 	reconnectMu sync.Mutex
 }
 
-var (
-	_ hsm.HSM       = (*HSM)(nil)
-	_ hsm.Describer = (*HSM)(nil)
-)
+var _ hsm.HSM = (*HSM)(nil)
+
+// KeyOps: the token runs key operations (keyops.go); a kind whose
+// mechanisms it lacks gives hsm.ErrUnsupported on import.
+func (h *HSM) KeyOps() (hsm.KeyOps, bool) { return h, true }
+
+// Enroller: the token enrols (enrol.go).
+func (h *HSM) Enroller() (hsm.Enroller, bool) { return h, true }
+
+// DomainKeyRotator: the token makes DK versions (RotateDomainKey).
+func (h *HSM) DomainKeyRotator() (hsm.DomainKeyRotator, bool) { return h, true }
+
+// Token: the token's mechanism list (Mechanisms).
+func (h *HSM) Token() (hsm.Token, bool) { return h, true }
 
 // hooks let tests wrap the module to inject faults.
 type hooks struct {

@@ -4,19 +4,13 @@ import (
 	"context"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/meridiankms/meridian/hsm"
 )
 
 // Mechanism is one PKCS#11 mechanism Meridian uses, and whether the token
 // offers it: what `meridian operator hsm status` prints.
-type Mechanism struct {
-	Name    string // e.g. "CKM_AES_KEY_WRAP_PAD"
-	Code    uint
-	Present bool
-	// Required: Open refuses a token without it. The others each limit a
-	// feature (Use says which) when missing.
-	Required bool
-	Use      string
-}
+type Mechanism = hsm.Mechanism
 
 // usedMechanisms lists every mechanism this backend calls, in the order
 // status output shows them.
@@ -36,8 +30,9 @@ var usedMechanisms = []Mechanism{
 }
 
 // Mechanisms reports, for every mechanism Meridian uses, whether this
-// HSM's token offers it. It reads the token's mechanism list afresh, so a
-// device error shows here as hsm.ErrUnavailable like any other call.
+// HSM's token offers it (hsm.Token). It reads the token's mechanism list
+// afresh, so a device error shows here as hsm.ErrUnavailable like any
+// other call.
 func (h *HSM) Mechanisms(ctx context.Context) ([]Mechanism, error) {
 	var set map[uint]bool
 	err := h.withSession(ctx, "list mechanisms", func(pkcs11.SessionHandle) error {

@@ -39,3 +39,15 @@ func TestContractReopened(t *testing.T) {
 		return mustOpen(t, cfg)
 	})
 }
+
+// The soft backend runs key operations, enrols and rotates; it is no
+// device, so it has no Token.
+func TestCapabilities(t *testing.T) {
+	h := mustCreate(t, testConfig(t))
+	for _, c := range hsmtest.Capabilities {
+		want := c.String() != hsmtest.CapToken.String()
+		if present, ok := c.Has(h); present != want || ok != want {
+			t.Errorf("%s() = (value present %v, %v), want %v", c, present, ok, want)
+		}
+	}
+}

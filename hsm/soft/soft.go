@@ -29,10 +29,19 @@ type HSM struct {
 	transport transportKey // enrolment key pair (enrol.go)
 }
 
-var (
-	_ hsm.HSM       = (*HSM)(nil)
-	_ hsm.Describer = (*HSM)(nil)
-)
+var _ hsm.HSM = (*HSM)(nil)
+
+// KeyOps: the soft backend runs every key operation (keyops.go).
+func (h *HSM) KeyOps() (hsm.KeyOps, bool) { return h, true }
+
+// Enroller: the soft backend enrols (enrol.go).
+func (h *HSM) Enroller() (hsm.Enroller, bool) { return h, true }
+
+// DomainKeyRotator: the soft backend adds DK versions (RotateDomainKey).
+func (h *HSM) DomainKeyRotator() (hsm.DomainKeyRotator, bool) { return h, true }
+
+// Token: none; the soft backend is no device with mechanisms.
+func (h *HSM) Token() (hsm.Token, bool) { return nil, false }
 
 // Create makes a new sealed file at cfg.Path holding DK version 1 and
 // returns the open HSM. It fails with ErrExists if the path is taken.
