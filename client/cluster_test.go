@@ -294,11 +294,16 @@ func TestRefreshAddsNewAndDropsLeftOrDeadNodes(t *testing.T) {
 	if gone.count("Encrypt")+dead.count("Encrypt") != 0 {
 		t.Fatal("a LEFT or DEAD node was routed to")
 	}
-	for _, s := range cl.Nodes() {
-		if s.Addr == added.addr && (s.RTT == 0 || s.ID != "added" || s.Zone != "eu-westa" || s.Status != apiv1.MemberStatus_MEMBER_STATUS_ALIVE) {
-			t.Fatalf("new node not probed or described: %+v", s)
+	// The refresh adds the node before its first probe answers (20 ms
+	// interval, later on a busy machine): wait for the probe, do not race it.
+	eventually(t, 5*time.Second, "the added node probed and described", func() bool {
+		for _, s := range cl.Nodes() {
+			if s.Addr == added.addr {
+				return s.RTT > 0 && s.ID == "added" && s.Zone == "eu-westa" && s.Status == apiv1.MemberStatus_MEMBER_STATUS_ALIVE
+			}
 		}
-	}
+		return false
+	})
 }
 
 // Without the Members RPC (an older server) the configured addresses are
