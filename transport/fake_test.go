@@ -8,7 +8,7 @@ import (
 	"github.com/meridiankms/meridian/keystore"
 )
 
-// fakeStore is a KeyStore that records each call's arguments and answers
+// fakeStore is a keystore.Service that records each call's arguments and answers
 // with canned outputs, or with an injected error, panic or block. It exists
 // for what the real store cannot be made to do on demand.
 type fakeStore struct {
@@ -33,7 +33,7 @@ type fakeCall struct {
 	args any
 }
 
-var _ KeyStore = (*fakeStore)(nil)
+var _ keystore.Service = (*fakeStore)(nil)
 
 var fakeTime = time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.UTC)
 

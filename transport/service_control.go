@@ -7,13 +7,13 @@ import (
 	"github.com/meridiankms/meridian/keystore"
 )
 
-// service implements meridian.v1.KeyManagement over a KeyStore. Its methods
+// service implements meridian.v1.KeyManagement over a keystore.Service. Its methods
 // only convert: errors go back untouched (keystore sentinels, wrapped) and the
 // mapErrors interceptor turns them into statuses, so the mapping lives in one
 // place (errors.go).
 type service struct {
 	apiv1.UnimplementedKeyManagementServer
-	ks      KeyStore
+	ks      keystore.Service
 	members Membership
 }
 

@@ -2,9 +2,25 @@ package keystore
 
 import "context"
 
-// The method set transport codes against (helpers/keystore-api.md), pinned
-// so that a signature change fails to compile here first.
-type transportAPI interface {
+// Service is the keystore's public contract: every operation a client plane
+// serves (the gRPC API today; the AWS-compatible API and the console later).
+// *Store is the implementation; transport depends on Service, and its test
+// fakes implement it in full, so a fake cannot lag the real store.
+//
+// It is declared here, by the provider, against the usual Go habit of
+// declaring an interface where it is used (STYLE.md, convention 6): one
+// contract is shared by every client plane, their fakes and the keystore's
+// own tests, and a copy per consumer drifted (transport, a keystore test and
+// a check in node each wrote the 31 methods out). The keystore owns the
+// operations' rules, so it owns their signatures; a change here fails to
+// compile in every consumer at once.
+//
+// Operator and lifecycle calls (RotateDomainKey, DomainKeyStatus,
+// RunDueTasks, Close) are not part of it: the node wiring uses *Store for
+// those directly.
+type Service interface {
+	// Control plane: key lifecycle, tags, aliases, rotation. Writes replicate
+	// through Raft; requestID is the caller's idempotency id ("": a fresh one).
 	CreateKey(ctx context.Context, in CreateKeyInput) (KeyMetadata, WriteResult, error)
 	DescribeKey(ctx context.Context, keyID string) (KeyMetadata, error)
 	ListKeys(ctx context.Context, limit int, marker string) (Page[KeyListEntry], error)
@@ -25,6 +41,8 @@ type transportAPI interface {
 	GetKeyRotationStatus(ctx context.Context, keyID string) (RotationStatus, error)
 	RotateKeyOnDemand(ctx context.Context, keyID, requestID string) (KeyRotation, WriteResult, error)
 	ListKeyRotations(ctx context.Context, keyID string, limit int, marker string) (Page[KeyRotation], error)
+
+	// Data plane: served from this node's replica and HSM.
 	Encrypt(ctx context.Context, in EncryptInput) (EncryptOutput, error)
 	Decrypt(ctx context.Context, in DecryptInput) (DecryptOutput, error)
 	ReEncrypt(ctx context.Context, in ReEncryptInput) (ReEncryptOutput, error)
@@ -38,4 +56,4 @@ type transportAPI interface {
 	GenerateRandom(ctx context.Context, numberOfBytes int) ([]byte, error)
 }
 
-var _ transportAPI = (*Store)(nil)
+var _ Service = (*Store)(nil)
