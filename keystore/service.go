@@ -18,28 +18,32 @@ import "context"
 // Operator and lifecycle calls (RotateDomainKey, DomainKeyStatus,
 // RunDueTasks, Close) are not part of it: the node wiring uses *Store for
 // those directly.
+//
+// Every operation takes the call's Request from ctx (WithRequest); no
+// operation takes the caller's ids as arguments.
 type Service interface {
 	// Control plane: key lifecycle, tags, aliases, rotation. Writes replicate
-	// through Raft; requestID is the caller's idempotency id ("": a fresh one).
+	// through Raft; a write's idempotency id is the ID of the Request on ctx
+	// (a retry with the same ID answers with the first result).
 	CreateKey(ctx context.Context, in CreateKeyInput) (KeyMetadata, WriteResult, error)
 	DescribeKey(ctx context.Context, keyID string) (KeyMetadata, error)
 	ListKeys(ctx context.Context, limit int, marker string) (Page[KeyListEntry], error)
-	UpdateKeyDescription(ctx context.Context, keyID, description, requestID string) (WriteResult, error)
-	TagResource(ctx context.Context, keyID string, tags []Tag, requestID string) (WriteResult, error)
-	UntagResource(ctx context.Context, keyID string, tagKeys []string, requestID string) (WriteResult, error)
+	UpdateKeyDescription(ctx context.Context, keyID, description string) (WriteResult, error)
+	TagResource(ctx context.Context, keyID string, tags []Tag) (WriteResult, error)
+	UntagResource(ctx context.Context, keyID string, tagKeys []string) (WriteResult, error)
 	ListResourceTags(ctx context.Context, keyID string, limit int, marker string) (Page[Tag], error)
-	CreateAlias(ctx context.Context, aliasName, targetKeyID, requestID string) (WriteResult, error)
-	UpdateAlias(ctx context.Context, aliasName, targetKeyID, requestID string) (WriteResult, error)
-	DeleteAlias(ctx context.Context, aliasName, requestID string) (WriteResult, error)
+	CreateAlias(ctx context.Context, aliasName, targetKeyID string) (WriteResult, error)
+	UpdateAlias(ctx context.Context, aliasName, targetKeyID string) (WriteResult, error)
+	DeleteAlias(ctx context.Context, aliasName string) (WriteResult, error)
 	ListAliases(ctx context.Context, keyID string, limit int, marker string) (Page[AliasEntry], error)
-	EnableKey(ctx context.Context, keyID, requestID string) (WriteResult, error)
-	DisableKey(ctx context.Context, keyID, requestID string) (WriteResult, error)
-	ScheduleKeyDeletion(ctx context.Context, keyID string, pendingWindowDays int, requestID string) (ScheduleDeletionResult, error)
-	CancelKeyDeletion(ctx context.Context, keyID, requestID string) (WriteResult, error)
-	EnableKeyRotation(ctx context.Context, keyID string, periodDays int, requestID string) (WriteResult, error)
-	DisableKeyRotation(ctx context.Context, keyID, requestID string) (WriteResult, error)
+	EnableKey(ctx context.Context, keyID string) (WriteResult, error)
+	DisableKey(ctx context.Context, keyID string) (WriteResult, error)
+	ScheduleKeyDeletion(ctx context.Context, keyID string, pendingWindowDays int) (ScheduleDeletionResult, error)
+	CancelKeyDeletion(ctx context.Context, keyID string) (WriteResult, error)
+	EnableKeyRotation(ctx context.Context, keyID string, periodDays int) (WriteResult, error)
+	DisableKeyRotation(ctx context.Context, keyID string) (WriteResult, error)
 	GetKeyRotationStatus(ctx context.Context, keyID string) (RotationStatus, error)
-	RotateKeyOnDemand(ctx context.Context, keyID, requestID string) (KeyRotation, WriteResult, error)
+	RotateKeyOnDemand(ctx context.Context, keyID string) (KeyRotation, WriteResult, error)
 	ListKeyRotations(ctx context.Context, keyID string, limit int, marker string) (Page[KeyRotation], error)
 
 	// Data plane: served from this node's replica and HSM.
