@@ -234,7 +234,9 @@ func (s *call[Req, Resp]) attempt(actx, ctx context.Context, r route, idx int) r
 		opts = []grpc.CallOption{grpc.Peer(&res.peer), grpc.Header(&res.hdr)}
 		start = time.Now()
 	}
+	r.n.acquire()
 	resp, err := s.m(r.n.api, actx, s.req, opts...)
+	r.n.release()
 	if err == nil {
 		res.resp = resp
 		r.n.up()

@@ -306,6 +306,29 @@ func TestRefreshAddsNewAndDropsLeftOrDeadNodes(t *testing.T) {
 	})
 }
 
+// TestRefreshLetsCallsInFlightFinish: a refresh that drops a node (gossip
+// on a loaded machine briefly calls it dead) does not cancel the call that
+// node is answering; its connection closes once the call ends.
+func TestRefreshLetsCallsInFlightFinish(t *testing.T) {
+	b := &board{}
+	a := startNode(t, b, "a", "eu-west", 0)
+	startNode(t, b, "other", "us-east", 0)
+	cl := newClusterClient(t, "eu-west", func(c *Config) {
+		c.RefreshInterval = 20 * time.Millisecond
+		c.ProbeInterval = 20 * time.Millisecond
+	}, a.addr)
+	a.set(func(n *fakeNode) { n.slow = map[string]time.Duration{"Encrypt": 500 * time.Millisecond} })
+	done := make(chan CallInfo, 1)
+	go func() { done <- encrypt(t, cl) }()
+	eventually(t, 5*time.Second, "the call reaches a", func() bool { return a.count("Encrypt") == 1 })
+	b.update("a", func(m *apiv1.Member) { m.Status = apiv1.MemberStatus_MEMBER_STATUS_DEAD })
+	eventually(t, 5*time.Second, "the refresh drops a", func() bool { return !slices.Contains(nodeAddrs(cl), a.addr) })
+	info := <-done
+	if info.NodeID != "a" || len(info.Tries) != 1 {
+		t.Errorf("the call in flight on a dropped node: served by %q after tries %+v, want a, once", info.NodeID, info.Tries)
+	}
+}
+
 // Without the Members RPC (an older server) the configured addresses are
 // the node set, and failing over between them still works.
 func TestWithoutMembersUsesConfiguredAddrs(t *testing.T) {

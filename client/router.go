@@ -28,6 +28,14 @@ type node struct {
 	downUntil      atomic.Int64
 	probeDownUntil atomic.Int64
 
+	// refs counts attempts using conn; a node that left the set (retired)
+	// closes conn when the last of them ends, not under them: a refresh
+	// that drops a node gossip briefly thought dead (a loaded machine)
+	// must not cancel calls that node is answering.
+	refMu   sync.Mutex
+	refs    int
+	retired bool
+
 	// Guarded by router.mu.
 	member     *apiv1.Member // nil for a configured address not (yet) discovered
 	rtt        time.Duration // EWMA of probe round trips; 0 until measured
@@ -36,6 +44,35 @@ type node struct {
 
 func newNode(addr string, conn *grpc.ClientConn) *node {
 	return &node{addr: addr, conn: conn, api: apiv1.NewKeyManagementClient(conn), health: healthpb.NewHealthClient(conn)}
+}
+
+// acquire marks an attempt using conn; release ends it.
+func (n *node) acquire() {
+	n.refMu.Lock()
+	n.refs++
+	n.refMu.Unlock()
+}
+
+func (n *node) release() {
+	n.refMu.Lock()
+	n.refs--
+	last := n.retired && n.refs == 0
+	n.refMu.Unlock()
+	if last {
+		_ = n.conn.Close()
+	}
+}
+
+// retire closes conn now, or when the attempts using it end. An attempt
+// that starts later on a closed conn fails with Canceled and moves on.
+func (n *node) retire() {
+	n.refMu.Lock()
+	n.retired = true
+	idle := n.refs == 0
+	n.refMu.Unlock()
+	if idle {
+		_ = n.conn.Close()
+	}
 }
 
 func (n *node) down(now int64) bool {
@@ -154,9 +191,10 @@ func (r *router) applyMembers(ms []*apiv1.Member) {
 		gone = nil
 	}
 	r.mu.Unlock()
-	// Calls still holding an older view see Canceled on these and move on.
+	// Attempts in flight on these finish; calls still holding an older
+	// view that start one later see Canceled and move on.
 	for _, n := range gone {
-		_ = n.conn.Close()
+		n.retire()
 	}
 }
 
