@@ -185,6 +185,14 @@ func (s *call[Req, Resp]) serial(ctx context.Context) (Resp, error) {
 		if !res.retry || n >= s.c.cfg.MaxAttempts {
 			return zero, last
 		}
+		if r.n.isRetired() {
+			// The view this call started with is stale (a refresh
+			// dropped that node): route the rest by the current one
+			// rather than spend attempts on other dropped nodes.
+			if v := s.c.router.current(); len(v.routes) > 0 {
+				s.v, s.tried = v, nil
+			}
+		}
 	}
 }
 

@@ -306,6 +306,23 @@ func TestRefreshAddsNewAndDropsLeftOrDeadNodes(t *testing.T) {
 	})
 }
 
+type encryptResult struct {
+	info CallInfo
+	err  error
+}
+
+// encryptAsync encrypts in the background (t.Fatal must not be called
+// off the test's goroutine).
+func encryptAsync(c *Client) <-chan encryptResult {
+	done := make(chan encryptResult, 1)
+	go func() {
+		var r encryptResult
+		_, r.err = c.Encrypt(WithCallInfo(context.Background(), &r.info), &apiv1.EncryptRequest{KeyId: "k-1", Plaintext: []byte("x")})
+		done <- r
+	}()
+	return done
+}
+
 // TestRefreshLetsCallsInFlightFinish: a refresh that drops a node (gossip
 // on a loaded machine briefly calls it dead) does not cancel the call that
 // node is answering; its connection closes once the call ends.
@@ -318,14 +335,51 @@ func TestRefreshLetsCallsInFlightFinish(t *testing.T) {
 		c.ProbeInterval = 20 * time.Millisecond
 	}, a.addr)
 	a.set(func(n *fakeNode) { n.slow = map[string]time.Duration{"Encrypt": 500 * time.Millisecond} })
-	done := make(chan CallInfo, 1)
-	go func() { done <- encrypt(t, cl) }()
+	done := encryptAsync(cl)
 	eventually(t, 5*time.Second, "the call reaches a", func() bool { return a.count("Encrypt") == 1 })
 	b.update("a", func(m *apiv1.Member) { m.Status = apiv1.MemberStatus_MEMBER_STATUS_DEAD })
 	eventually(t, 5*time.Second, "the refresh drops a", func() bool { return !slices.Contains(nodeAddrs(cl), a.addr) })
-	info := <-done
-	if info.NodeID != "a" || len(info.Tries) != 1 {
-		t.Errorf("the call in flight on a dropped node: served by %q after tries %+v, want a, once", info.NodeID, info.Tries)
+	res := <-done
+	if res.err != nil || res.info.NodeID != "a" || len(res.info.Tries) != 1 {
+		t.Errorf("the call in flight on a dropped node: %v, served by %q after tries %+v, want a, once", res.err, res.info.NodeID, res.info.Tries)
+	}
+}
+
+// TestCallReroutesAfterTheRefreshDroppedItsNodes: a call that started
+// with a view whose nodes a refresh then dropped (their connections
+// closed) spends its remaining attempts on the current view, not on the
+// other dropped nodes.
+func TestCallReroutesAfterTheRefreshDroppedItsNodes(t *testing.T) {
+	b := &board{}
+	a := startNode(t, b, "a", "eu-west", 0)
+	for _, id := range []string{"b1", "b2", "b3"} {
+		startNode(t, b, id, "eu-west", 30*time.Millisecond)
+	}
+	startNode(t, b, "other", "us-east", 60*time.Millisecond)
+	cl := newClusterClient(t, "eu-west", func(c *Config) {
+		c.RefreshInterval, c.ProbeInterval = 20*time.Millisecond, 20*time.Millisecond
+		c.HedgeAfter, c.MaxAttempts, c.AttemptTimeout = 0, 3, time.Minute
+	}, a.addr)
+	eventually(t, 5*time.Second, "every node probed", func() bool {
+		for _, s := range cl.Nodes() {
+			if s.RTT == 0 {
+				return false
+			}
+		}
+		return len(cl.Nodes()) == 5
+	})
+	// a, the nearest, holds the call until the b nodes are dropped, then
+	// dies under it.
+	a.set(func(n *fakeNode) { n.slow = map[string]time.Duration{"Encrypt": time.Minute} })
+	done := encryptAsync(cl)
+	eventually(t, 5*time.Second, "the call reaches a", func() bool { return a.count("Encrypt") == 1 })
+	for _, id := range []string{"b1", "b2", "b3"} {
+		b.update(id, func(m *apiv1.Member) { m.Status = apiv1.MemberStatus_MEMBER_STATUS_DEAD })
+	}
+	eventually(t, 10*time.Second, "the refresh drops b1-b3", func() bool { return len(cl.Nodes()) == 2 })
+	a.stop()
+	if res := <-done; res.err != nil || res.info.NodeID != "other" {
+		t.Errorf("%v: served by %q after tries %+v, want other", res.err, res.info.NodeID, res.info.Tries)
 	}
 }
 

@@ -63,16 +63,22 @@ func (n *node) release() {
 	}
 }
 
-// retire closes conn now, or when the attempts using it end. An attempt
-// that starts later on a closed conn fails with Canceled and moves on.
-func (n *node) retire() {
+// retire marks n as out of the set and reports whether conn is idle (then
+// the caller closes it); otherwise the last attempt using it closes it. It
+// runs before the view without n is published, so a call that sees n
+// gone on the view never finds it unretired. An attempt that starts later
+// on a closed conn fails with Canceled and moves on.
+func (n *node) retire() (idle bool) {
 	n.refMu.Lock()
+	defer n.refMu.Unlock()
 	n.retired = true
-	idle := n.refs == 0
-	n.refMu.Unlock()
-	if idle {
-		_ = n.conn.Close()
-	}
+	return n.refs == 0
+}
+
+func (n *node) isRetired() bool {
+	n.refMu.Lock()
+	defer n.refMu.Unlock()
+	return n.retired
 }
 
 func (n *node) down(now int64) bool {
@@ -158,9 +164,8 @@ func (r *router) setStatic(addrs []string, seed *node) {
 
 // applyMembers makes ms (already filtered by usableMembers) the node set:
 // known addresses keep their connection and RTT, new ones get a lazy
-// connection, the rest are dropped and their connections closed.
+// connection, the rest are dropped and their connections closed once idle.
 func (r *router) applyMembers(ms []*apiv1.Member) {
-	var gone []*node
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -179,22 +184,21 @@ func (r *router) applyMembers(ms []*apiv1.Member) {
 		n.member = m
 		next[n.addr] = n
 	}
-	for a, n := range r.nodes {
-		if next[a] == nil {
-			gone = append(gone, n)
-		}
-	}
+	var idle []*node
 	if len(next) > 0 {
+		for a, n := range r.nodes {
+			if next[a] == nil && n.retire() {
+				idle = append(idle, n)
+			}
+		}
 		r.nodes = next
 		r.rebuildLocked()
-	} else {
-		gone = nil
 	}
 	r.mu.Unlock()
-	// Attempts in flight on these finish; calls still holding an older
-	// view that start one later see Canceled and move on.
-	for _, n := range gone {
-		n.retire()
+	// Attempts in flight on the others finish first; calls still holding
+	// an older view that start one later see Canceled and move on.
+	for _, n := range idle {
+		_ = n.conn.Close()
 	}
 }
 
