@@ -61,6 +61,10 @@ type Report struct {
 	// Passed: every check passed and no fault failed to inject or heal.
 	Passed bool     `json:"passed"`
 	Notes  []string `json:"notes,omitempty"`
+
+	// workloadEnd is when the workload stopped issuing calls (history
+	// offset); calls invoked later are the runner's probes.
+	workloadEnd time.Duration
 }
 
 // PlaneStats summarises one plane's calls. For the data plane only calls
@@ -97,6 +101,9 @@ type Failover struct {
 	Fault string `json:"fault"`
 	// FirstWriteMS is -1 when no write invoked after the fault succeeded.
 	FirstWriteMS float64 `json:"first_write_ms"`
+	// Probed: that write was the runner's probe after the workload had
+	// ended (the run was too short for the workload to see writes back).
+	Probed bool `json:"probed,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -174,7 +181,7 @@ func (r *Report) fill(h *history.History, runStart time.Duration, hot []string, 
 	finish(&r.DataPlane, dpLat)
 	finish(&r.Control, cpLat)
 	r.ControlOutages = outages(writes)
-	r.Failover = failovers(r.Faults, writes)
+	r.Failover = failovers(r.Faults, writes, r.workloadEnd)
 	var fos []time.Duration
 	for _, f := range r.Failover {
 		if f.FirstWriteMS >= 0 {
@@ -248,13 +255,15 @@ func outages(writes []*history.Op) []Window {
 // write invoked at or after its injection: when writes were back. (Not the
 // first write invoked: that one may be stuck on the dead leader while later
 // ones already succeed elsewhere.)
-func failovers(events []FaultEvent, writes []*history.Op) []Failover {
+// workloadEnd (0: unknown) marks the runner's probes, invoked after it.
+func failovers(events []FaultEvent, writes []*history.Op, workloadEnd time.Duration) []Failover {
 	var out []Failover
 	for _, e := range events {
 		f := Failover{Fault: e.Name, FirstWriteMS: -1}
 		for _, w := range writes {
 			if w.Outcome == history.Ok && w.Invoke >= e.Injected && (f.FirstWriteMS < 0 || ms(w.Complete-e.Injected) < f.FirstWriteMS) {
 				f.FirstWriteMS = ms(w.Complete - e.Injected)
+				f.Probed = workloadEnd > 0 && w.Invoke >= workloadEnd
 			}
 		}
 		out = append(out, f)

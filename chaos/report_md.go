@@ -71,6 +71,9 @@ func (r *Report) Markdown() string {
 			fo := "-"
 			if i < len(r.Failover) && r.Failover[i].FirstWriteMS >= 0 {
 				fo = fmt.Sprintf("%.0f ms", r.Failover[i].FirstWriteMS)
+				if r.Failover[i].Probed {
+					fo += " (runner's probe after the run)"
+				}
 			}
 			fmt.Fprintf(&b, "| %s | +%.0f ms | +%.0f ms | %s |\n", f.Name, ms(f.Injected), ms(f.Healed), fo)
 		}

@@ -188,8 +188,48 @@ func TestFailoverEarliestCompletion(t *testing.T) {
 	ms := time.Millisecond
 	stuck := op(0, history.EnableKey, "k", 1100*ms, 6000*ms, history.Ok, "")
 	quick := op(1, history.DisableKey, "k", 1200*ms, 1400*ms, history.Ok, "")
-	got := failovers([]FaultEvent{{Name: "freeze-leader", Injected: time.Second}}, []*history.Op{&stuck, &quick})
-	if len(got) != 1 || got[0].FirstWriteMS != 400 {
-		t.Fatalf("failover %+v, want 400 ms", got)
+	got := failovers([]FaultEvent{{Name: "freeze-leader", Injected: time.Second}}, []*history.Op{&stuck, &quick}, 0)
+	if len(got) != 1 || got[0].FirstWriteMS != 400 || got[0].Probed {
+		t.Fatalf("failover %+v, want 400 ms by the workload", got)
+	}
+}
+
+// TestFailoverProbed: a first write invoked after the workload ended is
+// the runner's probe, and the report says so; one invoked before is not.
+func TestFailoverProbed(t *testing.T) {
+	ms := time.Millisecond
+	events := []FaultEvent{{Name: "kill-leader", Injected: 2900 * ms}}
+	probe := op(9, history.CreateKey, "", 3200*ms, 3500*ms, history.Ok, "")
+	got := failovers(events, []*history.Op{&probe}, 3000*ms)
+	if len(got) != 1 || got[0].FirstWriteMS != 600 || !got[0].Probed {
+		t.Fatalf("failover %+v, want 600 ms by the probe", got)
+	}
+	late := op(1, history.DisableKey, "k", 2950*ms, 3400*ms, history.Ok, "")
+	got = failovers(events, []*history.Op{&probe, &late}, 3000*ms)
+	if len(got) != 1 || got[0].FirstWriteMS != 500 || got[0].Probed {
+		t.Fatalf("failover %+v, want 500 ms by the workload", got)
+	}
+}
+
+// TestWriteMissingAfter: the runner probes only when some fault has no
+// acknowledged write invoked after it.
+func TestWriteMissingAfter(t *testing.T) {
+	ms := time.Millisecond
+	okWrite := op(0, history.DisableKey, "k", 1500*ms, 1600*ms, history.Ok, "")
+	failed := op(1, history.EnableKey, "k", 2500*ms, 2600*ms, history.Unknown, "DeadlineExceeded")
+	read := op(2, history.DescribeKey, "k", 2500*ms, 2600*ms, history.Ok, "")
+	h := &history.History{Ops: []history.Op{okWrite, failed, read}}
+	for _, tc := range []struct {
+		events []FaultEvent
+		want   bool
+	}{
+		{nil, false},
+		{[]FaultEvent{{Name: "a", Injected: time.Second}}, false},
+		{[]FaultEvent{{Name: "a", Injected: time.Second}, {Name: "b", Injected: 2 * time.Second}}, true},
+		{[]FaultEvent{{Name: "b", Injected: 1500 * ms}}, false}, // invoked at the injection counts
+	} {
+		if got := writeMissingAfter(h, tc.events); got != tc.want {
+			t.Errorf("events %+v: writeMissingAfter %v, want %v", tc.events, got, tc.want)
+		}
 	}
 }

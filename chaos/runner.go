@@ -178,6 +178,8 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	}
 	events := runSchedule(ctx, opt, sched, rec, lv, begin)
 	wg.Wait()
+	workloadEnd := rec.Now()
+	probeWritesBack(ctx, opt, w, rec, events, Regions(nodes))
 	stopLive()
 
 	// Heal leftovers a cut-short run left behind, then let the cluster settle.
@@ -213,6 +215,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("check the history: %w", err)
 	}
+	rep.workloadEnd = workloadEnd
 	rep.fill(hist, runStart, w.HotKeys(), verdict)
 	if rep.Nodes, err = h.Nodes(ctx); err != nil {
 		rep.Notes = append(rep.Notes, "list nodes after the run: "+err.Error())

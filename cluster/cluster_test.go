@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -246,4 +247,28 @@ func TestRestartWithNewRaftPort(t *testing.T) {
 		reg, ok := leader.FSM.Node(f.ID)
 		return ok && reg.GetRaftAddr() == f.RaftAddr()
 	})
+}
+
+// TestSecondNodeOnSameDataDirFails: a second node started on a data dir a
+// live node holds fails within the lock wait and says why, instead of
+// waiting forever on the Raft store's file lock.
+func TestSecondNodeOnSameDataDirFails(t *testing.T) {
+	cfg := clustertest.FastConfig(cluster.DefaultConfig())
+	cfg.NodeID, cfg.DataDir, cfg.APIAddr, cfg.Bootstrap = "n1", t.TempDir(), "127.0.0.1:1", true
+	cfg.Logger = clustertest.TestLogger(t)
+	first, err := cluster.New(context.Background(), cfg, fsm.New(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	second, err := cluster.New(ctx, cfg, fsm.New(nil))
+	if err == nil {
+		second.Close()
+		t.Fatal("a second node opened a data dir a live node holds")
+	}
+	if !strings.Contains(err.Error(), "is another meridian node running on data dir "+cfg.DataDir) {
+		t.Errorf("second node on the same data dir: %v, want it to name the data dir and the likely cause", err)
+	}
 }

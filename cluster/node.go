@@ -2,17 +2,20 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 	"google.golang.org/grpc"
 
 	"github.com/meridiankms/meridian/fsm"
@@ -99,9 +102,17 @@ func (n *Node) open() error {
 	if err := os.MkdirAll(raftDir, 0o700); err != nil {
 		return fmt.Errorf("create raft dir: %w", err)
 	}
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
+	path := filepath.Join(raftDir, "raft.db")
+	// bolt locks its file for as long as it is open; without a timeout a
+	// second node on the same data dir (or a Close that left a stuck Raft
+	// holding it) would wait forever in silence.
+	store, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{Timeout: boltLockWait}})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return fmt.Errorf("open raft bolt store %s: still locked after %v: is another meridian node running on data dir %s?",
+			path, boltLockWait, cfg.DataDir)
+	}
 	if err != nil {
-		return fmt.Errorf("open raft bolt store: %w", err)
+		return fmt.Errorf("open raft bolt store %s: %w", path, err)
 	}
 	n.store = store
 	logs, err := raft.NewLogCache(logCacheSize, store)
@@ -243,15 +254,53 @@ func (n *Node) closeResources() error {
 		// holds. Closing twice is a no-op.
 		keep(n.trans.Close())
 	}
+	raftStopped := true
 	if n.raft != nil {
-		keep(n.raft.Shutdown().Error())
+		if err := n.shutdownRaft(raftShutdownWait); err != nil {
+			keep(err)
+			raftStopped = false
+		}
 	}
 	n.wg.Wait()
-	if n.store != nil {
+	// A Raft that did not stop may still be writing: closing bolt under
+	// it would block or corrupt, so the store is left open (and the
+	// error says why) rather than risk the log.
+	if n.store != nil && raftStopped {
 		keep(n.store.Close())
 	}
 	keep(n.pool.close())
 	return firstErr
+}
+
+// boltLockWait bounds the wait for the Raft store's file lock: a process
+// that died released it at once, so a lock held longer belongs to a live
+// node.
+const boltLockWait = 3 * time.Second
+
+// raftShutdownWait bounds Close's wait for Raft's goroutines. Raft's own
+// shutdown waits for them without a bound; none should block for long
+// (every wait in them ends on shutdown), so one still running after this
+// is a bug to report, not a reason to hang the process or a test run.
+const raftShutdownWait = 30 * time.Second
+
+// shutdownRaft shuts Raft down and waits up to wait for its goroutines.
+// Past that it logs every goroutine's stack (the only way to see which
+// wait did not end) and returns an error.
+func (n *Node) shutdownRaft(wait time.Duration) error {
+	done := make(chan error, 1)
+	f := n.raft.Shutdown()
+	go func() { done <- f.Error() }()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+	}
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n.log.Error("raft did not shut down; goroutines follow", "after", wait, "stacks", string(buf))
+	return fmt.Errorf("close node %s: raft did not shut down within %v (goroutine stacks logged)", n.cfg.NodeID, wait)
 }
 
 // RaftAddr is the Raft address this node advertises.

@@ -26,7 +26,8 @@ func (s *Store) aliasTarget(aliasName, targetKeyID, requestID string) (string, *
 }
 
 // CreateAlias names a key. The name must be free.
-func (s *Store) CreateAlias(ctx context.Context, aliasName, targetKeyID, requestID string) (WriteResult, error) {
+func (s *Store) CreateAlias(ctx context.Context, aliasName, targetKeyID string) (WriteResult, error) {
+	requestID := RequestFrom(ctx).ID
 	name, k, err := s.aliasTarget(aliasName, targetKeyID, requestID)
 	if err != nil {
 		return WriteResult{}, err
@@ -40,7 +41,8 @@ func (s *Store) CreateAlias(ctx context.Context, aliasName, targetKeyID, request
 
 // UpdateAlias points an alias at another key of the same spec and usage, so
 // that callers of the alias keep working.
-func (s *Store) UpdateAlias(ctx context.Context, aliasName, targetKeyID, requestID string) (WriteResult, error) {
+func (s *Store) UpdateAlias(ctx context.Context, aliasName, targetKeyID string) (WriteResult, error) {
+	requestID := RequestFrom(ctx).ID
 	name, k, err := s.aliasTarget(aliasName, targetKeyID, requestID)
 	if err != nil {
 		return WriteResult{}, err
@@ -59,7 +61,8 @@ func (s *Store) UpdateAlias(ctx context.Context, aliasName, targetKeyID, request
 }
 
 // DeleteAlias removes an alias; the key is untouched.
-func (s *Store) DeleteAlias(ctx context.Context, aliasName, requestID string) (WriteResult, error) {
+func (s *Store) DeleteAlias(ctx context.Context, aliasName string) (WriteResult, error) {
+	requestID := RequestFrom(ctx).ID
 	name, err := checkAliasName(aliasName, false)
 	if err != nil {
 		return WriteResult{}, err

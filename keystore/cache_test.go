@@ -35,7 +35,7 @@ func TestCacheWipedOnDisableDeletionAndClose(t *testing.T) {
 	if bytes.Equal(keyBytes, make([]byte, 32)) {
 		t.Fatal("cached HMAC key is all zero before the wipe")
 	}
-	_, err = h.s.DisableKey(bg, mac.KeyID, "")
+	_, err = h.s.DisableKey(bg, mac.KeyID)
 	must(t, err)
 	if n := h.s.cache.len(); n != 1 || h.cached(mac.KeyID, 1) != nil {
 		t.Fatalf("disable left %d cached versions", n)
@@ -50,7 +50,7 @@ func TestCacheWipedOnDisableDeletionAndClose(t *testing.T) {
 	}
 
 	s := h.cached(sym.KeyID, 1)
-	_, err = h.s.ScheduleKeyDeletion(bg, sym.KeyID, 7, "")
+	_, err = h.s.ScheduleKeyDeletion(bg, sym.KeyID, 7)
 	must(t, err)
 	if h.s.cache.len() != 0 || s.sym != nil {
 		t.Fatal("scheduling deletion did not evict and wipe the symmetric key")
@@ -140,7 +140,7 @@ func testNoPlaintextMaterialInState(t *testing.T, level ProtectionLevel) {
 		h.create(spec, "")
 	}
 	sym := h.create("", "")
-	_, _, err := h.s.RotateKeyOnDemand(bg, sym.KeyID, "")
+	_, _, err := h.s.RotateKeyOnDemand(bg, sym.KeyID)
 	must(t, err)
 
 	var state bytes.Buffer

@@ -163,7 +163,7 @@ func testRotationOlderVersionsDecrypt(t *testing.T, level ProtectionLevel) {
 		blobs = append(blobs, out.CiphertextBlob)
 		if v < 4 {
 			h.clock.Advance(time.Hour)
-			r, wr, err := h.s.RotateKeyOnDemand(bg, k.KeyID, "")
+			r, wr, err := h.s.RotateKeyOnDemand(bg, k.KeyID)
 			must(t, err)
 			if r.KeyVersion != v+1 || r.RotationType != RotationOnDemand || r.KeyID != k.KeyID || wr.CommitIndex == 0 ||
 				!r.RotationDate.Equal(h.clock.Now()) {

@@ -58,7 +58,7 @@ func rotationFixture(t *testing.T, h *harness) (samples []sample, ks *keySet, ve
 		h.level = level
 		for i := 0; i < 3; i++ {
 			k := h.create("", "")
-			_, _, err := h.s.RotateKeyOnDemand(bg, k.KeyID, "")
+			_, _, err := h.s.RotateKeyOnDemand(bg, k.KeyID)
 			must(t, err)
 			for j := 0; j < 2; j++ {
 				c := map[string]string{"i": fmt.Sprint(i)}

@@ -115,10 +115,10 @@ func TestHSMLevelHandlesDestroyed(t *testing.T) {
 	}
 	macH, symH, otherH := handle(mac.KeyID), handle(sym.KeyID), handle(other.KeyID)
 
-	_, err = h.s.DisableKey(bg, mac.KeyID, "")
+	_, err = h.s.DisableKey(bg, mac.KeyID)
 	must(t, err)
 	gone("the disabled key's HSM object to be destroyed", macH)
-	_, err = h.s.ScheduleKeyDeletion(bg, sym.KeyID, 7, "")
+	_, err = h.s.ScheduleKeyDeletion(bg, sym.KeyID, 7)
 	must(t, err)
 	gone("the pending key's HSM object to be destroyed", symH)
 	if err := probe(otherH); err != nil {

@@ -29,7 +29,8 @@ func (s *Store) CreateKey(ctx context.Context, in CreateKeyInput) (KeyMetadata, 
 	if err != nil {
 		return KeyMetadata{}, WriteResult{}, err
 	}
-	if err := checkRequestID(in.RequestID); err != nil {
+	requestID := RequestFrom(ctx).ID
+	if err := checkRequestID(requestID); err != nil {
 		return KeyMetadata{}, WriteResult{}, err
 	}
 	staleMs, err := checkMaxStaleness(in.MaxStaleness)
@@ -54,7 +55,7 @@ func (s *Store) CreateKey(ctx context.Context, in CreateKeyInput) (KeyMetadata, 
 		Versions:        []*fsmpb.KeyVersion{v},
 		MaxStalenessMs:  staleMs,
 	}
-	res, err := s.propose(ctx, "create key", fsmpb.CommandType_COMMAND_TYPE_CREATE_KEY, &fsmpb.CreateKey{Key: key}, in.RequestID)
+	res, err := s.propose(ctx, "create key", fsmpb.CommandType_COMMAND_TYPE_CREATE_KEY, &fsmpb.CreateKey{Key: key}, requestID)
 	if err != nil {
 		return KeyMetadata{}, WriteResult{}, err
 	}
@@ -149,8 +150,9 @@ func (s *Store) ListKeys(ctx context.Context, limit int, marker string) (Page[Ke
 }
 
 // keyWrite is the shape of most control-plane writes: resolve, propose a
-// payload naming the key, return the commit index.
-func (s *Store) keyWrite(ctx context.Context, op, ref, requestID string, t fsmpb.CommandType, payload func(id string) fsmpbMessage) (*fsmpb.Result, error) {
+// payload naming the key under the ctx's request id, return the commit index.
+func (s *Store) keyWrite(ctx context.Context, op, ref string, t fsmpb.CommandType, payload func(id string) fsmpbMessage) (*fsmpb.Result, error) {
+	requestID := RequestFrom(ctx).ID
 	if err := checkRequestID(requestID); err != nil {
 		return nil, err
 	}
@@ -169,11 +171,11 @@ func (s *Store) keyWrite(ctx context.Context, op, ref, requestID string, t fsmpb
 func keyRef(id string) fsmpbMessage { return &fsmpb.KeyRef{KeyId: id} }
 
 // UpdateKeyDescription replaces a key's description.
-func (s *Store) UpdateKeyDescription(ctx context.Context, keyID, description, requestID string) (WriteResult, error) {
+func (s *Store) UpdateKeyDescription(ctx context.Context, keyID, description string) (WriteResult, error) {
 	if err := checkDescription(description); err != nil {
 		return WriteResult{}, err
 	}
-	res, err := s.keyWrite(ctx, "update key description", keyID, requestID, fsmpb.CommandType_COMMAND_TYPE_UPDATE_DESCRIPTION,
+	res, err := s.keyWrite(ctx, "update key description", keyID, fsmpb.CommandType_COMMAND_TYPE_UPDATE_DESCRIPTION,
 		func(id string) fsmpbMessage { return &fsmpb.UpdateDescription{KeyId: id, Description: description} })
 	if err != nil {
 		return WriteResult{}, err
@@ -182,7 +184,7 @@ func (s *Store) UpdateKeyDescription(ctx context.Context, keyID, description, re
 }
 
 // TagResource adds or replaces tags; a key holds at most 50.
-func (s *Store) TagResource(ctx context.Context, keyID string, tags []Tag, requestID string) (WriteResult, error) {
+func (s *Store) TagResource(ctx context.Context, keyID string, tags []Tag) (WriteResult, error) {
 	if len(tags) == 0 {
 		return WriteResult{}, validationErr("at least one tag is required")
 	}
@@ -201,7 +203,7 @@ func (s *Store) TagResource(ctx context.Context, keyID string, tags []Tag, reque
 			return WriteResult{}, userErr(ErrLimitExceeded, "key %s would have %d tags; a key holds at most %d", k.GetId(), n, maxTags)
 		}
 	}
-	res, err := s.keyWrite(ctx, "tag key", keyID, requestID, fsmpb.CommandType_COMMAND_TYPE_TAG_KEY,
+	res, err := s.keyWrite(ctx, "tag key", keyID, fsmpb.CommandType_COMMAND_TYPE_TAG_KEY,
 		func(id string) fsmpbMessage { return &fsmpb.TagKey{KeyId: id, Tags: m} })
 	if err != nil {
 		return WriteResult{}, err
@@ -210,7 +212,7 @@ func (s *Store) TagResource(ctx context.Context, keyID string, tags []Tag, reque
 }
 
 // UntagResource removes tags by key; absent tags are ignored.
-func (s *Store) UntagResource(ctx context.Context, keyID string, tagKeys []string, requestID string) (WriteResult, error) {
+func (s *Store) UntagResource(ctx context.Context, keyID string, tagKeys []string) (WriteResult, error) {
 	if len(tagKeys) == 0 || len(tagKeys) > maxTags {
 		return WriteResult{}, validationErr("%d tag keys given; must be 1-%d", len(tagKeys), maxTags)
 	}
@@ -219,7 +221,7 @@ func (s *Store) UntagResource(ctx context.Context, keyID string, tagKeys []strin
 			return WriteResult{}, err
 		}
 	}
-	res, err := s.keyWrite(ctx, "untag key", keyID, requestID, fsmpb.CommandType_COMMAND_TYPE_UNTAG_KEY,
+	res, err := s.keyWrite(ctx, "untag key", keyID, fsmpb.CommandType_COMMAND_TYPE_UNTAG_KEY,
 		func(id string) fsmpbMessage { return &fsmpb.UntagKey{KeyId: id, TagKeys: tagKeys} })
 	if err != nil {
 		return WriteResult{}, err
@@ -260,8 +262,8 @@ func (s *Store) ListResourceTags(ctx context.Context, keyID string, limit int, m
 }
 
 // EnableKey makes a DISABLED key usable again.
-func (s *Store) EnableKey(ctx context.Context, keyID, requestID string) (WriteResult, error) {
-	res, err := s.keyWrite(ctx, "enable key", keyID, requestID, fsmpb.CommandType_COMMAND_TYPE_ENABLE_KEY, keyRef)
+func (s *Store) EnableKey(ctx context.Context, keyID string) (WriteResult, error) {
+	res, err := s.keyWrite(ctx, "enable key", keyID, fsmpb.CommandType_COMMAND_TYPE_ENABLE_KEY, keyRef)
 	if err != nil {
 		return WriteResult{}, err
 	}
@@ -270,8 +272,8 @@ func (s *Store) EnableKey(ctx context.Context, keyID, requestID string) (WriteRe
 
 // DisableKey stops every cryptographic use of a key; every node wipes its
 // cached material when it applies the change.
-func (s *Store) DisableKey(ctx context.Context, keyID, requestID string) (WriteResult, error) {
-	res, err := s.keyWrite(ctx, "disable key", keyID, requestID, fsmpb.CommandType_COMMAND_TYPE_DISABLE_KEY, keyRef)
+func (s *Store) DisableKey(ctx context.Context, keyID string) (WriteResult, error) {
+	res, err := s.keyWrite(ctx, "disable key", keyID, fsmpb.CommandType_COMMAND_TYPE_DISABLE_KEY, keyRef)
 	if err != nil {
 		return WriteResult{}, err
 	}
@@ -280,14 +282,14 @@ func (s *Store) DisableKey(ctx context.Context, keyID, requestID string) (WriteR
 
 // ScheduleKeyDeletion makes a key PENDING_DELETION for 7-30 days (0: 30);
 // the leader's scheduler deletes it when due.
-func (s *Store) ScheduleKeyDeletion(ctx context.Context, keyID string, pendingWindowDays int, requestID string) (ScheduleDeletionResult, error) {
+func (s *Store) ScheduleKeyDeletion(ctx context.Context, keyID string, pendingWindowDays int) (ScheduleDeletionResult, error) {
 	if pendingWindowDays == 0 {
 		pendingWindowDays = defaultWindowDays
 	}
 	if pendingWindowDays < minWindowDays || pendingWindowDays > maxWindowDays {
 		return ScheduleDeletionResult{}, validationErr("pending window is %d days; must be %d-%d", pendingWindowDays, minWindowDays, maxWindowDays)
 	}
-	res, err := s.keyWrite(ctx, "schedule key deletion", keyID, requestID, fsmpb.CommandType_COMMAND_TYPE_SCHEDULE_DELETION,
+	res, err := s.keyWrite(ctx, "schedule key deletion", keyID, fsmpb.CommandType_COMMAND_TYPE_SCHEDULE_DELETION,
 		func(id string) fsmpbMessage {
 			return &fsmpb.ScheduleDeletion{KeyId: id, PendingWindowDays: uint32(pendingWindowDays)}
 		})
@@ -305,8 +307,8 @@ func (s *Store) ScheduleKeyDeletion(ctx context.Context, keyID string, pendingWi
 }
 
 // CancelKeyDeletion returns a PENDING_DELETION key to DISABLED.
-func (s *Store) CancelKeyDeletion(ctx context.Context, keyID, requestID string) (WriteResult, error) {
-	res, err := s.keyWrite(ctx, "cancel key deletion", keyID, requestID, fsmpb.CommandType_COMMAND_TYPE_CANCEL_DELETION, keyRef)
+func (s *Store) CancelKeyDeletion(ctx context.Context, keyID string) (WriteResult, error) {
+	res, err := s.keyWrite(ctx, "cancel key deletion", keyID, fsmpb.CommandType_COMMAND_TYPE_CANCEL_DELETION, keyRef)
 	if err != nil {
 		return WriteResult{}, err
 	}

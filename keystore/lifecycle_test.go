@@ -96,13 +96,18 @@ func TestCreateKeyValidation(t *testing.T) {
 		{"long tag key", CreateKeyInput{Tags: []Tag{{strings.Repeat("k", 129), "v"}}}, ErrValidation, "1-128"},
 		{"long tag value", CreateKeyInput{Tags: []Tag{{"k", strings.Repeat("v", 257)}}}, ErrValidation, "0-256"},
 		{"duplicate tag", CreateKeyInput{Tags: []Tag{{"k", "1"}, {"k", "2"}}}, ErrValidation, "twice"},
-		{"request id", CreateKeyInput{RequestID: strings.Repeat("r", 129)}, ErrValidation, "request id"},
-		{"request id space", CreateKeyInput{RequestID: "a b"}, ErrValidation, "request id"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := h.s.CreateKey(bg, tc.in)
 			wantErr(t, err, tc.kind, tc.msg)
+		})
+	}
+	// The request id travels on the context (Request), not in the input.
+	for name, id := range map[string]string{"request id": strings.Repeat("r", 129), "request id space": "a b"} {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := h.s.CreateKey(WithRequest(bg, Request{ID: id}), CreateKeyInput{})
+			wantErr(t, err, ErrValidation, "request id")
 		})
 	}
 	if n := h.fsm.KeyCount(); n != 0 {
@@ -112,9 +117,10 @@ func TestCreateKeyValidation(t *testing.T) {
 
 func TestCreateKeyIdempotent(t *testing.T) {
 	h := newHarness(t, Config{})
-	a, wa, err := h.s.CreateKey(bg, CreateKeyInput{RequestID: "req-1"})
+	ctx := WithRequest(bg, Request{ID: "req-1"})
+	a, wa, err := h.s.CreateKey(ctx, CreateKeyInput{})
 	must(t, err)
-	b, wb, err := h.s.CreateKey(bg, CreateKeyInput{RequestID: "req-1"})
+	b, wb, err := h.s.CreateKey(ctx, CreateKeyInput{})
 	must(t, err)
 	if a.KeyID != b.KeyID || wa != wb || h.fsm.KeyCount() != 1 {
 		t.Fatalf("retry made %s (index %d) after %s (index %d); %d keys", b.KeyID, wb.CommitIndex, a.KeyID, wa.CommitIndex, h.fsm.KeyCount())
@@ -124,7 +130,7 @@ func TestCreateKeyIdempotent(t *testing.T) {
 func TestResolveForms(t *testing.T) {
 	h := newHarness(t, Config{})
 	k := h.create("", "")
-	_, err := h.s.CreateAlias(bg, "alias/app-key", k.KeyID, "")
+	_, err := h.s.CreateAlias(bg, "alias/app-key", k.KeyID)
 	must(t, err)
 	for _, ref := range []string{k.KeyID, "meridian:key/" + k.KeyID, "alias/app-key", "meridian:alias/app-key"} {
 		m, err := h.s.DescribeKey(bg, ref)
@@ -207,24 +213,24 @@ func TestLifecycleStates(t *testing.T) {
 		must(t, err)
 		return m.KeyState
 	}
-	_, err := h.s.DisableKey(bg, k.KeyID, "")
+	_, err := h.s.DisableKey(bg, k.KeyID)
 	must(t, err)
-	_, err = h.s.DisableKey(bg, k.KeyID, "")
+	_, err = h.s.DisableKey(bg, k.KeyID)
 	must(t, err)
 	if state() != StateDisabled {
 		t.Fatal("not disabled")
 	}
-	_, err = h.s.EnableKey(bg, k.KeyID, "")
+	_, err = h.s.EnableKey(bg, k.KeyID)
 	must(t, err)
 	if state() != StateEnabled {
 		t.Fatal("not enabled")
 	}
 
 	for _, days := range []int{6, 31, -1} {
-		_, err = h.s.ScheduleKeyDeletion(bg, k.KeyID, days, "")
+		_, err = h.s.ScheduleKeyDeletion(bg, k.KeyID, days)
 		wantErr(t, err, ErrValidation, fmt.Sprintf("pending window is %d days; must be 7-30", days))
 	}
-	r, err := h.s.ScheduleKeyDeletion(bg, k.KeyID, 0, "")
+	r, err := h.s.ScheduleKeyDeletion(bg, k.KeyID, 0)
 	must(t, err)
 	if r.KeyID != k.KeyID || r.KeyState != StatePendingDeletion || r.PendingWindowDays != 30 ||
 		!r.DeletionDate.Equal(h.clock.Now().Add(30*24*time.Hour)) || r.CommitIndex == 0 {
@@ -234,35 +240,35 @@ func TestLifecycleStates(t *testing.T) {
 	if m.PendingWindowDays != 30 || m.DeletionDate.IsZero() || m.Enabled {
 		t.Fatalf("pending metadata %+v", m)
 	}
-	_, err = h.s.ScheduleKeyDeletion(bg, k.KeyID, 7, "")
+	_, err = h.s.ScheduleKeyDeletion(bg, k.KeyID, 7)
 	wantErr(t, err, ErrInvalidState, "pending deletion")
-	_, err = h.s.EnableKey(bg, k.KeyID, "")
+	_, err = h.s.EnableKey(bg, k.KeyID)
 	wantErr(t, err, ErrInvalidState, "")
-	_, err = h.s.UpdateKeyDescription(bg, k.KeyID, "x", "")
+	_, err = h.s.UpdateKeyDescription(bg, k.KeyID, "x")
 	wantErr(t, err, ErrInvalidState, "")
-	_, err = h.s.CancelKeyDeletion(bg, k.KeyID, "")
+	_, err = h.s.CancelKeyDeletion(bg, k.KeyID)
 	must(t, err)
 	if state() != StateDisabled {
 		t.Fatal("cancelled deletion did not leave the key DISABLED")
 	}
-	_, err = h.s.CancelKeyDeletion(bg, k.KeyID, "")
+	_, err = h.s.CancelKeyDeletion(bg, k.KeyID)
 	wantErr(t, err, ErrInvalidState, "")
 
-	_, err = h.s.UpdateKeyDescription(bg, k.KeyID, "new", "")
+	_, err = h.s.UpdateKeyDescription(bg, k.KeyID, "new")
 	must(t, err)
 	if m, _ := h.s.DescribeKey(bg, k.KeyID); m.Description != "new" {
 		t.Fatalf("description %q", m.Description)
 	}
-	_, err = h.s.UpdateKeyDescription(bg, k.KeyID, string([]byte{0xff}), "")
+	_, err = h.s.UpdateKeyDescription(bg, k.KeyID, string([]byte{0xff}))
 	wantErr(t, err, ErrValidation, "UTF-8")
-	_, err = h.s.EnableKey(bg, "00000000-0000-4000-8000-000000000000", "")
+	_, err = h.s.EnableKey(bg, "00000000-0000-4000-8000-000000000000")
 	wantErr(t, err, ErrNotFound, "")
 }
 
 func TestTags(t *testing.T) {
 	h := newHarness(t, Config{})
 	k := h.create("", "")
-	_, err := h.s.TagResource(bg, k.KeyID, []Tag{{"b", "2"}, {"a", "1"}, {"c", ""}}, "")
+	_, err := h.s.TagResource(bg, k.KeyID, []Tag{{"b", "2"}, {"a", "1"}, {"c", ""}})
 	must(t, err)
 	p, err := h.s.ListResourceTags(bg, k.KeyID, 2, "")
 	must(t, err)
@@ -274,23 +280,23 @@ func TestTags(t *testing.T) {
 	if fmt.Sprint(p.Items) != "[{c }]" || p.Truncated {
 		t.Fatalf("page 2 %+v", p)
 	}
-	_, err = h.s.UntagResource(bg, k.KeyID, []string{"a", "zz"}, "")
+	_, err = h.s.UntagResource(bg, k.KeyID, []string{"a", "zz"})
 	must(t, err)
 	p, _ = h.s.ListResourceTags(bg, k.KeyID, 0, "")
 	if len(p.Items) != 2 {
 		t.Fatalf("after untag %+v", p)
 	}
-	_, err = h.s.TagResource(bg, k.KeyID, nil, "")
+	_, err = h.s.TagResource(bg, k.KeyID, nil)
 	wantErr(t, err, ErrValidation, "at least one tag")
-	_, err = h.s.UntagResource(bg, k.KeyID, nil, "")
+	_, err = h.s.UntagResource(bg, k.KeyID, nil)
 	wantErr(t, err, ErrValidation, "must be 1-50")
 	many := make([]Tag, 49)
 	for i := range many {
 		many[i] = Tag{Key: fmt.Sprint("t", i)}
 	}
-	_, err = h.s.TagResource(bg, k.KeyID, many, "")
+	_, err = h.s.TagResource(bg, k.KeyID, many)
 	wantErr(t, err, ErrLimitExceeded, "51 tags")
-	_, err = h.s.TagResource(bg, k.KeyID, []Tag{{"meridian:x", ""}}, "")
+	_, err = h.s.TagResource(bg, k.KeyID, []Tag{{"meridian:x", ""}})
 	wantErr(t, err, ErrValidation, "reserved")
 	_, err = h.s.ListResourceTags(bg, k.KeyID, 5000, "")
 	wantErr(t, err, ErrValidation, "limit")
@@ -300,9 +306,9 @@ func TestAliases(t *testing.T) {
 	h := newHarness(t, Config{})
 	a, b := h.create("", ""), h.create("", "")
 	mac := h.create(SpecHMAC256, "")
-	_, err := h.s.CreateAlias(bg, "alias/app", a.KeyID, "")
+	_, err := h.s.CreateAlias(bg, "alias/app", a.KeyID)
 	must(t, err)
-	_, err = h.s.CreateAlias(bg, "meridian:alias/app2", a.KeyID, "")
+	_, err = h.s.CreateAlias(bg, "meridian:alias/app2", a.KeyID)
 	must(t, err)
 	tests := []struct {
 		name, alias, target string
@@ -320,18 +326,18 @@ func TestAliases(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := h.s.CreateAlias(bg, tc.alias, tc.target, "")
+			_, err := h.s.CreateAlias(bg, tc.alias, tc.target)
 			wantErr(t, err, tc.kind, tc.msg)
 		})
 	}
-	_, err = h.s.UpdateAlias(bg, "alias/app", b.KeyID, "")
+	_, err = h.s.UpdateAlias(bg, "alias/app", b.KeyID)
 	must(t, err)
 	if m, _ := h.s.DescribeKey(bg, "alias/app"); m.KeyID != b.KeyID {
 		t.Fatalf("alias/app now names %s, want %s", m.KeyID, b.KeyID)
 	}
-	_, err = h.s.UpdateAlias(bg, "alias/app", mac.KeyID, "")
+	_, err = h.s.UpdateAlias(bg, "alias/app", mac.KeyID)
 	wantErr(t, err, ErrValidation, "must match")
-	_, err = h.s.UpdateAlias(bg, "alias/none", b.KeyID, "")
+	_, err = h.s.UpdateAlias(bg, "alias/none", b.KeyID)
 	wantErr(t, err, ErrNotFound, "")
 
 	p, err := h.s.ListAliases(bg, "", 1, "")
@@ -352,9 +358,9 @@ func TestAliases(t *testing.T) {
 	_, err = h.s.ListAliases(bg, "", 0, "bad marker")
 	wantErr(t, err, ErrValidation, "marker")
 
-	_, err = h.s.DeleteAlias(bg, "alias/app", "")
+	_, err = h.s.DeleteAlias(bg, "alias/app")
 	must(t, err)
-	_, err = h.s.DeleteAlias(bg, "alias/app", "")
+	_, err = h.s.DeleteAlias(bg, "alias/app")
 	wantErr(t, err, ErrNotFound, "")
 	_, err = h.s.DescribeKey(bg, "alias/app")
 	wantErr(t, err, ErrNotFound, "")
@@ -380,7 +386,7 @@ func TestApplyErrorMapping(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h.ap.setErr(tc.err)
 			defer h.ap.setErr(nil)
-			_, err := h.s.DisableKey(bg, k.KeyID, "")
+			_, err := h.s.DisableKey(bg, k.KeyID)
 			if !tc.check(err) || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("error %v", err)
 			}
@@ -425,7 +431,7 @@ func TestWritesNameTheResolvedKey(t *testing.T) {
 	h := newHarness(t, Config{})
 	k := h.create("", "")
 	other := h.create("", "")
-	wr, err := h.s.CreateAlias(bg, "alias/w", "meridian:key/"+k.KeyID, "")
+	wr, err := h.s.CreateAlias(bg, "alias/w", "meridian:key/"+k.KeyID)
 	must(t, err)
 	if wr.KeyID != k.KeyID {
 		t.Fatalf("CreateAlias KeyID = %q, want %q", wr.KeyID, k.KeyID)
@@ -435,21 +441,25 @@ func TestWritesNameTheResolvedKey(t *testing.T) {
 		name string
 		do   func() (WriteResult, error)
 	}{
-		{"UpdateKeyDescription", func() (WriteResult, error) { return h.s.UpdateKeyDescription(bg, ref, "d", "") }},
-		{"TagResource", func() (WriteResult, error) { return h.s.TagResource(bg, ref, []Tag{{Key: "a", Value: "1"}}, "") }},
-		{"UntagResource", func() (WriteResult, error) { return h.s.UntagResource(bg, ref, []string{"a"}, "") }},
-		{"EnableKeyRotation", func() (WriteResult, error) { return h.s.EnableKeyRotation(bg, ref, 0, "") }},
-		{"DisableKeyRotation", func() (WriteResult, error) { return h.s.DisableKeyRotation(bg, ref, "") }},
-		{"DisableKey", func() (WriteResult, error) { return h.s.DisableKey(bg, ref, "") }},
-		{"DisableKey again (no change)", func() (WriteResult, error) { return h.s.DisableKey(bg, ref, "") }},
-		{"EnableKey", func() (WriteResult, error) { return h.s.EnableKey(bg, ref, "") }},
+		{"UpdateKeyDescription", func() (WriteResult, error) { return h.s.UpdateKeyDescription(bg, ref, "d") }},
+		{"TagResource", func() (WriteResult, error) { return h.s.TagResource(bg, ref, []Tag{{Key: "a", Value: "1"}}) }},
+		{"UntagResource", func() (WriteResult, error) { return h.s.UntagResource(bg, ref, []string{"a"}) }},
+		{"EnableKeyRotation", func() (WriteResult, error) { return h.s.EnableKeyRotation(bg, ref, 0) }},
+		{"DisableKeyRotation", func() (WriteResult, error) { return h.s.DisableKeyRotation(bg, ref) }},
+		{"DisableKey", func() (WriteResult, error) { return h.s.DisableKey(bg, ref) }},
+		{"DisableKey again (no change)", func() (WriteResult, error) { return h.s.DisableKey(bg, ref) }},
+		{"EnableKey", func() (WriteResult, error) { return h.s.EnableKey(bg, ref) }},
 		{"ScheduleKeyDeletion", func() (WriteResult, error) {
-			r, err := h.s.ScheduleKeyDeletion(bg, ref, 7, "")
+			r, err := h.s.ScheduleKeyDeletion(bg, ref, 7)
 			return r.WriteResult, err
 		}},
-		{"CancelKeyDeletion", func() (WriteResult, error) { return h.s.CancelKeyDeletion(bg, ref, "") }},
-		{"EnableKey with a request id", func() (WriteResult, error) { return h.s.EnableKey(bg, ref, "3f0e9a52-6c1d-4e8b-9a7f-2b5c8d1e4f60") }},
-		{"EnableKey retried", func() (WriteResult, error) { return h.s.EnableKey(bg, ref, "3f0e9a52-6c1d-4e8b-9a7f-2b5c8d1e4f60") }},
+		{"CancelKeyDeletion", func() (WriteResult, error) { return h.s.CancelKeyDeletion(bg, ref) }},
+		{"EnableKey with a request id", func() (WriteResult, error) {
+			return h.s.EnableKey(WithRequest(bg, Request{ID: "3f0e9a52-6c1d-4e8b-9a7f-2b5c8d1e4f60"}), ref)
+		}},
+		{"EnableKey retried", func() (WriteResult, error) {
+			return h.s.EnableKey(WithRequest(bg, Request{ID: "3f0e9a52-6c1d-4e8b-9a7f-2b5c8d1e4f60"}), ref)
+		}},
 	}
 	for _, w := range writes {
 		wr, err := w.do()
@@ -458,12 +468,12 @@ func TestWritesNameTheResolvedKey(t *testing.T) {
 			t.Errorf("%s via %s: %+v, want KeyID %s", w.name, ref, wr, k.KeyID)
 		}
 	}
-	wr, err = h.s.UpdateAlias(bg, ref, other.KeyID, "")
+	wr, err = h.s.UpdateAlias(bg, ref, other.KeyID)
 	must(t, err)
 	if wr.KeyID != other.KeyID {
 		t.Fatalf("UpdateAlias KeyID = %q, want the new target %q", wr.KeyID, other.KeyID)
 	}
-	wr, err = h.s.DeleteAlias(bg, ref, "")
+	wr, err = h.s.DeleteAlias(bg, ref)
 	must(t, err)
 	if wr.KeyID != "" {
 		t.Fatalf("DeleteAlias KeyID = %q, want none", wr.KeyID)

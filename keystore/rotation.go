@@ -23,7 +23,8 @@ func (s *Store) rotatable(ref string) (*fsmpb.Key, error) {
 }
 
 // EnableKeyRotation turns on automatic rotation every 90-2560 days (0: 365).
-func (s *Store) EnableKeyRotation(ctx context.Context, keyID string, periodDays int, requestID string) (WriteResult, error) {
+func (s *Store) EnableKeyRotation(ctx context.Context, keyID string, periodDays int) (WriteResult, error) {
+	requestID := RequestFrom(ctx).ID
 	if periodDays == 0 {
 		periodDays = defaultPeriodDays
 	}
@@ -46,7 +47,8 @@ func (s *Store) EnableKeyRotation(ctx context.Context, keyID string, periodDays 
 }
 
 // DisableKeyRotation turns automatic rotation off.
-func (s *Store) DisableKeyRotation(ctx context.Context, keyID, requestID string) (WriteResult, error) {
+func (s *Store) DisableKeyRotation(ctx context.Context, keyID string) (WriteResult, error) {
+	requestID := RequestFrom(ctx).ID
 	if err := checkRequestID(requestID); err != nil {
 		return WriteResult{}, err
 	}
@@ -86,7 +88,8 @@ func (s *Store) GetKeyRotationStatus(ctx context.Context, keyID string) (Rotatio
 // RotateKeyOnDemand adds a new current version now. Older versions keep
 // decrypting. When another rotation wins the race for the version number,
 // it re-reads the key and tries the next number.
-func (s *Store) RotateKeyOnDemand(ctx context.Context, keyID, requestID string) (KeyRotation, WriteResult, error) {
+func (s *Store) RotateKeyOnDemand(ctx context.Context, keyID string) (KeyRotation, WriteResult, error) {
+	requestID := RequestFrom(ctx).ID
 	if err := checkRequestID(requestID); err != nil {
 		return KeyRotation{}, WriteResult{}, err
 	}

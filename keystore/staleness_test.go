@@ -93,7 +93,7 @@ func TestStaleNodeRefusesBoundedKeys(t *testing.T) {
 	// Staleness is judged before the key's state: a stale node's "disabled"
 	// may itself be stale. Control-plane writes go through Raft and are
 	// not refused here.
-	_, err := h.s.DisableKey(bg, bounded.sym.KeyID, "")
+	_, err := h.s.DisableKey(bg, bounded.sym.KeyID)
 	must(t, err)
 	_, err = h.s.Encrypt(bg, EncryptInput{KeyID: bounded.sym.KeyID, Plaintext: []byte("x")})
 	wantErr(t, err, ErrUnavailable, "is stale")

@@ -107,7 +107,7 @@ func testKeyStatesRefuseCrypto(t *testing.T, level ProtectionLevel) {
 		}
 	}
 	for _, id := range ks.ids() {
-		_, err := h.s.DisableKey(bg, id, "")
+		_, err := h.s.DisableKey(bg, id)
 		must(t, err)
 	}
 	for name, op := range ops {
@@ -118,7 +118,7 @@ func testKeyStatesRefuseCrypto(t *testing.T, level ProtectionLevel) {
 		}
 	}
 	for _, id := range ks.ids() {
-		_, err := h.s.ScheduleKeyDeletion(bg, id, 7, "")
+		_, err := h.s.ScheduleKeyDeletion(bg, id, 7)
 		must(t, err)
 	}
 	for name, op := range ops {
@@ -127,9 +127,9 @@ func testKeyStatesRefuseCrypto(t *testing.T, level ProtectionLevel) {
 		}
 	}
 	for _, id := range ks.ids() {
-		_, err := h.s.CancelKeyDeletion(bg, id, "")
+		_, err := h.s.CancelKeyDeletion(bg, id)
 		must(t, err)
-		_, err = h.s.EnableKey(bg, id, "")
+		_, err = h.s.EnableKey(bg, id)
 		must(t, err)
 	}
 	for name, op := range ops {
@@ -144,39 +144,39 @@ func TestRotationStateRules(t *testing.T) {
 	h := newHarness(t, Config{})
 	k := h.create("", "")
 	for _, p := range []int{89, 2561, -5} {
-		_, err := h.s.EnableKeyRotation(bg, k.KeyID, p, "")
+		_, err := h.s.EnableKeyRotation(bg, k.KeyID, p)
 		wantErr(t, err, ErrValidation, "must be 90-2560")
 	}
-	_, err := h.s.EnableKeyRotation(bg, k.KeyID, 0, "")
+	_, err := h.s.EnableKeyRotation(bg, k.KeyID, 0)
 	must(t, err)
 	st, err := h.s.GetKeyRotationStatus(bg, k.KeyID)
 	must(t, err)
 	if !st.RotationEnabled || st.RotationPeriodDays != 365 || st.NextRotationDate.IsZero() {
 		t.Fatalf("status %+v", st)
 	}
-	_, err = h.s.DisableKeyRotation(bg, k.KeyID, "")
+	_, err = h.s.DisableKeyRotation(bg, k.KeyID)
 	must(t, err)
 	if st, _ := h.s.GetKeyRotationStatus(bg, k.KeyID); st.RotationEnabled || !st.NextRotationDate.IsZero() {
 		t.Fatalf("status after disable %+v", st)
 	}
-	_, err = h.s.DisableKey(bg, k.KeyID, "")
+	_, err = h.s.DisableKey(bg, k.KeyID)
 	must(t, err)
-	_, err = h.s.EnableKeyRotation(bg, k.KeyID, 90, "")
+	_, err = h.s.EnableKeyRotation(bg, k.KeyID, 90)
 	wantErr(t, err, ErrDisabled, "")
-	_, _, err = h.s.RotateKeyOnDemand(bg, k.KeyID, "")
+	_, _, err = h.s.RotateKeyOnDemand(bg, k.KeyID)
 	wantErr(t, err, ErrDisabled, "is disabled")
-	_, err = h.s.ScheduleKeyDeletion(bg, k.KeyID, 7, "")
+	_, err = h.s.ScheduleKeyDeletion(bg, k.KeyID, 7)
 	must(t, err)
-	_, _, err = h.s.RotateKeyOnDemand(bg, k.KeyID, "")
+	_, _, err = h.s.RotateKeyOnDemand(bg, k.KeyID)
 	wantErr(t, err, ErrInvalidState, "")
-	_, err = h.s.DisableKeyRotation(bg, k.KeyID, "")
+	_, err = h.s.DisableKeyRotation(bg, k.KeyID)
 	wantErr(t, err, ErrInvalidState, "")
 
 	for _, spec := range []KeySpec{SpecHMAC256, SpecECCP256} {
 		a := h.create(spec, "")
-		_, _, err := h.s.RotateKeyOnDemand(bg, a.KeyID, "")
+		_, _, err := h.s.RotateKeyOnDemand(bg, a.KeyID)
 		wantErr(t, err, ErrUnsupported, "only SYMMETRIC_DEFAULT keys rotate")
-		_, err = h.s.EnableKeyRotation(bg, a.KeyID, 90, "")
+		_, err = h.s.EnableKeyRotation(bg, a.KeyID, 90)
 		wantErr(t, err, ErrUnsupported, "")
 		_, err = h.s.GetKeyRotationStatus(bg, a.KeyID)
 		wantErr(t, err, ErrUnsupported, "")
@@ -200,14 +200,14 @@ func TestRotateOnDemandRetriesConflict(t *testing.T) {
 		}
 	}
 	h.ap.before.Store(&hook)
-	r, _, err := h.s.RotateKeyOnDemand(bg, k.KeyID, "mine")
+	r, _, err := h.s.RotateKeyOnDemand(WithRequest(bg, Request{ID: "mine"}), k.KeyID)
 	h.ap.before.Store(nil)
 	must(t, err)
 	if r.KeyVersion != 3 {
 		t.Fatalf("rotation after a conflict made version %d, want 3", r.KeyVersion)
 	}
 	// The same request id replays the successful attempt.
-	r2, _, err := h.s.RotateKeyOnDemand(bg, k.KeyID, "mine")
+	r2, _, err := h.s.RotateKeyOnDemand(WithRequest(bg, Request{ID: "mine"}), k.KeyID)
 	must(t, err)
 	if r2.KeyVersion != 3 {
 		t.Fatalf("retried request made version %d", r2.KeyVersion)
@@ -246,9 +246,9 @@ func testConcurrentCryptoAndStateChanges(t *testing.T, level ProtectionLevel) {
 		}()
 	}
 	for i := 0; i < 20; i++ {
-		_, err := h.s.DisableKey(bg, k.KeyID, "")
+		_, err := h.s.DisableKey(bg, k.KeyID)
 		must(t, err)
-		_, err = h.s.EnableKey(bg, k.KeyID, "")
+		_, err = h.s.EnableKey(bg, k.KeyID)
 		must(t, err)
 	}
 	wg.Wait()

@@ -14,8 +14,8 @@ import (
 
 // Store is one node's keystore: every operation's rules, the ciphertext
 // format and the key-material cache. Reads and cryptography are served from
-// this node's fsm replica and HSM; writes go through the Applier. It is safe
-// for concurrent use.
+// this node's fsm replica and HSM; writes go through the Applier, under the
+// request id of the Request on their context. It is safe for concurrent use.
 type Store struct {
 	cfg   Config
 	log   *slog.Logger

@@ -161,7 +161,6 @@ type CreateKeyInput struct {
 	Origin          Origin          // default MERIDIAN
 	ProtectionLevel ProtectionLevel // default SOFTWARE
 	Tags            []Tag
-	RequestID       string // idempotency key; generated when empty
 	// MaxStaleness: see KeyMetadata.MaxStaleness. 0 means no bound.
 	MaxStaleness time.Duration
 }

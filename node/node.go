@@ -26,8 +26,7 @@ import (
 
 // Compile-time checks that the parts fit the seams between them.
 var (
-	_ transport.KeyStore = (*keystore.Store)(nil)
-	_ keystore.Applier   = (*cluster.Node)(nil)
+	_ keystore.Applier = (*cluster.Node)(nil)
 )
 
 // readinessInterval is how often the gRPC health status is refreshed.

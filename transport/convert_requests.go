@@ -43,7 +43,6 @@ func createKeyIn(r *apiv1.CreateKeyRequest) (keystore.CreateKeyInput, error) {
 		Origin:          origins.in(&c, r.GetOrigin()),
 		ProtectionLevel: protectionLevels.in(&c, r.GetProtectionLevel()),
 		Tags:            tagsIn(r.GetTags()),
-		RequestID:       r.GetRequestId(),
 		MaxStaleness:    durationIn(&c, "max_staleness", r.GetMaxStaleness()),
 	}
 	return in, c.err

@@ -8,7 +8,7 @@ import (
 	"github.com/meridiankms/meridian/keystore"
 )
 
-// fakeStore is a KeyStore that records each call's arguments and answers
+// fakeStore is a keystore.Service that records each call's arguments and answers
 // with canned outputs, or with an injected error, panic or block. It exists
 // for what the real store cannot be made to do on demand.
 type fakeStore struct {
@@ -33,7 +33,7 @@ type fakeCall struct {
 	args any
 }
 
-var _ KeyStore = (*fakeStore)(nil)
+var _ keystore.Service = (*fakeStore)(nil)
 
 var fakeTime = time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.UTC)
 
@@ -100,7 +100,7 @@ func (f *fakeStore) enter(ctx context.Context, op string, args any) error {
 }
 
 func (f *fakeStore) CreateKey(ctx context.Context, in keystore.CreateKeyInput) (keystore.KeyMetadata, keystore.WriteResult, error) {
-	if err := f.enter(ctx, "CreateKey", in); err != nil {
+	if err := f.enter(ctx, "CreateKey", []any{in, keystore.RequestFrom(ctx).ID}); err != nil {
 		return keystore.KeyMetadata{}, keystore.WriteResult{}, err
 	}
 	return f.md, keystore.WriteResult{CommitIndex: 7}, nil
@@ -128,24 +128,26 @@ func (f *fakeStore) ListKeys(ctx context.Context, limit int, marker string) (key
 	return keystore.Page[keystore.KeyListEntry]{Items: []keystore.KeyListEntry{{KeyID: "k-1", KeyName: "meridian:key/k-1"}}, NextMarker: "m2", Truncated: true}, nil
 }
 
+// write records a write's arguments followed by the request id the
+// context's keystore.Request carries (where the store takes it from).
 func (f *fakeStore) write(ctx context.Context, op string, args ...any) (keystore.WriteResult, error) {
-	if err := f.enter(ctx, op, args); err != nil {
+	if err := f.enter(ctx, op, append(args, keystore.RequestFrom(ctx).ID)); err != nil {
 		return keystore.WriteResult{}, err
 	}
 	// The store resolves whatever the request named to the key's id.
 	return keystore.WriteResult{CommitIndex: 42, KeyID: "k-resolved"}, nil
 }
 
-func (f *fakeStore) UpdateKeyDescription(ctx context.Context, keyID, description, requestID string) (keystore.WriteResult, error) {
-	return f.write(ctx, "UpdateKeyDescription", keyID, description, requestID)
+func (f *fakeStore) UpdateKeyDescription(ctx context.Context, keyID, description string) (keystore.WriteResult, error) {
+	return f.write(ctx, "UpdateKeyDescription", keyID, description)
 }
 
-func (f *fakeStore) TagResource(ctx context.Context, keyID string, tags []keystore.Tag, requestID string) (keystore.WriteResult, error) {
-	return f.write(ctx, "TagResource", keyID, tags, requestID)
+func (f *fakeStore) TagResource(ctx context.Context, keyID string, tags []keystore.Tag) (keystore.WriteResult, error) {
+	return f.write(ctx, "TagResource", keyID, tags)
 }
 
-func (f *fakeStore) UntagResource(ctx context.Context, keyID string, tagKeys []string, requestID string) (keystore.WriteResult, error) {
-	return f.write(ctx, "UntagResource", keyID, tagKeys, requestID)
+func (f *fakeStore) UntagResource(ctx context.Context, keyID string, tagKeys []string) (keystore.WriteResult, error) {
+	return f.write(ctx, "UntagResource", keyID, tagKeys)
 }
 
 func (f *fakeStore) ListResourceTags(ctx context.Context, keyID string, limit int, marker string) (keystore.Page[keystore.Tag], error) {
@@ -155,16 +157,16 @@ func (f *fakeStore) ListResourceTags(ctx context.Context, keyID string, limit in
 	return keystore.Page[keystore.Tag]{Items: []keystore.Tag{{Key: "a", Value: "b"}}}, nil
 }
 
-func (f *fakeStore) CreateAlias(ctx context.Context, aliasName, targetKeyID, requestID string) (keystore.WriteResult, error) {
-	return f.write(ctx, "CreateAlias", aliasName, targetKeyID, requestID)
+func (f *fakeStore) CreateAlias(ctx context.Context, aliasName, targetKeyID string) (keystore.WriteResult, error) {
+	return f.write(ctx, "CreateAlias", aliasName, targetKeyID)
 }
 
-func (f *fakeStore) UpdateAlias(ctx context.Context, aliasName, targetKeyID, requestID string) (keystore.WriteResult, error) {
-	return f.write(ctx, "UpdateAlias", aliasName, targetKeyID, requestID)
+func (f *fakeStore) UpdateAlias(ctx context.Context, aliasName, targetKeyID string) (keystore.WriteResult, error) {
+	return f.write(ctx, "UpdateAlias", aliasName, targetKeyID)
 }
 
-func (f *fakeStore) DeleteAlias(ctx context.Context, aliasName, requestID string) (keystore.WriteResult, error) {
-	return f.write(ctx, "DeleteAlias", aliasName, requestID)
+func (f *fakeStore) DeleteAlias(ctx context.Context, aliasName string) (keystore.WriteResult, error) {
+	return f.write(ctx, "DeleteAlias", aliasName)
 }
 
 func (f *fakeStore) ListAliases(ctx context.Context, keyID string, limit int, marker string) (keystore.Page[keystore.AliasEntry], error) {
@@ -174,32 +176,32 @@ func (f *fakeStore) ListAliases(ctx context.Context, keyID string, limit int, ma
 	return keystore.Page[keystore.AliasEntry]{Items: []keystore.AliasEntry{{AliasName: "alias/a", AliasFullName: "meridian:alias/a", TargetKeyID: "k-1", CreationDate: fakeTime}}}, nil
 }
 
-func (f *fakeStore) EnableKey(ctx context.Context, keyID, requestID string) (keystore.WriteResult, error) {
-	return f.write(ctx, "EnableKey", keyID, requestID)
+func (f *fakeStore) EnableKey(ctx context.Context, keyID string) (keystore.WriteResult, error) {
+	return f.write(ctx, "EnableKey", keyID)
 }
 
-func (f *fakeStore) DisableKey(ctx context.Context, keyID, requestID string) (keystore.WriteResult, error) {
-	return f.write(ctx, "DisableKey", keyID, requestID)
+func (f *fakeStore) DisableKey(ctx context.Context, keyID string) (keystore.WriteResult, error) {
+	return f.write(ctx, "DisableKey", keyID)
 }
 
-func (f *fakeStore) ScheduleKeyDeletion(ctx context.Context, keyID string, pendingWindowDays int, requestID string) (keystore.ScheduleDeletionResult, error) {
-	if err := f.enter(ctx, "ScheduleKeyDeletion", []any{keyID, pendingWindowDays, requestID}); err != nil {
+func (f *fakeStore) ScheduleKeyDeletion(ctx context.Context, keyID string, pendingWindowDays int) (keystore.ScheduleDeletionResult, error) {
+	if err := f.enter(ctx, "ScheduleKeyDeletion", []any{keyID, pendingWindowDays, keystore.RequestFrom(ctx).ID}); err != nil {
 		return keystore.ScheduleDeletionResult{}, err
 	}
 	return keystore.ScheduleDeletionResult{KeyID: keyID, DeletionDate: fakeTime, KeyState: keystore.StatePendingDeletion,
 		PendingWindowDays: uint32(pendingWindowDays), WriteResult: keystore.WriteResult{CommitIndex: 9}}, nil
 }
 
-func (f *fakeStore) CancelKeyDeletion(ctx context.Context, keyID, requestID string) (keystore.WriteResult, error) {
-	return f.write(ctx, "CancelKeyDeletion", keyID, requestID)
+func (f *fakeStore) CancelKeyDeletion(ctx context.Context, keyID string) (keystore.WriteResult, error) {
+	return f.write(ctx, "CancelKeyDeletion", keyID)
 }
 
-func (f *fakeStore) EnableKeyRotation(ctx context.Context, keyID string, periodDays int, requestID string) (keystore.WriteResult, error) {
-	return f.write(ctx, "EnableKeyRotation", keyID, periodDays, requestID)
+func (f *fakeStore) EnableKeyRotation(ctx context.Context, keyID string, periodDays int) (keystore.WriteResult, error) {
+	return f.write(ctx, "EnableKeyRotation", keyID, periodDays)
 }
 
-func (f *fakeStore) DisableKeyRotation(ctx context.Context, keyID, requestID string) (keystore.WriteResult, error) {
-	return f.write(ctx, "DisableKeyRotation", keyID, requestID)
+func (f *fakeStore) DisableKeyRotation(ctx context.Context, keyID string) (keystore.WriteResult, error) {
+	return f.write(ctx, "DisableKeyRotation", keyID)
 }
 
 func (f *fakeStore) GetKeyRotationStatus(ctx context.Context, keyID string) (keystore.RotationStatus, error) {
@@ -209,8 +211,8 @@ func (f *fakeStore) GetKeyRotationStatus(ctx context.Context, keyID string) (key
 	return f.rotation, nil
 }
 
-func (f *fakeStore) RotateKeyOnDemand(ctx context.Context, keyID, requestID string) (keystore.KeyRotation, keystore.WriteResult, error) {
-	if err := f.enter(ctx, "RotateKeyOnDemand", []any{keyID, requestID}); err != nil {
+func (f *fakeStore) RotateKeyOnDemand(ctx context.Context, keyID string) (keystore.KeyRotation, keystore.WriteResult, error) {
+	if err := f.enter(ctx, "RotateKeyOnDemand", []any{keyID, keystore.RequestFrom(ctx).ID}); err != nil {
 		return keystore.KeyRotation{}, keystore.WriteResult{}, err
 	}
 	return keystore.KeyRotation{KeyID: keyID, KeyVersion: 4, RotationDate: fakeTime, RotationType: keystore.RotationOnDemand},

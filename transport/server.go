@@ -1,5 +1,5 @@
 // Package transport serves the meridian.v1.KeyManagement gRPC API over a
-// KeyStore: it converts api messages to keystore calls, maps errors to gRPC
+// keystore.Service: it converts api messages to keystore calls, maps errors to gRPC
 // statuses in one place, and owns the interceptors (request ids, panic
 // recovery, deadlines, consistency tokens, metrics, access log), the Members
 // RPC over an injected membership view, the health and reflection services
@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"github.com/meridiankms/meridian/keystore"
 )
 
 // Errors returned by this package's constructors.
@@ -154,12 +155,12 @@ type Server struct {
 
 // NewServer builds the server and registers KeyManagement over ks, the
 // health service (NOT_SERVING until SetServing(true)) and reflection.
-func NewServer(cfg Config, ks KeyStore, opts ...Option) (*Server, error) {
+func NewServer(cfg Config, ks keystore.Service, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if ks == nil {
-		return nil, fmt.Errorf("nil KeyStore: %w", ErrInvalidConfig)
+		return nil, fmt.Errorf("nil keystore.Service: %w", ErrInvalidConfig)
 	}
 	s := &Server{cfg: cfg, log: slog.New(slog.DiscardHandler), health: health.NewServer()}
 	for _, o := range opts {

@@ -7,13 +7,13 @@ import (
 	"github.com/meridiankms/meridian/keystore"
 )
 
-// service implements meridian.v1.KeyManagement over a KeyStore. Its methods
+// service implements meridian.v1.KeyManagement over a keystore.Service. Its methods
 // only convert: errors go back untouched (keystore sentinels, wrapped) and the
 // mapErrors interceptor turns them into statuses, so the mapping lives in one
 // place (errors.go).
 type service struct {
 	apiv1.UnimplementedKeyManagementServer
-	ks      KeyStore
+	ks      keystore.Service
 	members Membership
 }
 
@@ -28,6 +28,15 @@ func finish[T any](resp T, c *conv) (T, error) {
 	return resp, nil
 }
 
+// writeContext gives a write the api's request_id as its idempotency id:
+// the ID of the keystore.Request on ctx, keeping whatever else the Request
+// carries. It is the only place the proto field reaches the store.
+func writeContext(ctx context.Context, r interface{ GetRequestId() string }) context.Context {
+	req := keystore.RequestFrom(ctx)
+	req.ID = r.GetRequestId()
+	return keystore.WithRequest(ctx, req)
+}
+
 func writeOut(wr keystore.WriteResult) *apiv1.WriteResponse {
 	return &apiv1.WriteResponse{CommitIndex: wr.CommitIndex, KeyId: wr.KeyID}
 }
@@ -37,7 +46,7 @@ func (s *service) CreateKey(ctx context.Context, r *apiv1.CreateKeyRequest) (*ap
 	if err != nil {
 		return nil, err
 	}
-	md, wr, err := s.ks.CreateKey(ctx, in)
+	md, wr, err := s.ks.CreateKey(writeContext(ctx, r), in)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +72,7 @@ func (s *service) ListKeys(ctx context.Context, r *apiv1.ListKeysRequest) (*apiv
 }
 
 func (s *service) UpdateKeyDescription(ctx context.Context, r *apiv1.UpdateKeyDescriptionRequest) (*apiv1.WriteResponse, error) {
-	wr, err := s.ks.UpdateKeyDescription(ctx, r.GetKeyId(), r.GetDescription(), r.GetRequestId())
+	wr, err := s.ks.UpdateKeyDescription(writeContext(ctx, r), r.GetKeyId(), r.GetDescription())
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +80,7 @@ func (s *service) UpdateKeyDescription(ctx context.Context, r *apiv1.UpdateKeyDe
 }
 
 func (s *service) TagResource(ctx context.Context, r *apiv1.TagResourceRequest) (*apiv1.WriteResponse, error) {
-	wr, err := s.ks.TagResource(ctx, r.GetKeyId(), tagsIn(r.GetTags()), r.GetRequestId())
+	wr, err := s.ks.TagResource(writeContext(ctx, r), r.GetKeyId(), tagsIn(r.GetTags()))
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +88,7 @@ func (s *service) TagResource(ctx context.Context, r *apiv1.TagResourceRequest) 
 }
 
 func (s *service) UntagResource(ctx context.Context, r *apiv1.UntagResourceRequest) (*apiv1.WriteResponse, error) {
-	wr, err := s.ks.UntagResource(ctx, r.GetKeyId(), r.GetTagKeys(), r.GetRequestId())
+	wr, err := s.ks.UntagResource(writeContext(ctx, r), r.GetKeyId(), r.GetTagKeys())
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +104,7 @@ func (s *service) ListResourceTags(ctx context.Context, r *apiv1.ListResourceTag
 }
 
 func (s *service) CreateAlias(ctx context.Context, r *apiv1.CreateAliasRequest) (*apiv1.WriteResponse, error) {
-	wr, err := s.ks.CreateAlias(ctx, r.GetAliasName(), r.GetTargetKeyId(), r.GetRequestId())
+	wr, err := s.ks.CreateAlias(writeContext(ctx, r), r.GetAliasName(), r.GetTargetKeyId())
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +112,7 @@ func (s *service) CreateAlias(ctx context.Context, r *apiv1.CreateAliasRequest) 
 }
 
 func (s *service) UpdateAlias(ctx context.Context, r *apiv1.UpdateAliasRequest) (*apiv1.WriteResponse, error) {
-	wr, err := s.ks.UpdateAlias(ctx, r.GetAliasName(), r.GetTargetKeyId(), r.GetRequestId())
+	wr, err := s.ks.UpdateAlias(writeContext(ctx, r), r.GetAliasName(), r.GetTargetKeyId())
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +120,7 @@ func (s *service) UpdateAlias(ctx context.Context, r *apiv1.UpdateAliasRequest) 
 }
 
 func (s *service) DeleteAlias(ctx context.Context, r *apiv1.DeleteAliasRequest) (*apiv1.WriteResponse, error) {
-	wr, err := s.ks.DeleteAlias(ctx, r.GetAliasName(), r.GetRequestId())
+	wr, err := s.ks.DeleteAlias(writeContext(ctx, r), r.GetAliasName())
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +136,7 @@ func (s *service) ListAliases(ctx context.Context, r *apiv1.ListAliasesRequest) 
 }
 
 func (s *service) EnableKey(ctx context.Context, r *apiv1.EnableKeyRequest) (*apiv1.WriteResponse, error) {
-	wr, err := s.ks.EnableKey(ctx, r.GetKeyId(), r.GetRequestId())
+	wr, err := s.ks.EnableKey(writeContext(ctx, r), r.GetKeyId())
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +144,7 @@ func (s *service) EnableKey(ctx context.Context, r *apiv1.EnableKeyRequest) (*ap
 }
 
 func (s *service) DisableKey(ctx context.Context, r *apiv1.DisableKeyRequest) (*apiv1.WriteResponse, error) {
-	wr, err := s.ks.DisableKey(ctx, r.GetKeyId(), r.GetRequestId())
+	wr, err := s.ks.DisableKey(writeContext(ctx, r), r.GetKeyId())
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +152,7 @@ func (s *service) DisableKey(ctx context.Context, r *apiv1.DisableKeyRequest) (*
 }
 
 func (s *service) ScheduleKeyDeletion(ctx context.Context, r *apiv1.ScheduleKeyDeletionRequest) (*apiv1.ScheduleKeyDeletionResponse, error) {
-	res, err := s.ks.ScheduleKeyDeletion(ctx, r.GetKeyId(), intArg(r.GetPendingWindowInDays()), r.GetRequestId())
+	res, err := s.ks.ScheduleKeyDeletion(writeContext(ctx, r), r.GetKeyId(), intArg(r.GetPendingWindowInDays()))
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +161,7 @@ func (s *service) ScheduleKeyDeletion(ctx context.Context, r *apiv1.ScheduleKeyD
 }
 
 func (s *service) CancelKeyDeletion(ctx context.Context, r *apiv1.CancelKeyDeletionRequest) (*apiv1.CancelKeyDeletionResponse, error) {
-	wr, err := s.ks.CancelKeyDeletion(ctx, r.GetKeyId(), r.GetRequestId())
+	wr, err := s.ks.CancelKeyDeletion(writeContext(ctx, r), r.GetKeyId())
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +169,7 @@ func (s *service) CancelKeyDeletion(ctx context.Context, r *apiv1.CancelKeyDelet
 }
 
 func (s *service) EnableKeyRotation(ctx context.Context, r *apiv1.EnableKeyRotationRequest) (*apiv1.WriteResponse, error) {
-	wr, err := s.ks.EnableKeyRotation(ctx, r.GetKeyId(), intArg(r.GetRotationPeriodInDays()), r.GetRequestId())
+	wr, err := s.ks.EnableKeyRotation(writeContext(ctx, r), r.GetKeyId(), intArg(r.GetRotationPeriodInDays()))
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +177,7 @@ func (s *service) EnableKeyRotation(ctx context.Context, r *apiv1.EnableKeyRotat
 }
 
 func (s *service) DisableKeyRotation(ctx context.Context, r *apiv1.DisableKeyRotationRequest) (*apiv1.WriteResponse, error) {
-	wr, err := s.ks.DisableKeyRotation(ctx, r.GetKeyId(), r.GetRequestId())
+	wr, err := s.ks.DisableKeyRotation(writeContext(ctx, r), r.GetKeyId())
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +193,7 @@ func (s *service) GetKeyRotationStatus(ctx context.Context, r *apiv1.GetKeyRotat
 }
 
 func (s *service) RotateKeyOnDemand(ctx context.Context, r *apiv1.RotateKeyOnDemandRequest) (*apiv1.RotateKeyOnDemandResponse, error) {
-	rot, wr, err := s.ks.RotateKeyOnDemand(ctx, r.GetKeyId(), r.GetRequestId())
+	rot, wr, err := s.ks.RotateKeyOnDemand(writeContext(ctx, r), r.GetKeyId())
 	if err != nil {
 		return nil, err
 	}

@@ -47,9 +47,9 @@ func rpcCases() []rpcCase {
 			Description: "d", KeySpec: apiv1.KeySpec_KEY_SPEC_HMAC_384, KeyUsage: apiv1.KeyUsage_KEY_USAGE_GENERATE_VERIFY_MAC,
 			Origin: apiv1.Origin_ORIGIN_MERIDIAN, ProtectionLevel: apiv1.ProtectionLevel_PROTECTION_LEVEL_HSM,
 			Tags: []*apiv1.Tag{{TagKey: "team", TagValue: "x"}}, RequestId: "r1", MaxStaleness: durationpb.New(90 * time.Second)}),
-			wantOp: "CreateKey", wantArgs: keystore.CreateKeyInput{Description: "d", KeySpec: keystore.SpecHMAC384,
+			wantOp: "CreateKey", wantArgs: []any{keystore.CreateKeyInput{Description: "d", KeySpec: keystore.SpecHMAC384,
 				KeyUsage: keystore.UsageGenerateVerifyMAC, Origin: keystore.OriginMeridian, ProtectionLevel: keystore.ProtectionHSM,
-				Tags: []keystore.Tag{{Key: "team", Value: "x"}}, RequestID: "r1", MaxStaleness: 90 * time.Second},
+				Tags: []keystore.Tag{{Key: "team", Value: "x"}}, MaxStaleness: 90 * time.Second}, "r1"},
 			check: func(t *testing.T, m proto.Message) {
 				r := m.(*apiv1.CreateKeyResponse)
 				if r.GetCommitIndex() != 7 || r.GetKeyMetadata().GetKeyId() != "k-1" ||
@@ -58,7 +58,7 @@ func rpcCases() []rpcCase {
 				}
 			}},
 		{name: "CreateKeyDefaults", call: rpc(apiv1.KeyManagementClient.CreateKey, &apiv1.CreateKeyRequest{}),
-			wantOp: "CreateKey", wantArgs: keystore.CreateKeyInput{}},
+			wantOp: "CreateKey", wantArgs: []any{keystore.CreateKeyInput{}, ""}},
 		{name: "DescribeKey", call: rpc(apiv1.KeyManagementClient.DescribeKey, &apiv1.DescribeKeyRequest{KeyId: "k-1"}),
 			wantOp: "DescribeKey", wantArgs: "k-1"},
 		{name: "ListKeys", call: rpc(apiv1.KeyManagementClient.ListKeys, &apiv1.ListKeysRequest{Limit: 5, Marker: "m"}),

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,14 @@ import (
 // cluster converged.
 func runScenario(t *testing.T, scenario string, seed int64, d time.Duration, perRegion int) *chaos.Report {
 	t.Helper()
+	return runOptions(t, chaos.Options{Scenario: scenario, Duration: d, Seed: seed, Rate: 40}, perRegion)
+}
+
+// runOptions is runScenario with every option; Harness, OutDir and Logf
+// are set here.
+func runOptions(t *testing.T, opt chaos.Options, perRegion int) *chaos.Report {
+	t.Helper()
+	scenario, seed := opt.Scenario, opt.Seed
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	out := t.TempDir()
@@ -41,8 +50,8 @@ func runScenario(t *testing.T, scenario string, seed int64, d time.Duration, per
 		t.Fatal(err)
 	}
 	defer h.Close()
-	rep, err := chaos.Run(ctx, chaos.Options{Scenario: scenario, Duration: d, Seed: seed, Rate: 40,
-		Harness: h, OutDir: out, Logf: t.Logf})
+	opt.Harness, opt.OutDir, opt.Logf = h, out, t.Logf
+	rep, err := chaos.Run(ctx, opt)
 	if err != nil {
 		t.Fatalf("%s seed %d: %v", scenario, seed, err)
 	}
@@ -82,6 +91,23 @@ func assertWritesBack(t *testing.T, seed int64, rep *chaos.Report) {
 		return
 	}
 	t.Logf("seed %d: writes back %.0f ms after %s", seed, rep.Failover[0].FirstWriteMS, rep.Failover[0].Fault)
+}
+
+// TestWritesBackProbedAfterShortRun: a leader killed a moment before the
+// workload stops leaves no write acknowledged after the fault within the
+// run; the runner then probes until writes are back instead of reporting
+// "never", and the probe is named as such in the report.
+func TestWritesBackProbedAfterShortRun(t *testing.T) {
+	const d = 3 * time.Second
+	rep := runOptions(t, chaos.Options{Scenario: "kill-leader", Duration: d, Seed: 1, Rate: 40,
+		Schedule: chaos.Schedule{{At: d - time.Millisecond, Fault: chaos.KillLeader()}}}, 1)
+	assertWritesBack(t, 1, rep)
+	if fo := rep.Failover; len(fo) == 1 && !fo[0].Probed {
+		t.Errorf("failover %+v: a write was acknowledged within 1 ms of killing the leader, want the runner's probe", fo)
+	}
+	if md := rep.Markdown(); !strings.Contains(md, "runner's probe after the run") {
+		t.Errorf("the report does not say the write was the runner's probe:\n%s", md)
+	}
 }
 
 func TestScenarioKillRegion(t *testing.T) {

@@ -398,7 +398,22 @@ func (w *Workload) ProbeKey(ctx context.Context, region, key string) error {
 	return err
 }
 
+// ProbeWrite creates a key as the runner's operator (recorded like
+// SetKeyEnabled), through the workload's client of region: the write an
+// operator makes to see that the control plane is back. The client routes
+// it to the leader wherever that is.
+func (w *Workload) ProbeWrite(ctx context.Context, region string) error {
+	cl := w.clients[region]
+	if cl == nil {
+		return fmt.Errorf("%w: no client in region %s", ErrConfig, region)
+	}
+	_, err := w.createKey(ctx, w.OperatorClientID(), cl, &apiv1.CreateKeyRequest{
+		Description: "chaos " + w.runID + " write probe", RequestId: newRequestID()})
+	return err
+}
+
 // OperatorClientID is the history client id of calls the runner makes
-// itself (the game day's disable, enable and probes); the setup's creates use
+// itself (the game day's disable, enable and probes, and write probes);
+// the setup's creates use
 // OperatorClientID()-1.
 func (w *Workload) OperatorClientID() int { return w.cfg.Clients + 1 }

@@ -1,0 +1,64 @@
+package chaos
+
+import (
+	"context"
+	"time"
+
+	"github.com/meridiankms/meridian/chaos/history"
+	"github.com/meridiankms/meridian/chaos/workload"
+)
+
+// writeProbeFor bounds the runner's write probes after a run that ended
+// before a write succeeded after some fault.
+const writeProbeFor = 30 * time.Second
+
+// probeWritesBack makes sure the report can say when writes came back
+// after each fault. A short run on a busy machine can end while the
+// cluster is still electing or catching up, with no write acknowledged
+// after the last fault; whether writes come back must not hang on the
+// run's length. Then the runner writes as an operator would (one create
+// at a time, every 100 ms, across the regions' clients) until one is
+// acknowledged or writeProbeFor passes. The probes are recorded like any
+// call, so the checker judges them and the failover figure shows them
+// (Failover.Probed).
+func probeWritesBack(ctx context.Context, opt Options, w *workload.Workload, rec *history.Recorder,
+	events []FaultEvent, regions []string) {
+	if !writeMissingAfter(rec.History(), events) || len(regions) == 0 {
+		return
+	}
+	opt.Logf("the workload ended before a write succeeded after every fault; probing writes")
+	pctx, cancel := context.WithTimeout(ctx, writeProbeFor)
+	defer cancel()
+	for i := 0; ; i++ {
+		err := w.ProbeWrite(pctx, regions[i%len(regions)])
+		if err == nil {
+			opt.Logf("write probe: ok")
+			return
+		}
+		select {
+		case <-pctx.Done():
+			opt.Logf("write probe: no write acknowledged within %v (last: %v)", writeProbeFor, err)
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// writeMissingAfter reports whether some injected fault has no
+// acknowledged write invoked at or after its injection.
+func writeMissingAfter(h *history.History, events []FaultEvent) bool {
+	for _, e := range events {
+		found := false
+		for i := range h.Ops {
+			op := &h.Ops[i]
+			if op.Kind.IsWrite() && op.Outcome == history.Ok && op.Invoke >= e.Injected {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return true
+		}
+	}
+	return false
+}
