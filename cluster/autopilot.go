@@ -65,14 +65,17 @@ func (n *Node) reconcile(ctx context.Context, p *pilot) error {
 }
 
 // target is what applyAction needs to know about a server.
-type target struct{ raftAddr, apiAddr, region, zone string }
+type target struct{ raftAddr, apiAddr, clusterAddr, region, zone string }
+
+// statusAddr is where the server's cluster plane answers Status.
+func (t target) statusAddr() string { return clusterAddrOf(t.clusterAddr, t.apiAddr) }
 
 func (n *Node) applyAction(ctx context.Context, a autopilot.Action, t target) error {
 	id, addr := raft.ServerID(a.ID), raft.ServerAddress(t.raftAddr)
 	switch a.Kind {
 	case autopilot.AddNonvoter:
 		_, err := n.addMember(ctx, &clusterpb.JoinRequest{NodeId: a.ID, RaftAddr: t.raftAddr,
-			ApiAddr: t.apiAddr, Region: t.region, Zone: t.zone})
+			ApiAddr: t.apiAddr, ClusterAddr: t.clusterAddr, Region: t.region, Zone: t.zone})
 		return err
 	case autopilot.Promote:
 		return waitFuture(ctx, n.raft.AddVoter(id, addr, 0, n.timeout(ctx)))
@@ -110,12 +113,16 @@ func (n *Node) autopilotState(ctx context.Context, p *pilot) (autopilot.State, m
 		t := target{raftAddr: string(s.Address)}
 		if reg, ok := n.fsm.Node(id); ok {
 			as.Region, as.Zone, t.apiAddr = reg.GetRegion(), reg.GetZone(), reg.GetApiAddr()
+			t.clusterAddr = reg.GetClusterAddr()
 		}
 		if pr, ok := peers[id]; ok {
 			as.Region, as.Zone, as.NoVote = pr.meta.Region, pr.meta.Zone, pr.meta.NoVote
 			as.Status, as.StatusSince, as.AliveSince = autopilot.Status(pr.status), pr.since, pr.aliveSince
 			if t.apiAddr == "" {
 				t.apiAddr = pr.meta.APIAddr
+			}
+			if t.clusterAddr == "" {
+				t.clusterAddr = pr.meta.ClusterAddr
 			}
 			delete(p.unknownSince, id)
 		} else {
@@ -138,7 +145,8 @@ func (n *Node) autopilotState(ctx context.Context, p *pilot) (autopilot.State, m
 		}
 		st.Servers = append(st.Servers, autopilot.Server{ID: id, Region: pr.meta.Region, Zone: pr.meta.Zone,
 			Suffrage: autopilot.None, Status: autopilot.Alive, StatusSince: pr.since, AliveSince: pr.aliveSince})
-		addrs[id] = target{raftAddr: pr.meta.RaftAddr, apiAddr: pr.meta.APIAddr, region: pr.meta.Region, zone: pr.meta.Zone}
+		addrs[id] = target{raftAddr: pr.meta.RaftAddr, apiAddr: pr.meta.APIAddr, clusterAddr: pr.meta.ClusterAddr,
+			region: pr.meta.Region, zone: pr.meta.Zone}
 	}
 	n.pollStatus(ctx, st.Servers, addrs)
 	return st, addrs, nil
@@ -156,13 +164,13 @@ func (n *Node) pollStatus(ctx context.Context, servers []autopilot.Server, addrs
 		case s.IsLeader:
 			s.Reachable, s.LastIndex = true, n.raft.LastIndex()
 			continue
-		case s.Suffrage == autopilot.None || addrs[s.ID].apiAddr == "":
+		case s.Suffrage == autopilot.None || addrs[s.ID].statusAddr() == "":
 			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := n.pool.get(addrs[s.ID].apiAddr)
+			conn, err := n.pool.get(addrs[s.ID].statusAddr())
 			if err != nil {
 				return
 			}

@@ -101,12 +101,12 @@ func TestBootstrapAndJoin(t *testing.T) {
 	})
 	for _, nd := range c.Nodes {
 		reg, ok := c.Nodes[2].FSM.Node(nd.ID)
-		if !ok || reg.GetApiAddr() != nd.APIAddr || reg.GetRaftAddr() != nd.RaftAddr() || reg.GetRegion() != "test-1" {
-			t.Errorf("registration of %s = %v, want api %s raft %s", nd.ID, reg, nd.APIAddr, nd.RaftAddr())
+		if !ok || reg.GetApiAddr() != nd.APIAddr || reg.GetClusterAddr() != nd.ClusterAddr || reg.GetRaftAddr() != nd.RaftAddr() || reg.GetRegion() != "test-1" {
+			t.Errorf("registration of %s = %v, want api %s cluster %s raft %s", nd.ID, reg, nd.APIAddr, nd.ClusterAddr, nd.RaftAddr())
 		}
-		id, api := nd.Leader()
-		if id != leader.ID || api != leader.APIAddr {
-			t.Errorf("%s sees leader %s at %s, want %s at %s", nd.ID, id, api, leader.ID, leader.APIAddr)
+		id, addr := nd.Leader()
+		if id != leader.ID || addr != leader.ClusterAddr {
+			t.Errorf("%s sees leader %s at %s, want %s at %s", nd.ID, id, addr, leader.ID, leader.ClusterAddr)
 		}
 	}
 	st := c.Nodes[1].Stats()
@@ -119,7 +119,7 @@ func TestBootstrapAndJoin(t *testing.T) {
 
 	// Joining again is a no-op: same configuration, no error.
 	before := leader.Stats().LastIndex
-	if err := c.Nodes[2].Join(ctxFor(t, 5*time.Second), []string{c.Nodes[1].APIAddr}); err != nil {
+	if err := c.Nodes[2].Join(ctxFor(t, 5*time.Second), []string{c.Nodes[1].ClusterAddr}); err != nil {
 		t.Fatalf("rejoin: %v", err)
 	}
 	if after := leader.Stats().LastIndex; after != before {

@@ -16,7 +16,7 @@ import (
 )
 
 // Config configures one cluster node. Build it from DefaultConfig and set
-// NodeID, DataDir, RaftBindAddr and APIAddr.
+// NodeID, DataDir, RaftBindAddr, APIAddr and ClusterAddr.
 type Config struct {
 	// NodeID is this node's stable identity in Raft and in the fsm's member
 	// list. It must survive restarts (it is what makes a restart a restart).
@@ -40,9 +40,18 @@ type Config struct {
 	// for simulated WAN latency and partitions in tests.
 	StreamLayer raft.StreamLayer
 
-	// APIAddr is this node's gRPC API address, where the Cluster service is
-	// served; followers forward writes and joins to the leader's APIAddr.
+	// APIAddr is this node's client API address. It is only recorded and
+	// advertised (registration, gossip, Members) for clients to find the
+	// node; nothing node-to-node is sent to it.
 	APIAddr string
+	// ClusterAddr is this node's advertised cluster-plane address: where
+	// its node-to-node gRPC services (the Cluster service of Register and
+	// the DomainKeys service) are served, on a listener of their own that
+	// clients cannot reach. Followers forward writes and joins to the
+	// leader's ClusterAddr, autopilot polls it, and joiners name seeds by
+	// it. A member that predates the cluster plane registered none; its
+	// APIAddr is used instead (it served the Cluster service there).
+	ClusterAddr string
 
 	// Bootstrap makes this node form a single-node cluster when its data dir
 	// holds no Raft state. Ignored on restart.
@@ -78,9 +87,10 @@ type Config struct {
 	// Nil discards.
 	Logger *slog.Logger
 
-	// DialOptions are used for node-to-node gRPC (forwarding, joins,
-	// autopilot status polls). Default: insecure credentials (TLS arrives
-	// with the security issue).
+	// DialOptions are used for node-to-node gRPC to other members' cluster
+	// addresses (forwarding, joins, autopilot status polls, domain-key peer
+	// calls). Default: insecure credentials (mutual TLS arrives with the
+	// security issue).
 	DialOptions []grpc.DialOption
 
 	// Gossip configures memberlist membership; GossipBindAddr "" turns
@@ -91,6 +101,12 @@ type Config struct {
 	Autopilot AutopilotConfig
 	// BuildVersion is advertised in gossip metadata.
 	BuildVersion string
+
+	// DomainKeys, when set, serves this node's HSM to other members over
+	// the cluster plane (the DomainKeys service: which DK versions it
+	// holds, export, sync) and lets SyncDomainKeysFrom import into it.
+	// Nil: those calls answer FailedPrecondition.
+	DomainKeys DomainKeyHolder
 
 	// Enrolment, when set, lets this node enrol a joining node's HSM while
 	// it leads: a join carrying a transport public key gets the domain keys
@@ -227,6 +243,8 @@ func (c *Config) Validate() error {
 		return bad("raft bind address is empty")
 	case c.APIAddr == "":
 		return bad("api address is empty")
+	case c.ClusterAddr == "":
+		return bad("cluster address is empty")
 	case c.ApplyTimeout <= 0:
 		return bad("apply timeout %v is not positive", c.ApplyTimeout)
 	case len(c.DialOptions) == 0:

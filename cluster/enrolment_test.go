@@ -105,7 +105,7 @@ func (b *syncBuffer) String() string {
 }
 
 // startJoiner starts a node that is not yet a member: its own bolt store,
-// Raft on real TCP, and a gRPC server on its API address. It is closed
+// Raft on real TCP, and a cluster-plane server on its own listener. It is closed
 // when the test ends, before the cluster it joined.
 func startJoiner(t *testing.T, id string, logger *slog.Logger) *cluster.Node {
 	t.Helper()
@@ -114,7 +114,7 @@ func startJoiner(t *testing.T, id string, logger *slog.Logger) *cluster.Node {
 		t.Fatal(err)
 	}
 	cfg := clustertest.FastConfig(cluster.DefaultConfig())
-	cfg.NodeID, cfg.DataDir, cfg.APIAddr = id, t.TempDir(), lis.Addr().String()
+	cfg.NodeID, cfg.DataDir, cfg.APIAddr, cfg.ClusterAddr = id, t.TempDir(), id+".api.invalid:7400", lis.Addr().String()
 	cfg.Region, cfg.Zone = "test-1", "test-1a"
 	cfg.Logger = logger.With("node", id)
 	n, err := cluster.New(ctxFor(t, 10*time.Second), cfg, fsm.New(cfg.Logger))
@@ -122,7 +122,7 @@ func startJoiner(t *testing.T, id string, logger *slog.Logger) *cluster.Node {
 		lis.Close()
 		t.Fatalf("start %s: %v", id, err)
 	}
-	srv := grpc.NewServer()
+	srv := cluster.NewServer(cfg.Logger, nil)
 	n.Register(srv)
 	served := make(chan struct{})
 	go func() {
@@ -173,7 +173,7 @@ func TestJoinWithEnrolment(t *testing.T) {
 	// exactly this joiner's key.
 	keyA := transportKey("a")
 	ja := startJoiner(t, "joiner-a", logger)
-	got, err := ja.JoinWithEnrolment(ctxFor(t, 20*time.Second), []string{leader.APIAddr}, keyA)
+	got, err := ja.JoinWithEnrolment(ctxFor(t, 20*time.Second), []string{leader.ClusterAddr}, keyA)
 	if err != nil {
 		t.Fatalf("join with enrolment via leader: %v", err)
 	}
@@ -186,7 +186,7 @@ func TestJoinWithEnrolment(t *testing.T) {
 	assertMember(t, leader, "joiner-a", true)
 
 	// A retried join is idempotent and exports again.
-	got, err = ja.JoinWithEnrolment(ctxFor(t, 20*time.Second), []string{leader.APIAddr}, keyA)
+	got, err = ja.JoinWithEnrolment(ctxFor(t, 20*time.Second), []string{leader.ClusterAddr}, keyA)
 	if err != nil || !bytes.Equal(got, bundleFor(leader.ID, keyA)) {
 		t.Fatalf("rejoin = %q, %v; want the same bundle", got, err)
 	}
@@ -197,7 +197,7 @@ func TestJoinWithEnrolment(t *testing.T) {
 	// Through a follower only: forwarded, and the leader still enrols.
 	keyB := transportKey("b")
 	jb := startJoiner(t, "joiner-b", logger)
-	got, err = jb.JoinWithEnrolment(ctxFor(t, 20*time.Second), []string{fol.APIAddr}, keyB)
+	got, err = jb.JoinWithEnrolment(ctxFor(t, 20*time.Second), []string{fol.ClusterAddr}, keyB)
 	if err != nil {
 		t.Fatalf("join with enrolment via follower: %v", err)
 	}
@@ -214,7 +214,7 @@ func TestJoinWithEnrolment(t *testing.T) {
 
 	// Without a key, a join is what it always was: no export.
 	jc := startJoiner(t, "joiner-c", logger)
-	if err := jc.Join(ctxFor(t, 20*time.Second), []string{fol.APIAddr}); err != nil {
+	if err := jc.Join(ctxFor(t, 20*time.Second), []string{fol.ClusterAddr}); err != nil {
 		t.Fatalf("plain join: %v", err)
 	}
 	if n := len(lex.Calls()); n != 3 {
@@ -240,7 +240,7 @@ func TestJoinWithEnrolmentRefused(t *testing.T) {
 	leader := c.Leader()
 	lex := ex[leader.ID]
 	j := startJoiner(t, "joiner", clustertest.TestLogger(t))
-	seeds := []string{leader.APIAddr}
+	seeds := []string{leader.ClusterAddr}
 	key := transportKey("j")
 
 	cases := []struct {
@@ -288,7 +288,7 @@ func TestJoinWithEnrolmentRefused(t *testing.T) {
 	}
 
 	// The leader checks the key's size itself, whatever the joiner's build.
-	conn, err := grpc.NewClient(leader.APIAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(leader.ClusterAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestJoinWithEnrolmentNoExporter(t *testing.T) {
 	leader := c.Leader()
 	j := startJoiner(t, "joiner", clustertest.TestLogger(t))
 	ctx := ctxFor(t, 20*time.Second)
-	_, err := j.JoinWithEnrolment(ctx, []string{leader.APIAddr}, transportKey("j"))
+	_, err := j.JoinWithEnrolment(ctx, []string{leader.ClusterAddr}, transportKey("j"))
 	if !errors.Is(err, cluster.ErrEnrolmentUnavailable) || ctx.Err() != nil {
 		t.Fatalf("error %v (ctx %v); want ErrEnrolmentUnavailable at once", err, ctx.Err())
 	}
@@ -324,7 +324,7 @@ func TestJoinWithEnrolmentNoExporter(t *testing.T) {
 	}
 	assertMember(t, leader, "joiner", false)
 	// The same cluster still takes joins that need no domain key.
-	if err := j.Join(ctx, []string{leader.APIAddr}); err != nil {
+	if err := j.Join(ctx, []string{leader.ClusterAddr}); err != nil {
 		t.Fatalf("plain join: %v", err)
 	}
 	assertMember(t, leader, "joiner", true)

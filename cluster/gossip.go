@@ -57,7 +57,7 @@ func (n *Node) startGossip() error {
 		log:     n.log.With("component", "gossip"),
 		peers:   map[string]*peer{},
 		changed: make(chan struct{}, 1),
-		local: Meta{ID: n.cfg.NodeID, Region: n.cfg.Region, Zone: n.cfg.Zone, APIAddr: n.cfg.APIAddr,
+		local: Meta{ID: n.cfg.NodeID, Region: n.cfg.Region, Zone: n.cfg.Zone, APIAddr: n.cfg.APIAddr, ClusterAddr: n.cfg.ClusterAddr,
 			RaftAddr: n.raftAddr, BuildVersion: n.cfg.BuildVersion, Healthy: true, NoVote: n.cfg.NonVoter},
 	}
 	if _, err := g.local.Encode(); err != nil {

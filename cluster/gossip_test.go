@@ -15,7 +15,7 @@ import (
 func gossipNode(t *testing.T, id string, key []byte) *cluster.Node {
 	t.Helper()
 	cfg := clustertest.RegionalConfig(clustertest.FastConfig(cluster.DefaultConfig()), key)
-	cfg.NodeID, cfg.DataDir, cfg.APIAddr, cfg.Bootstrap = id, t.TempDir(), "127.0.0.1:1", true
+	cfg.NodeID, cfg.DataDir, cfg.APIAddr, cfg.ClusterAddr, cfg.Bootstrap = id, t.TempDir(), "127.0.0.1:1", "127.0.0.1:4", true
 	cfg.Logger = clustertest.TestLogger(t)
 	n, err := cluster.New(context.Background(), cfg, fsm.New(nil))
 	if err != nil {
@@ -32,7 +32,7 @@ func TestGossipKey(t *testing.T) {
 		"bad addr":  {BindAddr: "nowhere", Insecure: true},
 	} {
 		cfg := cluster.DefaultConfig()
-		cfg.NodeID, cfg.DataDir, cfg.APIAddr, cfg.Gossip = "n", "d", "a:1", g
+		cfg.NodeID, cfg.DataDir, cfg.APIAddr, cfg.ClusterAddr, cfg.Gossip = "n", "d", "a:1", "a:4", g
 		if err := cfg.Validate(); !errors.Is(err, cluster.ErrInvalidConfig) {
 			t.Errorf("%s: Validate = %v, want ErrInvalidConfig", name, err)
 		}
@@ -64,7 +64,7 @@ func TestWANTimings(t *testing.T) {
 			t.Errorf("WANTimings(%v) = %+v", rtt, w)
 		}
 		cfg := cluster.DefaultConfig()
-		cfg.NodeID, cfg.DataDir, cfg.APIAddr = "n", "d", "a:1"
+		cfg.NodeID, cfg.DataDir, cfg.APIAddr, cfg.ClusterAddr = "n", "d", "a:1", "a:4"
 		w.Apply(&cfg)
 		if err := cfg.Validate(); err != nil {
 			t.Errorf("WANTimings(%v) do not validate: %v", rtt, err)

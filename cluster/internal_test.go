@@ -18,7 +18,7 @@ import (
 
 func validConfig() Config {
 	c := DefaultConfig()
-	c.NodeID, c.DataDir, c.APIAddr = "n1", "/tmp/x", "127.0.0.1:1"
+	c.NodeID, c.DataDir, c.APIAddr, c.ClusterAddr = "n1", "/tmp/x", "127.0.0.1:1", "127.0.0.1:4"
 	return c
 }
 
@@ -33,6 +33,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no data dir", func(c *Config) { c.DataDir = "" }, "data dir"},
 		{"no raft addr", func(c *Config) { c.RaftBindAddr = "" }, "raft bind"},
 		{"no api addr", func(c *Config) { c.APIAddr = "" }, "api address"},
+		{"no cluster addr", func(c *Config) { c.ClusterAddr = "" }, "cluster address"},
 		{"no apply timeout", func(c *Config) { c.ApplyTimeout = 0 }, "apply timeout"},
 		{"no dial options", func(c *Config) { c.DialOptions = nil }, "dial options"},
 		{"no snapshots kept", func(c *Config) { c.RetainSnapshots = 0 }, "retain"},

@@ -14,8 +14,12 @@ import (
 type Member struct {
 	ID, Region, Zone  string
 	APIAddr, RaftAddr string
-	GossipAddr        string // "" when gossip never reported it
-	BuildVersion      string
+	// ClusterAddr is the member's cluster-plane address: its registered or
+	// advertised one, else (a member that predates the cluster plane) its
+	// APIAddr, which served the cluster plane then.
+	ClusterAddr  string
+	GossipAddr   string // "" when gossip never reported it
+	BuildVersion string
 	// Role is the node's suffrage in the Raft configuration (RoleNone:
 	// known to gossip only, e.g. not yet added by autopilot).
 	Role   Role
@@ -49,12 +53,14 @@ func (n *Node) Members(ctx context.Context) ([]Member, error) {
 		m.RaftAddr, m.Role = string(s.Address), roleOf(s.Suffrage)
 		if reg, ok := n.fsm.Node(m.ID); ok {
 			m.Region, m.Zone, m.APIAddr = reg.GetRegion(), reg.GetZone(), reg.GetApiAddr()
+			m.ClusterAddr = clusterAddrOf(reg.GetClusterAddr(), reg.GetApiAddr())
 		}
 	}
 	if n.gossip != nil {
 		for id, p := range n.gossip.snapshot() {
 			m := get(id)
 			m.Region, m.Zone, m.APIAddr = p.meta.Region, p.meta.Zone, p.meta.APIAddr
+			m.ClusterAddr = clusterAddrOf(p.meta.ClusterAddr, p.meta.APIAddr)
 			m.BuildVersion, m.GossipAddr = p.meta.BuildVersion, p.addr
 			if m.RaftAddr == "" {
 				m.RaftAddr = p.meta.RaftAddr
@@ -70,6 +76,16 @@ func (n *Node) Members(ctx context.Context) ([]Member, error) {
 	}
 	slices.SortFunc(out, func(a, b Member) int { return cmp.Or(cmp.Compare(a.Region, b.Region), cmp.Compare(a.ID, b.ID)) })
 	return out, nil
+}
+
+// clusterAddrOf is where a member's cluster plane is served: its cluster
+// address, or for a member that registered or advertised none (built
+// before the cluster plane had its own listener) its API address.
+func clusterAddrOf(clusterAddr, apiAddr string) string {
+	if clusterAddr != "" {
+		return clusterAddr
+	}
+	return apiAddr
 }
 
 func roleOf(s raft.ServerSuffrage) Role {

@@ -30,13 +30,13 @@ const (
 // about 1.1 KB. Checked before the key reaches the exporter.
 const maxTransportKeySize = 4096
 
-// Join asks the cluster behind seedAPIAddrs to add this node, trying each
-// seed in turn and retrying with backoff until one accepts or ctx ends. It
+// Join asks the cluster behind seeds (cluster-plane addresses of members:
+// their --cluster-addr) to add this node, trying each seed in turn and retrying with backoff until one accepts or ctx ends. It
 // is idempotent: joining when already a member (same address) changes
 // nothing, and a member that comes back with a new Raft address is updated.
 // A refusal no retry can change (InvalidArgument) ends it at once.
-func (n *Node) Join(ctx context.Context, seedAPIAddrs []string) error {
-	_, err := n.join(ctx, seedAPIAddrs, nil)
+func (n *Node) Join(ctx context.Context, seeds []string) error {
+	_, err := n.join(ctx, seeds, nil)
 	return err
 }
 
@@ -51,21 +51,22 @@ func (n *Node) Join(ctx context.Context, seedAPIAddrs []string) error {
 // ErrEnrolmentUnavailable, a key the leader refuses with
 // ErrInvalidTransportKey; in both cases the node was not added. A leader
 // that adds the node without a bundle gives ErrNoDomainKeyBundle.
-func (n *Node) JoinWithEnrolment(ctx context.Context, seedAPIAddrs []string, transportPub []byte) ([]byte, error) {
+func (n *Node) JoinWithEnrolment(ctx context.Context, seeds []string, transportPub []byte) ([]byte, error) {
 	if len(transportPub) == 0 || len(transportPub) > maxTransportKeySize {
 		return nil, fmt.Errorf("join with enrolment: %w: %d bytes, want 1..%d", ErrInvalidTransportKey, len(transportPub), maxTransportKeySize)
 	}
-	return n.join(ctx, seedAPIAddrs, transportPub)
+	return n.join(ctx, seeds, transportPub)
 }
 
-func (n *Node) join(ctx context.Context, seedAPIAddrs []string, transportPub []byte) ([]byte, error) {
-	if len(seedAPIAddrs) == 0 {
+func (n *Node) join(ctx context.Context, seeds []string, transportPub []byte) ([]byte, error) {
+	if len(seeds) == 0 {
 		return nil, fmt.Errorf("join: %w: no seed addresses", ErrInvalidConfig)
 	}
 	req := &clusterpb.JoinRequest{
 		NodeId:             n.cfg.NodeID,
 		RaftAddr:           n.raftAddr,
 		ApiAddr:            n.cfg.APIAddr,
+		ClusterAddr:        n.cfg.ClusterAddr,
 		Region:             n.cfg.Region,
 		Zone:               n.cfg.Zone,
 		Voter:              !n.cfg.NonVoter,
@@ -75,7 +76,7 @@ func (n *Node) join(ctx context.Context, seedAPIAddrs []string, transportPub []b
 	b := newBackoff(joinBackoffMin, joinBackoffMax)
 	var lastErr error
 	for {
-		for _, seed := range seedAPIAddrs {
+		for _, seed := range seeds {
 			if n.closed.Load() {
 				return nil, fmt.Errorf("join: %w", ErrShutdown)
 			}
@@ -90,7 +91,7 @@ func (n *Node) join(ctx context.Context, seedAPIAddrs []string, transportPub []b
 			n.log.Debug("join attempt failed", "seed", seed, "error", err.Error())
 		}
 		if err := b.wait(ctx); err != nil {
-			return nil, fmt.Errorf("join via %v: %w (last: %v)", seedAPIAddrs, err, lastErr)
+			return nil, fmt.Errorf("join via %v: %w (last: %v)", seeds, err, lastErr)
 		}
 	}
 }
@@ -225,7 +226,7 @@ func (n *Node) addMember(ctx context.Context, req *clusterpb.JoinRequest) (uint6
 	}
 	want := &fsmpb.Node{
 		Id: req.GetNodeId(), RaftAddr: req.GetRaftAddr(), ApiAddr: req.GetApiAddr(),
-		Region: req.GetRegion(), Zone: req.GetZone(),
+		Region: req.GetRegion(), Zone: req.GetZone(), ClusterAddr: req.GetClusterAddr(),
 	}
 	idx, err := n.ensureRegistered(ctx, want)
 	if err != nil {
@@ -256,7 +257,7 @@ func (n *Node) ensureRegistered(ctx context.Context, want *fsmpb.Node) (uint64, 
 func (n *Node) self() *fsmpb.Node {
 	return &fsmpb.Node{
 		Id: n.cfg.NodeID, RaftAddr: n.raftAddr, ApiAddr: n.cfg.APIAddr,
-		Region: n.cfg.Region, Zone: n.cfg.Zone,
+		Region: n.cfg.Region, Zone: n.cfg.Zone, ClusterAddr: n.cfg.ClusterAddr,
 	}
 }
 
@@ -296,7 +297,7 @@ func (n *Node) watchLeadership(ctx context.Context, notify <-chan bool) {
 }
 
 // registerSelf makes sure the fsm holds this leader's own registration, so
-// followers can find its API address for forwarding. A barrier first makes
+// followers can find its cluster address for forwarding. A barrier first makes
 // the fsm current, so the check does not propose a needless command.
 func (n *Node) registerSelf(ctx context.Context) {
 	b := newBackoff(applyBackoffMin, time.Second)

@@ -53,6 +53,11 @@ type Meta struct {
 	// Leaving is set just before a graceful leave, so that peers can tell
 	// LEFT from DEAD (memberlist's events do not say which).
 	Leaving bool
+	// ClusterAddr is the node's cluster-plane (node-to-node gRPC) address.
+	// It is encoded after the six original fields, so a node that predates
+	// it ignores it, and it decodes as "" from such a node (whose API
+	// address then serves the cluster plane).
+	ClusterAddr string
 }
 
 const (
@@ -61,9 +66,10 @@ const (
 	flagLeaving
 )
 
-// Encode returns m's compact binary form: version, flags, role, then six
-// uvarint-length-prefixed strings. It fails if the result exceeds the
-// 512 bytes memberlist allows.
+// Encode returns m's compact binary form: version, flags, role, then seven
+// uvarint-length-prefixed strings (the six original fields, then
+// ClusterAddr). It fails if the result exceeds the 512 bytes memberlist
+// allows.
 func (m Meta) Encode() ([]byte, error) {
 	var flags byte
 	if m.Healthy {
@@ -76,7 +82,7 @@ func (m Meta) Encode() ([]byte, error) {
 		flags |= flagLeaving
 	}
 	b := []byte{metaVersion, flags, byte(m.Role)}
-	for _, s := range m.fields() {
+	for _, s := range append(m.fields(), &m.ClusterAddr) {
 		b = binary.AppendUvarint(b, uint64(len(*s)))
 		b = append(b, *s...)
 	}
@@ -90,8 +96,10 @@ func (m *Meta) fields() []*string {
 	return []*string{&m.ID, &m.Region, &m.Zone, &m.APIAddr, &m.RaftAddr, &m.BuildVersion}
 }
 
-// DecodeMeta parses bytes made by Meta.Encode. Trailing bytes after the
-// known fields are ignored so a newer minor layout can append fields.
+// DecodeMeta parses bytes made by Meta.Encode. The six original fields are
+// required; ClusterAddr is optional (absent from nodes that predate it).
+// Trailing bytes after the known fields are ignored so a newer minor layout
+// can append fields.
 func DecodeMeta(b []byte) (Meta, error) {
 	var m Meta
 	if len(b) < 3 {
@@ -106,7 +114,11 @@ func DecodeMeta(b []byte) (Meta, error) {
 	m.Healthy, m.NoVote, m.Leaving = b[1]&flagHealthy != 0, b[1]&flagNoVote != 0, b[1]&flagLeaving != 0
 	m.Role = Role(b[2])
 	rest := b[3:]
-	for i, s := range m.fields() {
+	fields := m.fields()
+	for i, s := range append(fields, &m.ClusterAddr) {
+		if i == len(fields) && len(rest) == 0 {
+			break // an older node: no cluster address
+		}
 		n, k := binary.Uvarint(rest)
 		if k <= 0 || n > uint64(len(rest)-k) {
 			return Meta{}, fmt.Errorf("%w: field %d: bad length", ErrBadMeta, i)

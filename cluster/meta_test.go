@@ -8,7 +8,8 @@ import (
 
 func TestMetaRoundTripAndLimits(t *testing.T) {
 	m := Meta{ID: "n1", Region: "us-east", Zone: "us-east-1a", APIAddr: "10.0.0.1:7000",
-		RaftAddr: "10.0.0.1:7001", BuildVersion: "v0.4.0", Role: RoleNonvoter, Healthy: true, NoVote: true}
+		RaftAddr: "10.0.0.1:7001", BuildVersion: "v0.4.0", Role: RoleNonvoter, Healthy: true, NoVote: true,
+		ClusterAddr: "10.0.0.1:7004"}
 	b, err := m.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -16,6 +17,16 @@ func TestMetaRoundTripAndLimits(t *testing.T) {
 	got, err := DecodeMeta(b)
 	if err != nil || got != m {
 		t.Fatalf("round trip = %+v, %v; want %+v", got, err, m)
+	}
+	// A node that predates the cluster address sends six fields; one that
+	// postdates it may append more. Both decode.
+	old := []byte{1, flagHealthy, byte(RoleVoter), 2, 'n', '1', 0, 0, 3, 'a', ':', '1', 3, 'a', ':', '2', 0}
+	if got, err := DecodeMeta(old); err != nil || got.ClusterAddr != "" || got.APIAddr != "a:1" || !got.Healthy {
+		t.Errorf("six-field meta = %+v, %v; want api a:1 and no cluster address", got, err)
+	}
+	newer := append(append([]byte{}, old...), 3, 'a', ':', '4', 2, 'z', 'z')
+	if got, err := DecodeMeta(newer); err != nil || got.ClusterAddr != "a:4" {
+		t.Errorf("meta with a field appended = %+v, %v; want cluster a:4", got, err)
 	}
 	if _, err := (Meta{ID: strings.Repeat("x", 600)}).Encode(); !errors.Is(err, ErrBadMeta) {
 		t.Errorf("oversized meta: err = %v, want ErrBadMeta", err)
@@ -35,7 +46,7 @@ func TestMetaRoundTripAndLimits(t *testing.T) {
 }
 
 func FuzzDecodeMeta(f *testing.F) {
-	seed, _ := Meta{ID: "n1", Region: "r", Zone: "z", APIAddr: "a:1", RaftAddr: "a:2", Healthy: true}.Encode()
+	seed, _ := Meta{ID: "n1", Region: "r", Zone: "z", APIAddr: "a:1", RaftAddr: "a:2", Healthy: true, ClusterAddr: "a:4"}.Encode()
 	f.Add(seed)
 	f.Add([]byte{1, 7, 2, 1, 'x', 0, 0, 0, 0, 0})
 	f.Add([]byte{1, 0, 0, 0xff, 0xff})

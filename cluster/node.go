@@ -175,7 +175,7 @@ func (n *Node) open() error {
 			n.goBackground(func() { n.autopilotLoop(bg) })
 		}
 	}
-	n.log.Info("node started", "raft_addr", n.raftAddr, "api_addr", cfg.APIAddr, "resumed", existing)
+	n.log.Info("node started", "raft_addr", n.raftAddr, "cluster_addr", cfg.ClusterAddr, "api_addr", cfg.APIAddr, "resumed", existing)
 	return nil
 }
 
@@ -309,14 +309,20 @@ func (n *Node) RaftAddr() string { return n.raftAddr }
 // ID is this node's id.
 func (n *Node) ID() string { return n.cfg.NodeID }
 
-// APIAddr is this node's advertised gRPC API address.
+// APIAddr is this node's advertised client API address.
 func (n *Node) APIAddr() string { return n.cfg.APIAddr }
+
+// ClusterAddr is this node's advertised cluster-plane address.
+func (n *Node) ClusterAddr() string { return n.cfg.ClusterAddr }
 
 // FSM is the local replica this node applies to.
 func (n *Node) FSM() *fsm.FSM { return n.fsm }
 
-// Register serves this node's Cluster service (joins and forwarded writes)
-// on s, the node's API gRPC server.
+// Register serves this node's cluster-plane services on s, the server of
+// the node's cluster listener (NewServer), never the client API's: the
+// Cluster service (joins, forwarded writes, status polls) and DomainKeys
+// (domain-key peer calls, over Config.DomainKeys).
 func (n *Node) Register(s grpc.ServiceRegistrar) {
 	registerServer(s, n)
+	registerDomainKeys(s, n)
 }

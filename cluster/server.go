@@ -81,6 +81,8 @@ func (s *rpcServer) Join(ctx context.Context, req *clusterpb.JoinRequest) (*clus
 	if n.closed.Load() {
 		return nil, status.Error(codes.Unavailable, ErrShutdown.Error())
 	}
+	// A joiner built before the cluster plane sends no cluster address;
+	// its API address serves the Cluster service (clusterAddrOf).
 	if req.GetNodeId() == "" || req.GetRaftAddr() == "" || req.GetApiAddr() == "" {
 		return nil, status.Error(codes.InvalidArgument, "join: node id, raft address and api address are required")
 	}

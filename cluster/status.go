@@ -87,19 +87,20 @@ func (n *Node) LastContact() time.Duration {
 // IsLeader reports whether this node is the Raft leader right now.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 
-// Leader returns the leader's id and API address as this node knows them;
-// empty strings when no leader is known, and an empty apiAddr when the
-// leader has not registered yet.
-func (n *Node) Leader() (id, apiAddr string) {
+// Leader returns the leader's id and cluster-plane address (where writes
+// and joins are forwarded) as this node knows them; empty strings when no
+// leader is known, and an empty clusterAddr when the leader has not
+// registered yet.
+func (n *Node) Leader() (id, clusterAddr string) {
 	_, lid := n.raft.LeaderWithID()
 	if lid == "" {
 		return "", ""
 	}
 	if string(lid) == n.cfg.NodeID {
-		return n.cfg.NodeID, n.cfg.APIAddr
+		return n.cfg.NodeID, n.cfg.ClusterAddr
 	}
 	if node, ok := n.fsm.Node(string(lid)); ok {
-		return string(lid), node.GetApiAddr()
+		return string(lid), clusterAddrOf(node.GetClusterAddr(), node.GetApiAddr())
 	}
 	return string(lid), ""
 }

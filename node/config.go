@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"time"
 
@@ -26,11 +27,26 @@ type Config struct {
 	// domain-key file.
 	DataDir string
 
-	// APIAddr is the gRPC listen address for clients and node-to-node calls.
+	// APIAddr is the client API's gRPC listen address: KeyManagement,
+	// Operator, health. Nothing node-to-node is served there.
 	APIAddr string
-	// AdvertiseAPIAddr is the address other nodes and clients use; defaults
-	// to the listener's address.
+	// AdvertiseAPIAddr is the API address clients are told (Members);
+	// defaults to the listener's address.
 	AdvertiseAPIAddr string
+	// ClusterAddr is the cluster plane's gRPC listen address: node-to-node
+	// calls only (forwarded writes, joins, autopilot status polls,
+	// domain-key peer calls), kept off the client API so that a firewall
+	// can admit only other nodes (and, with the next security step, only
+	// node certificates pass it).
+	ClusterAddr string
+	// AdvertiseClusterAddr is the cluster address other nodes use; defaults
+	// to the listener's address.
+	AdvertiseClusterAddr string
+	// ClusterListener, when set, is the cluster plane's listener, used
+	// instead of listening on ClusterAddr: tests hand a node a listener
+	// they opened on port 0 rather than reserving a port and releasing it.
+	// The node owns it and closes it on Close.
+	ClusterListener net.Listener
 	// RaftAddr is the Raft TCP bind address (advertised as bound).
 	RaftAddr string
 	// MetricsAddr serves /metrics, /healthz and /readyz; empty disables it.
@@ -77,7 +93,9 @@ type Config struct {
 
 	// Bootstrap makes this node found a new cluster when it has no state.
 	Bootstrap bool
-	// Join lists API addresses of members to join through.
+	// Join lists cluster addresses (each member's ClusterAddr, advertised)
+	// of members to join through; the join is served by the cluster plane
+	// only.
 	Join []string
 
 	// HSM selects and configures the node's HSM.
@@ -130,7 +148,9 @@ type HSMConfig struct {
 	MaxSessions int
 }
 
-// DefaultConfig returns a single-node configuration on loopback ports.
+// DefaultConfig returns a single-node configuration on loopback ports:
+// 7400 API, 7401 Raft, 7402 metrics, 7404 cluster plane (7403 is gossip's
+// when turned on).
 func DefaultConfig() Config {
 	return Config{
 		NodeID:      "node-1",
@@ -139,6 +159,7 @@ func DefaultConfig() Config {
 		APIAddr:     "127.0.0.1:7400",
 		RaftAddr:    "127.0.0.1:7401",
 		MetricsAddr: "127.0.0.1:7402",
+		ClusterAddr: "127.0.0.1:7404",
 		HSM:         HSMConfig{Backend: "soft"},
 	}
 }
@@ -159,6 +180,9 @@ func (c *Config) Validate() error {
 	}
 	if c.APIAddr == "" || c.RaftAddr == "" {
 		return fmt.Errorf("%w: api and raft addresses are required", ErrConfig)
+	}
+	if c.ClusterAddr == "" && c.ClusterListener == nil {
+		return fmt.Errorf("%w: the cluster address is required: node-to-node calls have a listener of their own, apart from the api", ErrConfig)
 	}
 	if c.GossipAddr != "" && !c.GossipInsecure && len(c.GossipKey) != 32 {
 		return fmt.Errorf("%w: gossip needs a 32-byte key (got %d bytes); generate one with `meridian operator gossip-keygen`", ErrConfig, len(c.GossipKey))

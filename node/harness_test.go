@@ -65,6 +65,9 @@ func fastConfig(t testing.TB, dir string, i int, logs *logSink) Config {
 	cfg.Region = []string{"us-east", "eu-west", "ap-south"}[i%3]
 	cfg.DataDir = filepath.Join(dir, cfg.NodeID)
 	cfg.APIAddr, cfg.RaftAddr, cfg.MetricsAddr = freeAddr(t), freeAddr(t), ""
+	// The cluster plane's listener is handed to the node by
+	// testCluster.start (port 0 first, then the same address again).
+	cfg.ClusterAddr = "127.0.0.1:0"
 	cfg.HSM.Passphrase = testPassphrase
 	cfg.HSM.SoftPath = filepath.Join(dir, "domain.sealed") // one sealed file, as if copied
 	cfg.HSM.FastKDF = true
@@ -88,7 +91,7 @@ func startCluster(t testing.TB, n int, tweak func(*Config)) *testCluster {
 		cfg := fastConfig(t, c.dir, i, c.logs)
 		cfg.Bootstrap = i == 0
 		if i > 0 {
-			cfg.Join = []string{c.cfgs[0].APIAddr}
+			cfg.Join = []string{c.nodes[0].ClusterAddr()}
 		}
 		if tweak != nil {
 			tweak(&cfg)
@@ -108,11 +111,20 @@ func (c *testCluster) start(i int) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n, err := Start(ctx, c.cfgs[i])
+	// The node gets its cluster-plane listener rather than a port reserved
+	// and released; a restarted node listens on its first address again.
+	cfg := c.cfgs[i]
+	lis, err := net.Listen("tcp", cfg.ClusterAddr)
+	if err != nil {
+		c.t.Fatalf("%s: listen for the cluster plane: %v", cfg.NodeID, err)
+	}
+	cfg.ClusterListener = lis
+	n, err := Start(ctx, cfg)
 	if err != nil {
 		c.t.Fatalf("start %s: %v", c.cfgs[i].NodeID, err)
 	}
 	c.nodes[i] = n
+	c.cfgs[i].ClusterAddr = n.ClusterAddr()
 }
 
 func (c *testCluster) stop(i int) {

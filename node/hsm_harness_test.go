@@ -75,7 +75,7 @@ func (c *testCluster) add(setup func(i int, cfg *Config)) int {
 	cfg := fastConfig(c.t, c.dir, i, c.logs)
 	cfg.Bootstrap = i == 0
 	if i > 0 {
-		cfg.Join = []string{c.cfgs[0].APIAddr}
+		cfg.Join = []string{c.nodes[0].ClusterAddr()}
 	}
 	cfg.HSM.CreateIfMissing = cfg.Bootstrap
 	setup(i, &cfg)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
 
 	"github.com/meridiankms/meridian/cluster"
 	"github.com/meridiankms/meridian/cluster/netsim"
@@ -41,8 +43,11 @@ type Node struct {
 	server   *transport.Server
 	metrics  *transport.MetricsServer
 	registry *prometheus.Registry
+	// clusterSrv serves the cluster plane (node-to-node calls) on its own
+	// listener; clients reach only server.
+	clusterSrv *grpc.Server
 
-	apiAddr, metricsAddr string
+	apiAddr, clusterAddr, metricsAddr string
 	// simRaft is the simulated Raft connection layer (Config.Sim only).
 	// cluster.Close closes it (as its transport) before Raft, so a kill
 	// inside a partition does not wait for replication calls that the
@@ -64,6 +69,9 @@ type Node struct {
 // open, join); the node runs until Close.
 func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
+		if cfg.ClusterListener != nil {
+			cfg.ClusterListener.Close()
+		}
 		return nil, err
 	}
 	log := cfg.Logger
@@ -93,27 +101,30 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.fsm = fsm.New(log.With("component", "fsm"))
 
-	lis, err := net.Listen("tcp", cfg.APIAddr)
+	lis, clis, err := n.listen()
 	if err != nil {
-		return nil, fmt.Errorf("listen api %s: %w", cfg.APIAddr, err)
+		return nil, err
 	}
-	n.apiAddr = lis.Addr().String()
-	advertise := cfg.AdvertiseAPIAddr
-	if advertise == "" {
-		advertise = n.apiAddr
-	}
-
-	ccfg, err := clusterConfig(cfg, advertise, n.log)
-	if err != nil {
+	closeLis := func() {
 		lis.Close()
+		clis.Close()
+	}
+	advertise := cmp.Or(cfg.AdvertiseAPIAddr, n.apiAddr)
+	advertiseCluster := cmp.Or(cfg.AdvertiseClusterAddr, n.clusterAddr)
+
+	ccfg, err := clusterConfig(cfg, advertise, advertiseCluster, n.log)
+	if err != nil {
+		closeLis()
 		return nil, err
 	}
 	ccfg.Enrolment = exporterFor(n.hsm)
+	ccfg.DomainKeys = domainKeyHolder{b: operatorBackend{h: n.hsm}, log: n.log}
 	if cfg.Sim != nil {
 		host := cfg.Sim.Host(cfg.Region, cfg.NodeID)
 		host.Register(advertise)
+		host.Register(advertiseCluster) // node-to-node gRPC: forwarding, joins, peer calls
 		if n.simRaft, err = host.StreamLayer(cfg.RaftAddr); err != nil {
-			lis.Close()
+			closeLis()
 			return nil, fmt.Errorf("listen for raft on %s: %w", cfg.RaftAddr, err)
 		}
 		ccfg.StreamLayer = n.simRaft
@@ -121,7 +132,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		ccfg.Gossip.Transport = host.GossipTransport
 	}
 	if n.cluster, err = cluster.New(ctx, ccfg, n.fsm); err != nil {
-		lis.Close()
+		closeLis()
 		return nil, err
 	}
 
@@ -136,11 +147,11 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		kcfg.SchedulerInterval = cfg.SchedulerInterval
 	}
 	if n.store, err = keystore.New(kcfg, n.fsm, n.hsm, n.cluster); err != nil {
-		lis.Close()
+		closeLis()
 		return nil, err
 	}
 
-	if err := n.startServers(lis); err != nil {
+	if err := n.startServers(lis, clis); err != nil {
 		return nil, err
 	}
 	if len(cfg.Join) > 0 {
@@ -151,16 +162,34 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.wg.Add(2)
 	go n.watchReadiness()
 	go n.keepDomainKeysInSync()
-	n.log.Info("node started", "version", cfg.BuildVersion, "api", n.apiAddr, "raft", n.cluster.RaftAddr(),
+	n.log.Info("node started", "version", cfg.BuildVersion, "api", n.apiAddr, "cluster", n.clusterAddr, "raft", n.cluster.RaftAddr(),
 		"metrics", n.metricsAddr, "region", cfg.Region, "hsm", cfg.HSM.Backend)
 	return n, nil
 }
 
+// listen opens the API listener and takes (or opens) the cluster plane's,
+// first, so the advertised addresses are the real ones even with port 0.
+func (n *Node) listen() (api, clusterLis net.Listener, err error) {
+	cfg := n.cfg
+	clusterLis = cfg.ClusterListener
+	if clusterLis == nil {
+		if clusterLis, err = net.Listen("tcp", cfg.ClusterAddr); err != nil {
+			return nil, nil, fmt.Errorf("listen cluster %s: %w", cfg.ClusterAddr, err)
+		}
+	}
+	if api, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+		clusterLis.Close()
+		return nil, nil, fmt.Errorf("listen api %s: %w", cfg.APIAddr, err)
+	}
+	n.apiAddr, n.clusterAddr = api.Addr().String(), clusterLis.Addr().String()
+	return api, clusterLis, nil
+}
+
 // clusterConfig maps the node's config onto the cluster package's.
-func clusterConfig(cfg Config, apiAddr string, log *slog.Logger) (cluster.Config, error) {
+func clusterConfig(cfg Config, apiAddr, clusterAddr string, log *slog.Logger) (cluster.Config, error) {
 	c := cluster.DefaultConfig()
 	c.NodeID, c.Region, c.Zone, c.DataDir = cfg.NodeID, cfg.Region, cfg.Zone, cfg.DataDir
-	c.RaftBindAddr, c.APIAddr, c.Bootstrap = cfg.RaftAddr, apiAddr, cfg.Bootstrap
+	c.RaftBindAddr, c.APIAddr, c.ClusterAddr, c.Bootstrap = cfg.RaftAddr, apiAddr, clusterAddr, cfg.Bootstrap
 	c.BuildVersion, c.Logger = cfg.BuildVersion, log
 	if cfg.WANRTT > 0 {
 		cluster.WANTimings(cfg.WANRTT).Apply(&c)
@@ -192,16 +221,26 @@ func setDuration(dst *time.Duration, v time.Duration) {
 	}
 }
 
-// startServers registers metrics and starts the gRPC and operator servers.
-func (n *Node) startServers(lis net.Listener) error {
+// startServers registers metrics and starts the client API's gRPC server
+// on lis, the cluster plane's on clis, and the operator HTTP server.
+func (n *Node) startServers(lis, clis net.Listener) error {
+	closeLis := func() {
+		lis.Close()
+		clis.Close()
+	}
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := transport.NewMetrics(n.registry)
 	if err != nil {
-		lis.Close()
+		closeLis()
 		return err
 	}
 	if err := transport.RegisterNodeInfo(n.registry, n.cfg.NodeID, n.cfg.Region); err != nil {
-		lis.Close()
+		closeLis()
+		return err
+	}
+	observe, err := clusterPlaneMetrics(n.registry)
+	if err != nil {
+		closeLis()
 		return err
 	}
 	n.registry.MustRegister(transport.NewRaftCollector(transport.RaftStatsFunc(n.raftStatus)),
@@ -212,16 +251,26 @@ func (n *Node) startServers(lis net.Listener) error {
 	if n.server, err = transport.NewServer(tcfg, n.store, transport.WithLogger(n.log), transport.WithMetrics(m),
 		transport.WithNodeID(n.cfg.NodeID), transport.WithConsistency(n.fsm, n.cfg.ConsistencyMaxWait),
 		transport.WithMembership(transport.MembershipFunc(n.members)),
-		transport.WithOperator(operatorBackend{ks: n.store, h: n.hsm})); err != nil {
-		lis.Close()
+		transport.WithOperator(operatorBackend{ks: n.store, h: n.hsm, c: n.cluster})); err != nil {
+		closeLis()
 		return err
 	}
-	n.cluster.Register(n.server.GRPC())
-	n.wg.Add(1)
+	// The cluster plane: its own server, listener and interceptors. Until
+	// mutual TLS arrives it is plaintext, as the API is (the server
+	// demands --insecure for both).
+	n.clusterSrv = cluster.NewServer(n.log, observe)
+	n.cluster.Register(n.clusterSrv)
+	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
 		if err := n.server.Serve(lis); err != nil {
 			n.log.Error("grpc server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer n.wg.Done()
+		if err := n.clusterSrv.Serve(clis); err != nil {
+			n.log.Error("cluster-plane server stopped", "err", err)
 		}
 	}()
 
@@ -335,6 +384,10 @@ func (n *Node) cryptoReady() error {
 // APIAddr is the address the gRPC API listens on.
 func (n *Node) APIAddr() string { return n.apiAddr }
 
+// ClusterAddr is the address the cluster plane (node-to-node gRPC)
+// listens on; what --join names when AdvertiseClusterAddr is unset.
+func (n *Node) ClusterAddr() string { return n.clusterAddr }
+
 // MetricsAddr is the operator HTTP address ("" when disabled).
 func (n *Node) MetricsAddr() string { return n.metricsAddr }
 
@@ -371,6 +424,9 @@ func (n *Node) shutdown() {
 		n.server.SetServing(false)
 		n.server.Stop(ctx)
 	}
+	if n.clusterSrv != nil {
+		stopGRPC(ctx, n.clusterSrv)
+	}
 	if n.metrics != nil {
 		n.metrics.Stop(ctx)
 	}
@@ -389,6 +445,21 @@ func (n *Node) shutdown() {
 		errs = append(errs, n.hsm.Close())
 	}
 	n.closeErr = errors.Join(errs...)
+}
+
+// stopGRPC stops s gracefully, cutting the connections left when ctx ends.
+func stopGRPC(ctx context.Context, s *grpc.Server) {
+	done := make(chan struct{})
+	go func() {
+		s.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.Stop()
+		<-done
+	}
 }
 
 // CloseAll closes nodes that stop together, as the demo's do: it first

@@ -6,20 +6,23 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/meridiankms/meridian/cluster"
 	"github.com/meridiankms/meridian/hsm"
 	"github.com/meridiankms/meridian/hsm/pkcs11"
 	"github.com/meridiankms/meridian/keystore"
 	"github.com/meridiankms/meridian/transport"
 )
 
-// operatorBackend adapts the node's keystore and HSM to
+// operatorBackend adapts the node's keystore, HSM and cluster node to
 // transport.OperatorBackend. h is the node's instrumented (and possibly
 // fault-wrapped) HSM, the one the keystore uses: operator calls are
 // measured and fail with it, and status reports what the keystore sees.
-// Its capabilities are the backend's.
+// Its capabilities are the backend's. c carries the calls on other
+// members over the cluster plane.
 type operatorBackend struct {
 	ks *keystore.Store
 	h  hsm.HSM
+	c  *cluster.Node
 }
 
 var _ transport.OperatorBackend = operatorBackend{}
@@ -39,6 +42,23 @@ func (b operatorBackend) RotateHSMDomainKey(ctx context.Context) (uint32, error)
 	}
 	v, err := r.RotateDomainKey(ctx)
 	return v, operatorHSMErr("rotate the domain key in this node's HSM", err)
+}
+
+// MemberDomainKeyVersions, SyncMember and SyncDomainKeysFrom go over the
+// cluster plane; their errors carry the status a member (or the cluster's
+// refusal) gave them, which transport passes on.
+func (b operatorBackend) MemberDomainKeyVersions(ctx context.Context, id string) ([]uint32, error) {
+	return b.c.PeerDomainKeyVersions(ctx, id)
+}
+
+func (b operatorBackend) SyncMember(ctx context.Context, id, sourceID string) (transport.DomainKeySync, error) {
+	res, err := b.c.SyncPeerDomainKeys(ctx, id, sourceID)
+	return transport.DomainKeySync{Imported: res.Imported, Versions: res.Versions}, err
+}
+
+func (b operatorBackend) SyncDomainKeysFrom(ctx context.Context, sourceID string) (transport.DomainKeySync, error) {
+	res, err := b.c.SyncDomainKeysFrom(ctx, sourceID)
+	return transport.DomainKeySync{Imported: res.Imported, Versions: res.Versions}, err
 }
 
 func (b operatorBackend) enroller() (hsm.Enroller, error) {
@@ -132,7 +152,8 @@ const syncInterval = 5 * time.Second
 // keepDomainKeysInSync closes the gap a domain-key rotation leaves on a node
 // that was down or partitioned while it ran: when stored key versions use
 // a DK version this node's HSM lacks, the node pulls it from the leader's
-// HSM through the enrolment exchange. Runs until the node stops.
+// HSM through the enrolment exchange, over the cluster plane. Runs until
+// the node stops.
 func (n *Node) keepDomainKeysInSync() {
 	defer n.wg.Done()
 	t := time.NewTicker(syncInterval)
@@ -169,14 +190,14 @@ func (n *Node) syncDomainKeysOnce(ctx context.Context) error {
 	if !missing {
 		return nil
 	}
-	leader, addr := n.cluster.Leader()
+	leader, _ := n.cluster.Leader()
 	if leader == "" || leader == n.cfg.NodeID {
 		return nil // nobody to pull from (or we lead and lack it: an operator's problem)
 	}
-	got, err := n.server.SyncDomainKeysFrom(ctx, addr)
+	got, err := n.cluster.SyncDomainKeysFrom(ctx, leader)
 	if err != nil {
 		return fmt.Errorf("pull domain key versions from %s: %w", leader, err)
 	}
-	n.log.Info("domain key versions pulled from the leader's HSM", "versions", got)
+	n.log.Info("domain key versions pulled from the leader's HSM", "versions", got.Imported)
 	return nil
 }

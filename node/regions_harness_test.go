@@ -95,15 +95,15 @@ func (c *regionCluster) addNode(region string) int {
 	return i
 }
 
-// restart (re)starts node i, joining through the live nodes' API and gossip
-// addresses as an operator's --join flags would name them.
+// restart (re)starts node i, joining through the live nodes' cluster and
+// gossip addresses as an operator's --join flags would name them.
 func (c *regionCluster) restart(i int) {
 	c.t.Helper()
 	cfg := &c.cfgs[i]
 	cfg.Join, cfg.GossipSeeds = nil, nil
 	for j, n := range c.nodes {
 		if n != nil && j != i {
-			cfg.Join = append(cfg.Join, n.APIAddr())
+			cfg.Join = append(cfg.Join, n.ClusterAddr())
 			cfg.GossipSeeds = append(cfg.GossipSeeds, c.cfgs[j].GossipAddr)
 		}
 	}

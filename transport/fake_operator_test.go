@@ -12,12 +12,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/keystore"
@@ -46,12 +49,17 @@ func maps(m map[uint32]int) map[uint32]int {
 	return out
 }
 
-// fakeOperator is one node's keystore and HSM. Its "HSM" holds DK version
-// numbers; a bundle is the transport key followed by the versions, so an
-// import checks that the bundle was made for this node's transport key,
-// as a real unwrap would.
+// fakeOperator is one node's keystore and HSM, and its cluster plane. Its
+// "HSM" holds DK version numbers; a bundle is the transport key followed
+// by the versions, so an import checks that the bundle was made for this
+// node's transport key, as a real unwrap would. Calls on other members go
+// straight to their fakes, as the cluster plane would carry them: a
+// stopped member is unreachable, and a member's failure comes back as the
+// status its own mapping made (StatusOf, as the node wiring does).
 type fakeOperator struct {
 	replica *fakeReplica
+	cluster *opCluster
+	self    string
 
 	mu         sync.Mutex
 	held       []uint32
@@ -166,6 +174,62 @@ func (f *fakeOperator) RewrapDomainKey(ctx context.Context, progress func(done, 
 	return cur, nil
 }
 
+func (f *fakeOperator) MemberDomainKeyVersions(ctx context.Context, id string) ([]uint32, error) {
+	f.record("MemberDomainKeyVersions")
+	nd, err := f.cluster.reach(id)
+	if err != nil {
+		return nil, err
+	}
+	return nd.backend.versions(), nil
+}
+
+func (f *fakeOperator) SyncMember(ctx context.Context, id, sourceID string) (DomainKeySync, error) {
+	f.record("SyncMember")
+	nd, err := f.cluster.reach(id)
+	if err != nil {
+		return DomainKeySync{}, err
+	}
+	return nd.backend.SyncDomainKeysFrom(ctx, sourceID)
+}
+
+// SyncDomainKeysFrom does what cluster.Node's does: ask the source which
+// versions it holds, and only if some are missing make a transport key,
+// have the source export to it and import the bundle.
+func (f *fakeOperator) SyncDomainKeysFrom(ctx context.Context, sourceID string) (DomainKeySync, error) {
+	f.record("SyncDomainKeysFrom")
+	src, err := f.cluster.reach(sourceID)
+	if err != nil {
+		return DomainKeySync{}, err
+	}
+	before := f.versions()
+	missing := missingFrom(src.backend.versions(), before)
+	if len(missing) == 0 {
+		return DomainKeySync{Versions: before}, nil
+	}
+	pub, _ := f.TransportPublicKey(ctx)
+	bundle, err := src.backend.ExportDomainKeys(ctx, pub)
+	if err != nil {
+		st := status.Convert(StatusOf(ctx, nil, "export", err)).Proto()
+		st.Message = fmt.Sprintf("sync domain keys: export from source %s (%s): %s", src.id, src.addr, st.GetMessage())
+		return DomainKeySync{}, status.FromProto(st).Err()
+	}
+	if err := f.ImportDomainKeys(ctx, bundle); err != nil {
+		return DomainKeySync{}, StatusOf(ctx, nil, "import", err)
+	}
+	after := f.versions()
+	return DomainKeySync{Imported: missingFrom(after, before), Versions: after}, nil
+}
+
+func missingFrom(a, b []uint32) []uint32 {
+	var out []uint32
+	for _, v := range a {
+		if !slices.Contains(b, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 func (f *fakeOperator) TransportPublicKey(ctx context.Context) ([]byte, error) {
 	f.record("TransportPublicKey")
 	f.mu.Lock()
@@ -224,6 +288,7 @@ type opNode struct {
 	reg     *prometheus.Registry
 	metrics *Metrics
 	stop    func()
+	down    atomic.Bool // stopped: unreachable over the "cluster plane"
 }
 
 // opCluster is n operator servers over real TCP sharing a membership list
@@ -245,12 +310,26 @@ func newOpCluster(t *testing.T, n int, counts map[uint32]int) *opCluster {
 			t.Fatal(err)
 		}
 		id := fmt.Sprintf("n%d", i+1)
-		nd := &opNode{id: id, addr: lis.Addr().String(), backend: &fakeOperator{replica: c.replica, held: []uint32{1}}}
+		nd := &opNode{id: id, addr: lis.Addr().String(), backend: &fakeOperator{replica: c.replica, cluster: c, self: id, held: []uint32{1}}}
 		c.members = append(c.members, Member{NodeID: id, APIAddr: nd.addr, Status: StatusAlive, Role: RoleVoter})
 		c.start(nd, lis)
 		c.nodes = append(c.nodes, nd)
 	}
 	return c
+}
+
+// reach is the fake cluster plane: member id, or the status a call to a
+// member that is gone (or never was) fails with.
+func (c *opCluster) reach(id string) (*opNode, error) {
+	for _, nd := range c.nodes {
+		if nd.id == id {
+			if nd.down.Load() {
+				return nil, status.Errorf(codes.Unavailable, "dial member %s: connection refused", id)
+			}
+			return nd, nil
+		}
+	}
+	return nil, status.Errorf(codes.InvalidArgument, "node %q is not a member of this cluster", id)
 }
 
 func (c *opCluster) view(self string) func(context.Context) (MembersView, error) {
@@ -282,6 +361,7 @@ func (c *opCluster) start(nd *opNode, lis net.Listener) {
 	var once sync.Once
 	nd.stop = func() {
 		once.Do(func() {
+			nd.down.Store(true)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			nd.srv.Stop(ctx)

@@ -165,8 +165,8 @@ func describePanic(v any) string {
 }
 
 // mapErrors applies the error mapping of errors.go to KeyManagement calls.
-// Other services on the same server (node-to-node cluster RPCs) choose
-// their own statuses and pass through untouched.
+// Other services on the same server (Operator, health) choose their own
+// statuses and pass through untouched.
 func (s *Server) mapErrors(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	resp, err := handler(ctx, req)
 	if err != nil && strings.HasPrefix(info.FullMethod, kmPrefix) {

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -9,10 +10,7 @@ import (
 	"strings"
 	"sync"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
@@ -29,6 +27,12 @@ import (
 // for the operator wrap a keystore sentinel (ErrValidation for a bad
 // transport key or bundle, ErrUnsupported for a backend that cannot
 // enrol), as keystore.Store's own errors do.
+//
+// The calls on other members (MemberDomainKeyVersions, SyncMember) and
+// SyncDomainKeysFrom go over the cluster plane, never the client API:
+// transport dials nobody. Their errors that carry a gRPC status are
+// another member's answer or the cluster's refusal, with messages already
+// safe for a caller; they are passed on (see peerStatus).
 type OperatorBackend interface {
 	// DomainKeyStatus is (*keystore.Store).DomainKeyStatus.
 	DomainKeyStatus(ctx context.Context) (keystore.DomainKeyStatus, error)
@@ -41,12 +45,21 @@ type OperatorBackend interface {
 	// RewrapDomainKey re-wraps every key version under the HSM's current
 	// DK version through Raft: (*keystore.Store).RotateDomainKey.
 	RewrapDomainKey(ctx context.Context, progress func(done, total int)) (uint32, error)
-	// TransportPublicKey, ExportDomainKeys and ImportDomainKeys are the
-	// HSM's hsm.Enroller, with the bundle in its wire encoding
-	// (hsm.DomainKeyBundle MarshalBinary/UnmarshalBinary).
-	TransportPublicKey(ctx context.Context) ([]byte, error)
-	ExportDomainKeys(ctx context.Context, transportPub []byte) ([]byte, error)
-	ImportDomainKeys(ctx context.Context, bundle []byte) error
+	// MemberDomainKeyVersions asks member nodeID which DK versions its HSM
+	// holds.
+	MemberDomainKeyVersions(ctx context.Context, nodeID string) ([]uint32, error)
+	// SyncMember asks member nodeID to import from member sourceID the DK
+	// versions its HSM lacks (a rotation's distribution step).
+	SyncMember(ctx context.Context, nodeID, sourceID string) (DomainKeySync, error)
+	// SyncDomainKeysFrom imports into this node's HSM the DK versions it
+	// lacks from member sourceID.
+	SyncDomainKeysFrom(ctx context.Context, sourceID string) (DomainKeySync, error)
+}
+
+// DomainKeySync is what a sync did on one node.
+type DomainKeySync struct {
+	Imported []uint32 // DK versions imported; empty when it held them all
+	Versions []uint32 // DK versions its HSM holds afterwards, ascending
 }
 
 // HSMStatus is what HSMStatus answers about a node's HSM. Nothing in it is
@@ -68,31 +81,22 @@ type HSMMechanism struct {
 	Use      string
 }
 
-// maxTransportKey bounds ExportDomainKeys' input before the backend parses
-// it: an RSA-8192 PKIX key is about 1.1 KiB.
-const maxTransportKey = 4096
-
-// WithOperator serves meridian.v1.Operator over b. Calls to other members
-// (RotateDomainKey's distribution, SyncDomainKeys' fetch) dial their API
-// address with dialOpts; none means plaintext, as node-to-node traffic is
-// until TLS arrives. The service needs WithMembership to find the members;
-// without it RotateDomainKey rotates this node alone and SyncDomainKeys is
-// refused.
+// WithOperator serves meridian.v1.Operator over b. The service needs
+// WithMembership to find the members; without it RotateDomainKey rotates
+// this node alone and SyncDomainKeys is refused. It reaches other members
+// only through b (the cluster plane), never by dialling their API.
 //
-// SECURITY: ExportDomainKeys hands the domain keys, wrapped, to any
-// caller's transport key. Until mTLS identities and admin authorization
-// arrive, this service is only as safe as the network: serve it only where
-// every peer is trusted (the server already demands --insecure).
-func WithOperator(b OperatorBackend, dialOpts ...grpc.DialOption) Option {
+// SECURITY: until mTLS identities and admin authorization arrive, anyone
+// who reaches the API can start a rotation or a sync (the server already
+// demands --insecure). No call here hands out the domain keys, even
+// wrapped: that is the cluster plane's, which clients cannot reach.
+func WithOperator(b OperatorBackend) Option {
 	return func(s *Server) {
 		if b == nil {
 			s.operator = nil
 			return
 		}
-		if len(dialOpts) == 0 {
-			dialOpts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-		}
-		s.operator = &operatorService{backend: b, dialOpts: dialOpts}
+		s.operator = &operatorService{backend: b}
 	}
 }
 
@@ -102,8 +106,7 @@ func WithOperator(b OperatorBackend, dialOpts ...grpc.DialOption) Option {
 // KeyManagement's; RotateDomainKey, a stream, does all of that itself.
 type operatorService struct {
 	apiv1.UnimplementedOperatorServer
-	backend  OperatorBackend
-	dialOpts []grpc.DialOption
+	backend OperatorBackend
 
 	// Filled in by bind.
 	srv *Server
@@ -173,136 +176,69 @@ func (o *operatorService) HSMStatus(ctx context.Context, _ *apiv1.HSMStatusReque
 	return resp, nil
 }
 
-// ExportDomainKeys answers any caller: see the SECURITY note on
-// WithOperator. The backend checks the key (RSA, 3072..8192 bits).
-func (o *operatorService) ExportDomainKeys(ctx context.Context, req *apiv1.ExportDomainKeysRequest) (*apiv1.ExportDomainKeysResponse, error) {
-	pub := req.GetTransportPublicKey()
-	if len(pub) == 0 || len(pub) > maxTransportKey {
-		return nil, invalidArg(fmt.Sprintf("transport_public_key is %d bytes; want a PKIX DER RSA public key of 1..%d bytes", len(pub), maxTransportKey))
-	}
-	o.log().LogAttrs(ctx, slog.LevelInfo, "exporting domain keys to a transport key",
-		slog.String("request_id", RequestIDFromContext(ctx)), slog.String("peer", peerAddr(ctx)))
-	b, err := o.backend.ExportDomainKeys(ctx, pub)
-	if err != nil {
-		return nil, o.fail(ctx, "ExportDomainKeys", err)
-	}
-	return &apiv1.ExportDomainKeysResponse{Bundle: b}, nil
-}
-
 func (o *operatorService) SyncDomainKeys(ctx context.Context, req *apiv1.SyncDomainKeysRequest) (*apiv1.SyncDomainKeysResponse, error) {
 	src := req.GetSourceApiAddr()
-	if err := o.checkSource(ctx, src); err != nil {
+	source, err := o.checkSource(ctx, src)
+	if err != nil {
 		return nil, err
 	}
-	imported, held, err := o.syncFrom(ctx, src)
+	res, err := o.backend.SyncDomainKeysFrom(ctx, source)
 	if err != nil {
-		return nil, o.fail(ctx, "SyncDomainKeys", err)
+		return nil, o.peerFail(ctx, "SyncDomainKeys", err)
 	}
-	return &apiv1.SyncDomainKeysResponse{NodeId: o.srv.nodeID, ImportedVersions: imported, HsmDomainKeyVersions: held}, nil
+	return &apiv1.SyncDomainKeysResponse{NodeId: o.srv.nodeID, ImportedVersions: res.Imported, HsmDomainKeyVersions: res.Versions}, nil
 }
 
-// checkSource admits only a live member other than this node as a source:
-// importing from an arbitrary address would let anyone who reaches the API
-// plant DK versions of their own choosing.
-func (o *operatorService) checkSource(ctx context.Context, src string) error {
+// checkSource admits only a live member other than this node as a source,
+// and returns its node id: the operator names it by API address, the
+// cluster plane by id. Importing from an arbitrary address would let
+// anyone who reaches the API plant DK versions of their own choosing.
+func (o *operatorService) checkSource(ctx context.Context, src string) (string, error) {
 	if _, _, err := net.SplitHostPort(src); err != nil || len(src) > 255 {
-		return invalidArg(fmt.Sprintf("source_api_addr %s is not host:port", quoteShort(src, 64)))
+		return "", invalidArg(fmt.Sprintf("source_api_addr %s is not host:port", quoteShort(src, 64)))
 	}
 	if o.srv.members == nil {
-		return newStatusError(codes.FailedPrecondition,
+		return "", newStatusError(codes.FailedPrecondition,
 			"SyncDomainKeys needs the cluster membership view, and this server was started without one", "UnsupportedOperationException")
 	}
 	view, err := membersView(ctx, o.srv.members)
 	if err != nil {
-		return o.fail(ctx, "SyncDomainKeys", err)
+		return "", o.fail(ctx, "SyncDomainKeys", err)
 	}
 	for _, m := range view.Members {
 		if m.APIAddr != src {
 			continue
 		}
 		if m.NodeID == view.ServedBy {
-			return invalidArg(fmt.Sprintf("source_api_addr %s is this node (%s) itself", src, m.NodeID))
+			return "", invalidArg(fmt.Sprintf("source_api_addr %s is this node (%s) itself", src, m.NodeID))
 		}
 		if m.Status == StatusDead || m.Status == StatusLeft {
-			return newStatusError(codes.FailedPrecondition, fmt.Sprintf("source %s (node %s) is %s", src, m.NodeID, m.Status), "KMSInvalidStateException")
+			return "", newStatusError(codes.FailedPrecondition, fmt.Sprintf("source %s (node %s) is %s", src, m.NodeID, m.Status), "KMSInvalidStateException")
 		}
-		return nil
+		return m.NodeID, nil
 	}
-	return invalidArg(fmt.Sprintf("source_api_addr %s is not the API address of any member of this cluster", src))
+	return "", invalidArg(fmt.Sprintf("source_api_addr %s is not the API address of any member of this cluster", src))
 }
 
-// SyncDomainKeysFrom imports into this node's HSM the DK versions it lacks
-// from the member at sourceAddr (the SyncDomainKeys RPC without the
-// membership check): a node that was down during a rotation can call it at
-// start-up. It returns the versions imported. It needs WithOperator.
-func (s *Server) SyncDomainKeysFrom(ctx context.Context, sourceAddr string) ([]uint32, error) {
-	if s.operator == nil {
-		return nil, fmt.Errorf("sync domain keys: server has no operator backend: %w", ErrInvalidConfig)
+// peerFail maps the error of a backend call that went over the cluster
+// plane. One that carries a gRPC status is a member's answer (mapped by
+// that member) or the cluster's refusal, safe to show: its code and
+// exception are kept, except that a member's internal failure (or a
+// member without the method: version skew) is this call's dependency
+// failure, Unavailable. Anything else is a local error, mapped as usual.
+func (o *operatorService) peerFail(ctx context.Context, op string, err error) error {
+	var se *statusError
+	if errors.As(err, &se) {
+		return se
 	}
-	imported, _, err := s.operator.syncFrom(ctx, sourceAddr)
-	return imported, err
+	if _, ok := status.FromError(err); !ok {
+		return o.fail(ctx, op, err)
+	}
+	return peerStatus(err)
 }
 
-// syncFrom fetches the DK versions this HSM lacks from the member at src.
-// It asks the source first, so a node that already holds everything makes
-// no transport key.
-func (o *operatorService) syncFrom(ctx context.Context, src string) (imported, held []uint32, err error) {
-	before, err := o.backend.DomainKeyStatus(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	conn, err := o.dial(src)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer conn.Close()
-	source := apiv1.NewOperatorClient(conn)
-	st, err := source.DomainKeyStatus(ctx, &apiv1.DomainKeyStatusRequest{})
-	if err != nil {
-		return nil, nil, remoteErr("sync domain keys: ask source "+src+" which versions it holds", err)
-	}
-	missing := without(st.GetHsmDomainKeyVersions(), before.HSMVersions)
-	if len(missing) == 0 {
-		return nil, before.HSMVersions, nil
-	}
-	pub, err := o.backend.TransportPublicKey(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	resp, err := source.ExportDomainKeys(ctx, &apiv1.ExportDomainKeysRequest{TransportPublicKey: pub})
-	if err != nil {
-		return nil, nil, remoteErr("sync domain keys: export from source "+src, err)
-	}
-	if err := o.backend.ImportDomainKeys(ctx, resp.GetBundle()); err != nil {
-		return nil, nil, err
-	}
-	after, err := o.backend.DomainKeyStatus(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	if still := without(missing, after.HSMVersions); len(still) > 0 {
-		return nil, nil, fmt.Errorf("sync domain keys from %s: still lacking dk versions %v after import: %w", src, still, keystore.ErrInternal)
-	}
-	imported = without(after.HSMVersions, before.HSMVersions)
-	o.log().LogAttrs(ctx, slog.LevelInfo, "imported domain key versions",
-		slog.String("source", src), slog.Any("versions", imported))
-	return imported, after.HSMVersions, nil
-}
-
-func (o *operatorService) dial(addr string) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(addr, o.dialOpts...)
-	if err != nil {
-		return nil, newStatusError(codes.InvalidArgument, fmt.Sprintf("dial %s: %v", addr, err), "ValidationException")
-	}
-	return conn, nil
-}
-
-// remoteErr reports another node's failure. Its message was already shaped
-// by that node's error mapping (no internal detail), so it is passed on
-// with the call that failed; its code is kept, but a failure of the remote
-// is this call's dependency failure, so Internal and Unknown become
-// Unavailable.
-func remoteErr(what string, err error) error {
+// peerStatus is the status a member's failure shows the caller (peerFail).
+func peerStatus(err error) error {
 	st := status.Convert(err)
 	code := st.Code()
 	switch code {
@@ -313,15 +249,22 @@ func remoteErr(what string, err error) error {
 	if exception == "" || code == codes.Unavailable {
 		exception = "KMSUnavailableException"
 	}
-	return newStatusError(code, what+": "+st.Message(), exception)
+	return newStatusError(code, st.Message(), exception)
 }
 
-// peerAddr is the caller's network address, for the log.
-func peerAddr(ctx context.Context) string {
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		return p.Addr.String()
+// StatusOf maps err to the status the client API would answer for it
+// (errors.go), logging the detail of what the caller does not see. The
+// node wiring uses it for the failures of its HSM that a member's
+// domain-key peer calls return over the cluster plane: they reach an
+// operator through the client API, so they get the same treatment.
+func StatusOf(ctx context.Context, log *slog.Logger, op string, err error) error {
+	if err == nil {
+		return nil
 	}
-	return ""
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return toStatus(ctx, log, op, err)
 }
 
 func invalidArg(msg string) error {
@@ -335,17 +278,6 @@ func quoteShort(s string, n int) string {
 		return fmt.Sprintf("%q...", s[:n])
 	}
 	return fmt.Sprintf("%q", s)
-}
-
-// without returns the elements of a not in b, in a's order.
-func without(a, b []uint32) []uint32 {
-	var out []uint32
-	for _, v := range a {
-		if !slices.Contains(b, v) {
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 func joinVersions(vs []uint32) string {

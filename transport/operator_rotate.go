@@ -18,7 +18,8 @@ import (
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 )
 
-// memberCallTimeout bounds one call to another member during a rotation.
+// memberCallTimeout bounds one call to another member during a rotation
+// (over the cluster plane, through the backend).
 // A sync makes an RSA-3072 transport key inside the member's HSM, which a
 // slow network HSM may take seconds to do.
 const memberCallTimeout = 2 * time.Minute
@@ -52,8 +53,7 @@ func (o *operatorService) RotateDomainKey(_ *apiv1.RotateDomainKeyRequest, strea
 			"a domain-key rotation is already running on this node; wait for it (or cancel it) and run again", "KMSInvalidStateException")
 	}
 	defer o.rotating.Unlock()
-	r := &rotation{o: o, stream: stream, conns: map[string]*grpc.ClientConn{}}
-	defer r.closeConns()
+	r := &rotation{o: o, stream: stream}
 	if err := r.run(ctx); err != nil {
 		return o.fail(ctx, "RotateDomainKey", err)
 	}
@@ -84,9 +84,6 @@ type rotation struct {
 	stream apiv1.Operator_RotateDomainKeyServer
 	self   Member   // this node as the membership view sees it
 	peers  []Member // every other member
-
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn // by API address, for the whole run
 }
 
 func (r *rotation) run(ctx context.Context) error {
@@ -189,8 +186,8 @@ func (r *rotation) rotateHSM(ctx context.Context) (uint32, error) {
 // differ from it, and nodes would disagree on what v n+1 is.
 func (r *rotation) precheckPeers(ctx context.Context, current uint32) error {
 	var problems []string
-	for _, res := range r.forPeers(ctx, func(ctx context.Context, c apiv1.OperatorClient, m Member) (any, error) {
-		return c.DomainKeyStatus(ctx, &apiv1.DomainKeyStatusRequest{})
+	for _, res := range r.forPeers(ctx, func(ctx context.Context, m Member) (any, error) {
+		return r.o.backend.MemberDomainKeyVersions(ctx, m.NodeID)
 	}) {
 		if res.skipped {
 			continue
@@ -199,7 +196,7 @@ func (r *rotation) precheckPeers(ctx context.Context, current uint32) error {
 			problems = append(problems, fmt.Sprintf("node %s (%s) did not answer: %s", res.m.NodeID, res.m.APIAddr, remoteMessage(res.err)))
 			continue
 		}
-		held := res.val.(*apiv1.DomainKeyStatusResponse).GetHsmDomainKeyVersions()
+		held := res.val.([]uint32)
 		if n := len(held); n > 0 && held[n-1] > current {
 			problems = append(problems, fmt.Sprintf("node %s (%s) holds domain key v%d, newer than this node's v%d: another rotation made it; run the rotation with --addr %s",
 				res.m.NodeID, res.m.APIAddr, held[n-1], current, res.m.APIAddr))
@@ -219,8 +216,8 @@ func (r *rotation) distribute(ctx context.Context, target uint32) error {
 	events := make(chan peerResult, len(r.peers))
 	go func() {
 		defer close(events)
-		r.forPeersAsync(ctx, events, func(ctx context.Context, c apiv1.OperatorClient, _ Member) (any, error) {
-			return c.SyncDomainKeys(ctx, &apiv1.SyncDomainKeysRequest{SourceApiAddr: r.self.APIAddr})
+		r.forPeersAsync(ctx, events, func(ctx context.Context, m Member) (any, error) {
+			return r.o.backend.SyncMember(ctx, m.NodeID, r.self.NodeID)
 		})
 	}()
 	var sendErr error
@@ -235,13 +232,13 @@ func (r *rotation) distribute(ctx context.Context, target uint32) error {
 			p.Outcome = apiv1.DistributeOutcome_DISTRIBUTE_OUTCOME_FAILED
 			p.Detail = remoteMessage(res.err)
 		default:
-			resp := res.val.(*apiv1.SyncDomainKeysResponse)
-			p.ImportedVersions = resp.GetImportedVersions()
-			if slices.Contains(resp.GetHsmDomainKeyVersions(), target) {
+			resp := res.val.(DomainKeySync)
+			p.ImportedVersions = resp.Imported
+			if slices.Contains(resp.Versions, target) {
 				p.Outcome = apiv1.DistributeOutcome_DISTRIBUTE_OUTCOME_OK
 			} else {
 				p.Outcome = apiv1.DistributeOutcome_DISTRIBUTE_OUTCOME_FAILED
-				p.Detail = fmt.Sprintf("after the sync it holds %s, not v%d", joinVersions(resp.GetHsmDomainKeyVersions()), target)
+				p.Detail = fmt.Sprintf("after the sync it holds %s, not v%d", joinVersions(resp.Versions), target)
 			}
 		}
 		if p.Outcome == apiv1.DistributeOutcome_DISTRIBUTE_OUTCOME_FAILED {
@@ -287,7 +284,8 @@ type peerResult struct {
 	skipped bool // the member is dead or has left; not called
 }
 
-type peerCall func(ctx context.Context, c apiv1.OperatorClient, m Member) (any, error)
+// peerCall is one backend call about member m (over the cluster plane).
+type peerCall func(ctx context.Context, m Member) (any, error)
 
 // forPeers calls fn on every live peer at once and returns the results in
 // r.peers' order.
@@ -318,44 +316,14 @@ func (r *rotation) forPeersAsync(ctx context.Context, out chan<- peerResult, fn 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			conn, err := r.conn(m.APIAddr)
-			if err != nil {
-				out <- peerResult{m: m, err: err}
-				return
-			}
 			cctx, cancel := context.WithTimeout(ctx, memberCallTimeout)
 			defer cancel()
 			cctx = metadata.AppendToOutgoingContext(cctx, RequestIDHeader, RequestIDFromContext(ctx))
-			v, err := fn(cctx, apiv1.NewOperatorClient(conn), m)
+			v, err := fn(cctx, m)
 			out <- peerResult{m: m, val: v, err: err}
 		}()
 	}
 	wg.Wait()
-}
-
-func (r *rotation) conn(addr string) (*grpc.ClientConn, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if c, ok := r.conns[addr]; ok {
-		return c, nil
-	}
-	if addr == "" {
-		return nil, fmt.Errorf("member has no API address in the membership view")
-	}
-	c, err := r.o.dial(addr)
-	if err != nil {
-		return nil, err
-	}
-	r.conns[addr] = c
-	return c, nil
-}
-
-func (r *rotation) closeConns() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range r.conns {
-		_ = c.Close()
-	}
 }
 
 // remoteMessage is what an operator is told about a member's failure: the

@@ -7,9 +7,12 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/keystore"
@@ -71,9 +74,13 @@ func TestRotateDomainKeyAcrossCluster(t *testing.T) {
 	if got := c.replica.snapshot(); len(got) != 1 || got[2] != 5 {
 		t.Fatalf("replica %v, want every key version under v2", got)
 	}
-	// The orchestrator was the source, once per member.
+	// The orchestrator was the source, once per member, and asked each
+	// member over the cluster plane (the backend), never their API.
 	if n := c.nodes[0].backend.called("ExportDomainKeys"); n != 2 {
 		t.Errorf("orchestrator exported %d times, want 2", n)
+	}
+	if n := c.nodes[0].backend.called("SyncMember"); n != 2 {
+		t.Errorf("orchestrator asked %d members to sync, want 2", n)
 	}
 	if got := testutil.ToFloat64(c.nodes[0].metrics.requests.WithLabelValues("meridian.v1.Operator/RotateDomainKey", "ok")); got != 1 {
 		t.Errorf("rotate ok counter = %v, want 1", got)
@@ -280,9 +287,9 @@ func TestSyncDomainKeys(t *testing.T) {
 		t.Fatalf("sync response %v", resp)
 	}
 	// Holding everything, a second sync makes no transport key.
-	imported, err := c.nodes[0].srv.SyncDomainKeysFrom(testCtx(t), c.nodes[1].addr)
-	if err != nil || len(imported) != 0 {
-		t.Fatalf("second sync imported %v, %v", imported, err)
+	resp, err = c.client(0).SyncDomainKeys(testCtx(t), &apiv1.SyncDomainKeysRequest{SourceApiAddr: c.nodes[1].addr})
+	if err != nil || len(resp.GetImportedVersions()) != 0 {
+		t.Fatalf("second sync imported %v, %v", resp.GetImportedVersions(), err)
 	}
 	if n := c.nodes[0].backend.called("TransportPublicKey"); n != 1 {
 		t.Fatalf("TransportPublicKey called %d times, want 1", n)
@@ -291,24 +298,35 @@ func TestSyncDomainKeys(t *testing.T) {
 	c.nodes[1].backend.held = []uint32{1, 2, 3, 4}
 	c.nodes[1].backend.exportErr = errors.Join(keystore.ErrUnsupported, errors.New("this backend cannot enrol"))
 	_, err = c.client(0).SyncDomainKeys(testCtx(t), &apiv1.SyncDomainKeysRequest{SourceApiAddr: c.nodes[1].addr})
-	wantCode(t, err, codes.FailedPrecondition, "export from source "+c.nodes[1].addr, "cannot enrol")
+	wantCode(t, err, codes.FailedPrecondition, "export from source n2", "cannot enrol")
+	if ex := ExceptionOf(err); ex != "UnsupportedOperationException" {
+		t.Errorf("exception %q, want the source's UnsupportedOperationException", ex)
+	}
+	// A member's internal failure is this call's dependency failure.
+	c.nodes[1].backend.exportErr = errors.New("CKR_DEVICE_ERROR")
+	_, err = c.client(0).SyncDomainKeys(testCtx(t), &apiv1.SyncDomainKeysRequest{SourceApiAddr: c.nodes[1].addr})
+	wantCode(t, err, codes.Unavailable, "export from source n2")
+	if strings.Contains(err.Error(), "CKR_DEVICE_ERROR") {
+		t.Fatalf("internal detail in %v", err)
+	}
 }
 
-func TestExportDomainKeys(t *testing.T) {
+// TestExportDomainKeysNotOnClientAPI: the DK export is a cluster-plane
+// call (cluster's DomainKeys service); the client API no longer has it.
+func TestExportDomainKeysNotOnClientAPI(t *testing.T) {
 	c := newOpCluster(t, 1, nil)
-	cl := c.client(0)
-	ctx := testCtx(t)
-	_, err := cl.ExportDomainKeys(ctx, &apiv1.ExportDomainKeysRequest{})
-	wantCode(t, err, codes.InvalidArgument, "transport_public_key")
-	_, err = cl.ExportDomainKeys(ctx, &apiv1.ExportDomainKeysRequest{TransportPublicKey: make([]byte, maxTransportKey+1)})
-	wantCode(t, err, codes.InvalidArgument, "transport_public_key")
-	resp, err := cl.ExportDomainKeys(ctx, &apiv1.ExportDomainKeysRequest{TransportPublicKey: []byte("PUB")})
-	if err != nil || string(resp.GetBundle()) != "PUB|1" {
-		t.Fatalf("export: %q, %v", resp.GetBundle(), err)
+	conn, err := grpc.NewClient(c.nodes[0].addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
 	}
-	c.nodes[0].backend.exportErr = errors.Join(keystore.ErrValidation, errors.New("transport public key has 1024 bits, want 3072..8192"))
-	_, err = cl.ExportDomainKeys(ctx, &apiv1.ExportDomainKeysRequest{TransportPublicKey: []byte("PUB")})
-	wantCode(t, err, codes.InvalidArgument, "1024 bits")
+	defer conn.Close()
+	for _, method := range []string{"/meridian.v1.Operator/ExportDomainKeys", "/meridian.cluster.v1.DomainKeys/Export", "/meridian.cluster.v1.DomainKeys/Sync"} {
+		err := conn.Invoke(testCtx(t), method, &emptypb.Empty{}, &emptypb.Empty{})
+		wantCode(t, err, codes.Unimplemented)
+	}
+	if n := c.nodes[0].backend.called("ExportDomainKeys"); n != 0 {
+		t.Fatalf("the HSM exported %d times", n)
+	}
 }
 
 func TestHSMStatusRPC(t *testing.T) {
@@ -327,7 +345,4 @@ func TestOperatorNotServedWithoutOption(t *testing.T) {
 	h := newHarness(t)
 	_, err := apiv1.NewOperatorClient(h.conn).HSMStatus(testCtx(t), &apiv1.HSMStatusRequest{})
 	wantCode(t, err, codes.Unimplemented)
-	if _, err := h.srv.SyncDomainKeysFrom(testCtx(t), "127.0.0.1:1"); !errors.Is(err, ErrInvalidConfig) {
-		t.Fatalf("SyncDomainKeysFrom without operator: %v", err)
-	}
 }

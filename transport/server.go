@@ -194,8 +194,10 @@ func NewServer(cfg Config, ks keystore.Service, opts ...Option) (*Server, error)
 }
 
 // GRPC returns the underlying server so the wiring can register more
-// services (node-to-node cluster RPCs) before Serve. They get the same
-// interceptors except error mapping, which is KeyManagement's alone.
+// client-facing services before Serve. They get the same interceptors
+// except error mapping, which is KeyManagement's alone. Node-to-node
+// services never go here: they have the cluster plane's own listener and
+// server (cluster.NewServer), which clients cannot reach.
 func (s *Server) GRPC() *grpc.Server { return s.grpc }
 
 // SetServing sets the gRPC health status of the server ("") and of

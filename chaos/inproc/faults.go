@@ -26,7 +26,7 @@ func (h *Harness) Kill(_ context.Context, id string) error {
 	if n == nil {
 		return nil
 	}
-	m.gate.setDown(true)
+	m.setDown(true)
 	if err := n.Close(); err != nil {
 		return fmt.Errorf("inproc: kill %s: %w", id, err)
 	}
@@ -47,8 +47,8 @@ func (h *Harness) Restart(ctx context.Context, id string) error {
 	return h.start(ctx, m, false)
 }
 
-// Freeze approximates SIGSTOP inside one process: the node's gate holds
-// every byte from clients and peers, the Sim isolates its Raft and
+// Freeze approximates SIGSTOP inside one process: the node's gates (API
+// and cluster plane) hold every byte from clients and peers, the Sim isolates its Raft and
 // forwarding traffic, and its HSM holds every call. Unlike a stopped
 // process, the node's own timers keep running (a frozen leader steps down
 // on its own when its lease lapses, instead of waking up still believing
@@ -64,7 +64,7 @@ func (h *Harness) Freeze(_ context.Context, id string) error {
 		return fmt.Errorf("inproc: freeze %s: node is not running: %w", id, chaos.ErrUnknownNode)
 	}
 	m.frozen = true
-	m.gate.freeze()
+	m.freeze()
 	h.sim.Isolate(id)
 	m.hsm.hold()
 	return nil
@@ -89,7 +89,7 @@ func (h *Harness) unfreeze(m *member) {
 	m.frozen = false
 	m.hsm.release()
 	h.sim.Reconnect(m.cfg.NodeID)
-	m.gate.thaw()
+	m.thaw()
 }
 
 // Partition cuts regions a and b apart (both ways), or drops a's traffic

@@ -53,7 +53,8 @@ type Config struct {
 type member struct {
 	cfg    node.Config
 	n      *node.Node
-	gate   *gate
+	gate   *gate // in front of the client API
+	cgate  *gate // in front of the cluster plane (node-to-node gRPC)
 	hsm    *hsmSwitch
 	frozen bool
 }
@@ -116,7 +117,7 @@ func New(ctx context.Context, cfg Config) (_ *Harness, err error) {
 	// each joins a settled configuration.
 	for i, m := range h.members {
 		if i > 0 {
-			m.cfg.Join = []string{h.members[0].gate.addr()}
+			m.cfg.Join = []string{h.members[0].cgate.addr()}
 			m.cfg.GossipSeeds = []string{h.members[0].cfg.GossipAddr}
 		}
 		if err := h.start(ctx, m, true); err != nil {
@@ -149,11 +150,19 @@ func (h *Harness) newMember(i int, gossipKey []byte) (*member, error) {
 	if err != nil {
 		return nil, err
 	}
+	cg, err := newGate("") // its backend is set at each start (h.start)
+	if err != nil {
+		g.close()
+		return nil, err
+	}
 	sw := &hsmSwitch{}
 	cfg := node.DefaultConfig()
 	cfg.NodeID, cfg.Region, cfg.Zone = id, region, fmt.Sprintf("%s%c", region, 'a'+i/len(h.cfg.Regions)%3)
 	cfg.DataDir = filepath.Join(h.cfg.Dir, id)
 	cfg.APIAddr, cfg.AdvertiseAPIAddr, cfg.RaftAddr, cfg.MetricsAddr = apiAddr, g.addr(), raftAddr, ""
+	// The cluster plane's listener is handed to the node at each start;
+	// peers know only the gate's address.
+	cfg.ClusterAddr, cfg.AdvertiseClusterAddr = "127.0.0.1:0", cg.addr()
 	cfg.GossipAddr, cfg.GossipKey, cfg.GossipLAN = gossipAddr, gossipKey, true
 	// Each node's soft HSM file lives in its data dir: a wiped node loses
 	// its domain key too and is enrolled again when it rejoins.
@@ -183,7 +192,7 @@ func (h *Harness) newMember(i int, gossipKey []byte) (*member, error) {
 	if h.cfg.Tweak != nil {
 		h.cfg.Tweak(&cfg)
 	}
-	return &member{cfg: cfg, gate: g, hsm: sw}, nil
+	return &member{cfg: cfg, gate: g, cgate: cg, hsm: sw}, nil
 }
 
 // freeAddr reserves a loopback port; a node keeps it across restarts, as
@@ -205,9 +214,19 @@ func freeAddr() (string, error) {
 func (h *Harness) start(ctx context.Context, m *member, first bool) error {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.StartTimeout)
 	defer cancel()
-	m.gate.setDown(false)
+	m.setDown(false)
 	for attempt := 0; ; attempt++ {
-		n, err := node.Start(ctx, m.cfg)
+		// The cluster plane gets a listener of its own on a fresh port
+		// each start: only its gate's address is known to anyone.
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			m.setDown(true)
+			return fmt.Errorf("inproc: start %s: listen for the cluster plane: %w", m.cfg.NodeID, err)
+		}
+		m.cgate.setBackend(lis.Addr().String())
+		cfg := m.cfg
+		cfg.ClusterListener = lis
+		n, err := node.Start(ctx, cfg)
 		if err == nil {
 			h.mu.Lock()
 			m.n = n
@@ -215,7 +234,7 @@ func (h *Harness) start(ctx context.Context, m *member, first bool) error {
 			return nil
 		}
 		if attempt == 3 || !addrInUse(err) {
-			m.gate.setDown(true)
+			m.setDown(true)
 			return fmt.Errorf("inproc: start %s: %w", m.cfg.NodeID, err)
 		}
 		if err := h.repickPorts(m, first); err != nil {
@@ -351,7 +370,7 @@ func (h *Harness) Close() error {
 	var errs []error
 	for _, m := range members {
 		m.hsm.release()
-		m.gate.setDown(true)
+		m.setDown(true)
 	}
 	h.sim.HealAll()
 	for _, m := range slices.Backward(members) {
@@ -363,30 +382,48 @@ func (h *Harness) Close() error {
 			errs = append(errs, n.Close())
 		}
 		m.gate.close()
+		m.cgate.close()
 	}
 	return errors.Join(errs...)
 }
 
-// liveSeeds are the gate and gossip addresses of the running nodes other
-// than skip: what a restarting node's --join flags would name.
-func (h *Harness) liveSeeds(skip *member) (api, gossip []string) {
+// liveSeeds are the cluster-plane gate and gossip addresses of the running
+// nodes other than skip: what a restarting node's --join flags would name.
+func (h *Harness) liveSeeds(skip *member) (join, gossip []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, m := range h.members {
 		if m != skip && m.n != nil {
-			api = append(api, m.gate.addr())
+			join = append(join, m.cgate.addr())
 			gossip = append(gossip, m.cfg.GossipAddr)
 		}
 	}
-	if len(api) == 0 { // a cold start of everything: name every peer
+	if len(join) == 0 { // a cold start of everything: name every peer
 		for _, m := range h.members {
 			if m != skip {
-				api = append(api, m.gate.addr())
+				join = append(join, m.cgate.addr())
 				gossip = append(gossip, m.cfg.GossipAddr)
 			}
 		}
 	}
-	return api, gossip
+	return join, gossip
+}
+
+// setDown, freeze and thaw act on both of m's gates at once, as a process
+// kill or SIGSTOP acts on all of its sockets.
+func (m *member) setDown(down bool) {
+	m.gate.setDown(down)
+	m.cgate.setDown(down)
+}
+
+func (m *member) freeze() {
+	m.gate.freeze()
+	m.cgate.freeze()
+}
+
+func (m *member) thaw() {
+	m.gate.thaw()
+	m.cgate.thaw()
 }
 
 // removeDataDir deletes a killed node's data dir (the HSM file included).

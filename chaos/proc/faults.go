@@ -69,7 +69,7 @@ func (h *Harness) relaunch(ctx context.Context, id string, mode startMode) error
 		}
 		for _, o := range h.nodes {
 			if o != n && o.alive() && !o.frozen {
-				join = append(join, o.addr(apiPort))
+				join = append(join, o.addr(clusterPort))
 			}
 		}
 		if len(join) == 0 {

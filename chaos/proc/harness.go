@@ -144,7 +144,7 @@ func (h *Harness) form(ctx context.Context) error {
 	h.logf("proc: founder %s leads after %v", founder.id, time.Since(start).Round(time.Millisecond))
 	h.mu.Lock()
 	for _, n := range h.nodes[1:] {
-		if err = h.spawn(n, startJoin, []string{founder.addr(apiPort)}); err != nil {
+		if err = h.spawn(n, startJoin, []string{founder.addr(clusterPort)}); err != nil {
 			break
 		}
 	}

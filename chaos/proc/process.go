@@ -26,6 +26,7 @@ const (
 	raftPort    = 7401
 	metricsPort = 7402
 	gossipPort  = 7403
+	clusterPort = 7404 // the cluster plane: node-to-node gRPC, joins
 )
 
 // node is one `meridian server` process slot: its identity, addresses and
@@ -94,6 +95,7 @@ func (h *Harness) serverArgs(n *node, mode startMode, join []string) []string {
 		"--data-dir", n.dataDir,
 		"--api-addr", n.addr(apiPort), "--raft-addr", n.addr(raftPort),
 		"--metrics-addr", n.addr(metricsPort), "--gossip-addr", n.addr(gossipPort), "--gossip-insecure",
+		"--cluster-addr", n.addr(clusterPort),
 		"--hsm", "soft",
 		"--raft-heartbeat-timeout", c.HeartbeatTimeout.String(),
 		"--raft-election-timeout", c.ElectionTimeout.String(),

@@ -57,14 +57,18 @@ type Cluster struct {
 	gossipKey []byte
 }
 
-// Node is one in-process member: a cluster.Node, its own fsm, and a gRPC
-// server on its API address serving the Cluster service.
+// Node is one in-process member: a cluster.Node, its own fsm, and its
+// cluster plane: a cluster.NewServer on its own listener (ClusterAddr).
+// It has no client API: APIAddr is only a name it registers and
+// advertises, and nothing listens there, so any node-to-node call sent to
+// an API address fails.
 type Node struct {
 	*cluster.Node
-	ID      string
-	Dir     string
-	FSM     *fsm.FSM
-	APIAddr string
+	ID          string
+	Dir         string
+	FSM         *fsm.FSM
+	APIAddr     string
+	ClusterAddr string
 	// Region and Zone are set for nodes of regional clusters.
 	Region, Zone string
 	gossipAddr   string
@@ -104,7 +108,7 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 }
 
 // AddNode starts a new node with a fresh data dir; unless bootstrap, it
-// joins through the live nodes' API addresses.
+// joins through the live nodes' cluster addresses.
 func (c *Cluster) AddNode(bootstrap bool) *Node {
 	c.t.Helper()
 	c.mu.Lock()
@@ -124,13 +128,13 @@ func (c *Cluster) seeds(except *Node) []string {
 	var s []string
 	for _, nd := range c.Live() {
 		if nd != except {
-			s = append(s, nd.APIAddr)
+			s = append(s, nd.ClusterAddr)
 		}
 	}
 	return s
 }
 
-func (nd *Node) start(apiBind, raftBind string, bootstrap bool) {
+func (nd *Node) start(clusterBind, raftBind string, bootstrap bool) {
 	t := nd.c.t
 	t.Helper()
 	cfg := FastConfig(cluster.DefaultConfig())
@@ -138,14 +142,16 @@ func (nd *Node) start(apiBind, raftBind string, bootstrap bool) {
 	var lis net.Listener
 	var err error
 	if nd.Region == "" {
-		lis, err = net.Listen("tcp", apiBind)
+		lis, err = net.Listen("tcp", clusterBind)
 	} else {
-		lis, err = nd.startRegional(&cfg, apiBind, raftBind)
+		lis, err = nd.startRegional(&cfg, clusterBind, raftBind)
 	}
 	if err != nil {
 		t.Fatalf("%s: listen: %v", nd.ID, err)
 	}
-	cfg.APIAddr, cfg.RaftBindAddr, cfg.Bootstrap = lis.Addr().String(), raftBind, bootstrap
+	nd.APIAddr = nd.ID + ".api.invalid:7400" // named, never served
+	cfg.APIAddr, cfg.ClusterAddr = nd.APIAddr, lis.Addr().String()
+	cfg.RaftBindAddr, cfg.Bootstrap = raftBind, bootstrap
 	cfg.Logger = nd.c.logger.With("node", nd.ID)
 	for _, o := range nd.c.opts {
 		o(&cfg)
@@ -158,8 +164,8 @@ func (nd *Node) start(apiBind, raftBind string, bootstrap bool) {
 		lis.Close()
 		t.Fatalf("%s: start: %v", nd.ID, err)
 	}
-	nd.Node, nd.APIAddr, nd.gossipAddr = node, cfg.APIAddr, node.GossipAddr()
-	nd.srv = grpc.NewServer()
+	nd.Node, nd.ClusterAddr, nd.gossipAddr = node, cfg.ClusterAddr, node.GossipAddr()
+	nd.srv = cluster.NewServer(cfg.Logger, nil)
 	node.Register(nd.srv)
 	nd.served = make(chan struct{})
 	go func(srv *grpc.Server, done chan struct{}) {
@@ -184,7 +190,7 @@ func (nd *Node) Host() *netsim.Host {
 // startRegional routes nd's traffic (Raft, gRPC, gossip) through the
 // cluster's Sim and turns gossip on; a restart reuses the gossip address
 // and rejoins through the live nodes' gossip addresses.
-func (nd *Node) startRegional(cfg *cluster.Config, apiBind, raftBind string) (net.Listener, error) {
+func (nd *Node) startRegional(cfg *cluster.Config, clusterBind, raftBind string) (net.Listener, error) {
 	c := nd.c
 	*cfg = RegionalConfig(*cfg, c.gossipKey)
 	cfg.Region, cfg.Zone = nd.Region, nd.Zone
@@ -204,10 +210,10 @@ func (nd *Node) startRegional(cfg *cluster.Config, apiBind, raftBind string) (ne
 	cfg.StreamLayer, nd.streamLayer = sl, sl
 	cfg.DialOptions = append(cfg.DialOptions, host.DialOption())
 	cfg.Gossip.Transport = host.GossipTransport
-	lis, err := host.Listen("tcp", apiBind)
+	lis, err := host.Listen("tcp", clusterBind)
 	if err != nil {
 		sl.Close()
-		return nil, fmt.Errorf("api: %w", err)
+		return nil, fmt.Errorf("cluster plane: %w", err)
 	}
 	return lis, nil
 }
@@ -222,7 +228,8 @@ func (nd *Node) join(seeds []string) {
 	}
 }
 
-// Kill stops the node (Raft, stores, API server) and keeps its data dir.
+// Kill stops the node (Raft, stores, cluster-plane server) and keeps its
+// data dir.
 func (nd *Node) Kill() {
 	nd.c.t.Helper()
 	nd.c.mu.Lock()
@@ -246,18 +253,18 @@ func (nd *Node) Kill() {
 	}
 }
 
-// Restart starts a killed node again on its data dir, API and Raft
+// Restart starts a killed node again on its data dir, cluster and Raft
 // addresses, with a fresh fsm that Raft refills.
 func (nd *Node) Restart() {
 	nd.c.t.Helper()
-	nd.start(nd.APIAddr, nd.RaftAddr(), nd.bootstrap)
+	nd.start(nd.ClusterAddr, nd.RaftAddr(), nd.bootstrap)
 }
 
 // RestartNewRaftPort restarts a killed node on a new Raft port and rejoins
 // it, as an operator would after the port changed.
 func (nd *Node) RestartNewRaftPort() {
 	nd.c.t.Helper()
-	nd.start(nd.APIAddr, "127.0.0.1:0", nd.bootstrap)
+	nd.start(nd.ClusterAddr, "127.0.0.1:0", nd.bootstrap)
 	nd.join(nd.c.seeds(nd))
 }
 

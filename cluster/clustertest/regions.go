@@ -26,7 +26,7 @@ func RegionalConfig(cfg cluster.Config, key []byte) cluster.Config {
 // StartRegions starts perRegion nodes in each region (zones "<region>a",
 // "<region>b", ... in turn) with gossip and autopilot on; node traffic
 // goes through c.Sim, which starts with no latency. The first node of the
-// first region bootstraps; the others join through API seeds. It returns
+// first region bootstraps; the others join through cluster-address seeds. It returns
 // once every node is in Raft and sees the leader; placement converges
 // afterwards (see WaitVoters).
 func StartRegions(t testing.TB, regions []string, perRegion int, opts ...Option) *Cluster {
@@ -61,7 +61,7 @@ func StartRegions(t testing.TB, regions []string, perRegion int, opts ...Option)
 }
 
 // AddNodeIn starts a node in region and zone; unless bootstrap it joins
-// through the live nodes' API addresses (and so their gossip pool).
+// through the live nodes' cluster addresses (and so their gossip pool).
 func (c *Cluster) AddNodeIn(region, zone string, bootstrap bool) *Node {
 	c.t.Helper()
 	c.mu.Lock()

@@ -55,8 +55,10 @@ changes otherwise, and stops cleanly on Ctrl-C. --log-level info also logs
 every leader change with its reason.
 
 Node i (0-based) listens on BASE+10*i (API), BASE+10*i+1 (Raft),
-BASE+10*i+2 (metrics) and BASE+10*i+3 (gossip, TCP and UDP); --base-port 0
-picks free ports instead (the banner shows the API and metrics ones).
+BASE+10*i+2 (metrics), BASE+10*i+3 (gossip, TCP and UDP) and BASE+10*i+4
+(cluster plane: node-to-node gRPC, which clients never use; the nodes join
+through node 1's); --base-port 0 picks free ports instead (the banner
+shows the API and metrics ones).
 Data goes to a temporary directory that is removed on exit, unless
 --data-dir is given; a kept directory needs the same passphrase again, so
 with --data-dir the soft HSM passphrase comes from MERIDIAN_HSM_PASSPHRASE.
@@ -76,7 +78,7 @@ The demo serves plaintext gRPC: it is for trying Meridian on one machine.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&o.dataDir, "data-dir", "", "keep the cluster's data in this directory (default: a temporary one)")
-	fs.IntVar(&o.basePort, "base-port", 7400, "first port: node i (0-based) uses BASE+10*i (API), +1 (Raft), +2 (metrics) and +3 (gossip); 0 picks free ports")
+	fs.IntVar(&o.basePort, "base-port", 7400, "first port: node i (0-based) uses BASE+10*i (API), +1 (Raft), +2 (metrics), +3 (gossip) and +4 (cluster plane); 0 picks free ports")
 	fs.StringVar(&o.logLevel, "log-level", "error", "log level: debug, info, warn or error")
 	fs.StringSliceVar(&o.regions, "regions", []string{"us-east", "eu-west", "ap-south"}, "comma-separated region `NAMES`")
 	fs.IntVar(&o.nodesPerRegion, "nodes-per-region", 1, "nodes in each region (1-5)")
@@ -155,7 +157,7 @@ func startDemo(ctx context.Context, o *demoOptions, logger *slog.Logger, dir str
 		if i > 0 {
 			// Each node has its own soft HSM file; joining enrols it: the
 			// leader's HSM wraps the domain key to this node's HSM.
-			cfg.Join = []string{nodes[0].APIAddr()}
+			cfg.Join = []string{nodes[0].ClusterAddr()} // a cluster address, never an API one
 		}
 		if err := checkPortsFree(cfg); err != nil {
 			return nil, err
@@ -194,8 +196,8 @@ func demoStorage(dataDir string) (dir string, pass []byte, cleanup func(), err e
 	return dataDir, []byte(p), func() {}, nil
 }
 
-// demoNodeConfig is node i's config: ports BASE+10*i .. +3 (API, Raft,
-// metrics, gossip), or free ports when base is 0.
+// demoNodeConfig is node i's config: ports BASE+10*i .. +4 (API, Raft,
+// metrics, gossip, cluster plane), or free ports when base is 0.
 func demoNodeConfig(i int, region, dir string, base int, pass []byte) node.Config {
 	addr := func(offset int) string {
 		if base == 0 {
@@ -208,7 +210,7 @@ func demoNodeConfig(i int, region, dir string, base int, pass []byte) node.Confi
 	cfg.Region, cfg.Zone = region, region+"-a"
 	cfg.DataDir = filepath.Join(dir, cfg.NodeID)
 	cfg.APIAddr, cfg.RaftAddr = addr(0), addr(1)
-	cfg.MetricsAddr, cfg.GossipAddr = addr(2), addr(3)
+	cfg.MetricsAddr, cfg.GossipAddr, cfg.ClusterAddr = addr(2), addr(3), addr(4)
 	cfg.GossipInsecure, cfg.GossipLAN = true, true // loopback only
 	cfg.StabilizationTime = 2 * time.Second
 	cfg.DeadServerGrace = 30 * time.Second
@@ -223,7 +225,7 @@ func demoNodeConfig(i int, region, dir string, base int, pass []byte) node.Confi
 
 // checkPortsFree turns "address already in use" into advice.
 func checkPortsFree(cfg node.Config) error {
-	for _, a := range []string{cfg.APIAddr, cfg.RaftAddr, cfg.MetricsAddr, cfg.GossipAddr} {
+	for _, a := range []string{cfg.APIAddr, cfg.RaftAddr, cfg.MetricsAddr, cfg.GossipAddr, cfg.ClusterAddr} {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
 			return fmt.Errorf("demo needs %s free (%v); is another demo running? try --base-port", a, err)

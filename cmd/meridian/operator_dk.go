@@ -150,7 +150,8 @@ serving:
 
   1. rotate-hsm   a new DK version is made inside that node's HSM;
   2. distribute   every other live member imports it from that node, HSM to
-                  HSM (enrolment's transport-key exchange); a member that
+                  HSM (enrolment's transport-key exchange, over the nodes'
+                  cluster plane, which clients cannot reach); a member that
                   fails stops the rotation here, before anything is
                   re-wrapped, and is named;
   3. rewrap       every key version is re-wrapped under the new DK version
@@ -206,7 +207,10 @@ func newDKSyncCmd(o *clientOptions) *cobra.Command {
 at --from: its HSM makes a transport key pair, the member's HSM wraps its
 DK versions to it, and the node's HSM unwraps them. No DK is ever in the
 clear outside an HSM. For a node that was down during "domain-key rotate".
---from must be the API address of a live member of the same cluster.`,
+--from must be the API address of a live member of the same cluster (as
+"operator members" lists it); the node at --addr looks that member up and
+makes the exchange with it over the cluster plane (--cluster-addr), so
+neither address needs to be the cluster one.`,
 		Example: `  meridian operator domain-key sync --insecure --addr 10.0.0.3:7400 --from 10.0.0.1:7400`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -36,14 +36,21 @@ func newServerCmd() *cobra.Command {
 		Long: `Run one Meridian node: the gRPC key management API, Raft replication and
 the node's HSM.
 
+A node listens on two gRPC ports for two audiences: --api-addr for clients
+(keys, crypto, operator commands) and --cluster-addr for the other nodes
+only (forwarded writes, joins, status polls, domain-key exchange). Let
+clients reach the API port and only other nodes reach the cluster port
+(and the Raft and gossip ports).
+
 Every option can be given three ways, in this order of precedence: a flag,
 an environment variable MERIDIAN_<FLAG> (upper case, dashes as
 underscores, e.g. MERIDIAN_DATA_DIR), or a key of the same name in the
 --config file (YAML, JSON or TOML, e.g. "data-dir: /var/lib/meridian").
 
 The first node of a cluster runs with --bootstrap and creates the domain key
-in its HSM. Every further node starts with --join and an HSM that holds no
-domain key yet: as it joins, the leader's HSM wraps the domain key to a
+in its HSM. Every further node starts with --join naming the cluster
+address (--cluster-addr, not the API address) of one or more members, and
+an HSM that holds no domain key yet: as it joins, the leader's HSM wraps the domain key to a
 transport key made inside the joiner's HSM, which unwraps it (enrolment);
 no person or file ever holds the key in the clear.
 
@@ -62,15 +69,16 @@ once caught up, spreads --target-voters voters so that no region holds a
 majority when there are three or more regions, and removes nodes dead for
 longer than --dead-server-grace without ever risking quorum.
 
-TLS is not configured yet: the API and node-to-node traffic are plaintext,
-so the server refuses to start without --insecure.`,
+TLS is not configured yet: the API and node-to-node traffic (cluster plane
+and Raft) are plaintext, so the server refuses to start without --insecure.`,
 		Example: `  # first node of a new cluster
   MERIDIAN_HSM_PASSPHRASE=... meridian server --insecure --bootstrap \
     --node-id n1 --region us-east --data-dir /var/lib/meridian \
-    --api-addr 10.0.0.1:7400 --raft-addr 10.0.0.1:7401 --metrics-addr 10.0.0.1:7402
+    --api-addr 10.0.0.1:7400 --raft-addr 10.0.0.1:7401 --metrics-addr 10.0.0.1:7402 \
+    --cluster-addr 10.0.0.1:7404
 
-  # a further node (after copying n1's sealed domain-key file)
-  meridian server --config /etc/meridian/n2.yaml --join 10.0.0.1:7400`,
+  # a further node, joining through n1's cluster address
+  meridian server --config /etc/meridian/n2.yaml --join 10.0.0.1:7404`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServer(cmd, v) },
 	}
@@ -80,8 +88,10 @@ so the server refuses to start without --insecure.`,
 	fs.String("region", "local", "region label of this node")
 	fs.String("zone", "a", "zone label of this node")
 	fs.String("data-dir", "", "directory for the Raft log, snapshots and the soft HSM file (required)")
-	fs.String("api-addr", "127.0.0.1:7400", "gRPC API listen `HOST:PORT`")
-	fs.String("advertise-api-addr", "", "API address other nodes use to reach this one (default: the listen address)")
+	fs.String("api-addr", "127.0.0.1:7400", "client gRPC API listen `HOST:PORT`")
+	fs.String("advertise-api-addr", "", "API address clients are told in the member list (default: the listen address)")
+	fs.String("cluster-addr", "127.0.0.1:7404", "cluster plane listen `HOST:PORT`: node-to-node gRPC only (forwarding, joins, status, domain-key exchange); keep it reachable by other nodes only")
+	fs.String("advertise-cluster-addr", "", "cluster address other nodes use to reach this one (default: the listen address)")
 	fs.String("raft-addr", "127.0.0.1:7401", "Raft listen and advertised `HOST:PORT`")
 	fs.String("metrics-addr", "127.0.0.1:7402", "/metrics, /healthz and /readyz `HOST:PORT`; empty disables")
 	fs.String("gossip-addr", "127.0.0.1:7403", "memberlist gossip `HOST:PORT` (TCP and UDP); empty turns gossip and autopilot off")
@@ -94,7 +104,7 @@ so the server refuses to start without --insecure.`,
 	fs.String("preferred-leader-region", "", "region that gets Raft leadership back when it has a healthy voter")
 	fs.Duration("wan-rtt", 0, "worst inter-region round trip; derives Raft timeouts (5x RTT, at least 400ms) unless set explicitly")
 	fs.Bool("bootstrap", false, "found a new cluster with this node if it has no Raft state")
-	fs.StringSlice("join", nil, "API `ADDRS` of cluster members to join through (repeatable)")
+	fs.StringSlice("join", nil, "cluster `ADDRS` (--cluster-addr, not the API address) of members to join through (repeatable)")
 	fs.String("hsm", "soft", "HSM backend: soft or pkcs11")
 	fs.String("hsm-module", "", "pkcs11: the PKCS#11 module `PATH` (e.g. /usr/lib/softhsm/libsofthsm2.so)")
 	fs.String("hsm-token-label", "", "pkcs11: the token's `LABEL` (slot ids are not stable; labels are)")
@@ -108,7 +118,7 @@ so the server refuses to start without --insecure.`,
 	fs.Duration("raft-leader-lease-timeout", 0, "Raft leader lease timeout (default 200ms)")
 	fs.Uint64("snapshot-threshold", 0, "Raft log entries between snapshots (default 8192)")
 	fs.Duration("scheduler-interval", 0, "how often the leader runs due deletions and rotations (default 1m)")
-	fs.Bool("insecure", false, "serve plaintext gRPC and Raft (required until TLS arrives)")
+	fs.Bool("insecure", false, "serve plaintext gRPC (API and cluster plane) and Raft (required until TLS arrives)")
 	fs.Bool("chaos", false, chaosFlagHelp)
 	fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.String("log-format", "text", "log format: text or json")
@@ -143,8 +153,8 @@ func runServer(cmd *cobra.Command, v *viper.Viper) error {
 		return err
 	}
 	if !v.GetBool("insecure") {
-		return usageErrorf("refusing to serve without TLS: TLS is not configured yet, so key material requests " +
-			"and Raft traffic would cross the network in plaintext; pass --insecure to accept that on a trusted network")
+		return usageErrorf("refusing to serve without TLS: TLS is not configured yet, so key material requests, " +
+			"node-to-node calls and Raft traffic would cross the network in plaintext; pass --insecure to accept that on a trusted network")
 	}
 	logger, err := newLogger(cmd.ErrOrStderr(), v.GetString("log-level"), v.GetString("log-format"))
 	if err != nil {
@@ -161,7 +171,7 @@ func runServer(cmd *cobra.Command, v *viper.Viper) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "meridian node %s serving: api %s, metrics %s\n", n.ID(), n.APIAddr(), n.MetricsAddr())
+	fmt.Fprintf(cmd.OutOrStdout(), "meridian node %s serving: api %s, cluster %s, metrics %s\n", n.ID(), n.APIAddr(), n.ClusterAddr(), n.MetricsAddr())
 	<-cmd.Context().Done()
 	logger.Info("shutting down")
 	return n.Close()
@@ -197,6 +207,7 @@ func serverConfig(v *viper.Viper) (node.Config, error) {
 		return cfg, usageErrorf("--data-dir is required (or MERIDIAN_DATA_DIR, or data-dir in --config)")
 	}
 	cfg.APIAddr, cfg.AdvertiseAPIAddr = v.GetString("api-addr"), v.GetString("advertise-api-addr")
+	cfg.ClusterAddr, cfg.AdvertiseClusterAddr = v.GetString("cluster-addr"), v.GetString("advertise-cluster-addr")
 	cfg.RaftAddr, cfg.MetricsAddr = v.GetString("raft-addr"), v.GetString("metrics-addr")
 	cfg.GossipAddr, cfg.GossipAdvertiseAddr = v.GetString("gossip-addr"), v.GetString("gossip-advertise-addr")
 	cfg.GossipInsecure, cfg.GossipSeeds = v.GetBool("gossip-insecure"), v.GetStringSlice("join-gossip")

@@ -44,7 +44,7 @@ func startServerCmd(t *testing.T, extra ...string) string {
 		t.Fatal(err)
 	}
 	args := append([]string{"server", "--insecure", "--bootstrap", "--node-id", "t1",
-		"--data-dir", filepath.Join(dir, "data"), "--api-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
+		"--data-dir", filepath.Join(dir, "data"), "--api-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0",
 		"--metrics-addr", "", "--gossip-addr", "127.0.0.1:0", "--gossip-insecure", "--hsm-passphrase-file", pass, "--log-level", "error",
 		"--raft-heartbeat-timeout", "100ms", "--raft-election-timeout", "100ms", "--raft-leader-lease-timeout", "50ms"}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -795,12 +795,16 @@ func (x *Alias) GetUpdatedUnixNano() int64 {
 }
 
 type Node struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	RaftAddr      string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
-	ApiAddr       string                 `protobuf:"bytes,3,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
-	Region        string                 `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
-	Zone          string                 `protobuf:"bytes,5,opt,name=zone,proto3" json:"zone,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RaftAddr string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	ApiAddr  string                 `protobuf:"bytes,3,opt,name=api_addr,json=apiAddr,proto3" json:"api_addr,omitempty"`
+	Region   string                 `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
+	Zone     string                 `protobuf:"bytes,5,opt,name=zone,proto3" json:"zone,omitempty"`
+	// The node's cluster-plane (node-to-node gRPC) address. Empty in records
+	// written before the cluster plane had its own listener: api_addr served
+	// it then.
+	ClusterAddr   string `protobuf:"bytes,6,opt,name=cluster_addr,json=clusterAddr,proto3" json:"cluster_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -866,6 +870,13 @@ func (x *Node) GetRegion() string {
 func (x *Node) GetZone() string {
 	if x != nil {
 		return x.Zone
+	}
+	return ""
+}
+
+func (x *Node) GetClusterAddr() string {
+	if x != nil {
+		return x.ClusterAddr
 	}
 	return ""
 }
@@ -1827,13 +1838,14 @@ const file_fsm_fsmpb_fsm_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12*\n" +
 	"\x11created_unix_nano\x18\x03 \x01(\x03R\x0fcreatedUnixNano\x12*\n" +
-	"\x11updated_unix_nano\x18\x04 \x01(\x03R\x0fupdatedUnixNano\"z\n" +
+	"\x11updated_unix_nano\x18\x04 \x01(\x03R\x0fupdatedUnixNano\"\x9d\x01\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
 	"\bapi_addr\x18\x03 \x01(\tR\aapiAddr\x12\x16\n" +
 	"\x06region\x18\x04 \x01(\tR\x06region\x12\x12\n" +
-	"\x04zone\x18\x05 \x01(\tR\x04zone\"3\n" +
+	"\x04zone\x18\x05 \x01(\tR\x04zone\x12!\n" +
+	"\fcluster_addr\x18\x06 \x01(\tR\vclusterAddr\"3\n" +
 	"\tCreateKey\x12&\n" +
 	"\x03key\x18\x01 \x01(\v2\x14.meridian.fsm.v1.KeyR\x03key\"L\n" +
 	"\x11UpdateDescription\x12\x15\n" +

@@ -5237,98 +5237,6 @@ func (x *RotateDomainKeyProgress) GetTotal() uint64 {
 	return 0
 }
 
-type ExportDomainKeysRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// PKIX DER RSA public key (3072 to 8192 bits) of the caller's HSM
-	// transport key pair.
-	TransportPublicKey []byte `protobuf:"bytes,1,opt,name=transport_public_key,json=transportPublicKey,proto3" json:"transport_public_key,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
-}
-
-func (x *ExportDomainKeysRequest) Reset() {
-	*x = ExportDomainKeysRequest{}
-	mi := &file_api_meridian_v1_meridian_proto_msgTypes[67]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ExportDomainKeysRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ExportDomainKeysRequest) ProtoMessage() {}
-
-func (x *ExportDomainKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_meridian_v1_meridian_proto_msgTypes[67]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ExportDomainKeysRequest.ProtoReflect.Descriptor instead.
-func (*ExportDomainKeysRequest) Descriptor() ([]byte, []int) {
-	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{67}
-}
-
-func (x *ExportDomainKeysRequest) GetTransportPublicKey() []byte {
-	if x != nil {
-		return x.TransportPublicKey
-	}
-	return nil
-}
-
-type ExportDomainKeysResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// hsm.DomainKeyBundle wire encoding: every DK version, each RSA-OAEP
-	// wrapped to transport_public_key.
-	Bundle        []byte `protobuf:"bytes,1,opt,name=bundle,proto3" json:"bundle,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ExportDomainKeysResponse) Reset() {
-	*x = ExportDomainKeysResponse{}
-	mi := &file_api_meridian_v1_meridian_proto_msgTypes[68]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ExportDomainKeysResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ExportDomainKeysResponse) ProtoMessage() {}
-
-func (x *ExportDomainKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_meridian_v1_meridian_proto_msgTypes[68]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ExportDomainKeysResponse.ProtoReflect.Descriptor instead.
-func (*ExportDomainKeysResponse) Descriptor() ([]byte, []int) {
-	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{68}
-}
-
-func (x *ExportDomainKeysResponse) GetBundle() []byte {
-	if x != nil {
-		return x.Bundle
-	}
-	return nil
-}
-
 type SyncDomainKeysRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// API address (host:port) of the member to fetch DK versions from.
@@ -5339,7 +5247,7 @@ type SyncDomainKeysRequest struct {
 
 func (x *SyncDomainKeysRequest) Reset() {
 	*x = SyncDomainKeysRequest{}
-	mi := &file_api_meridian_v1_meridian_proto_msgTypes[69]
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5351,7 +5259,7 @@ func (x *SyncDomainKeysRequest) String() string {
 func (*SyncDomainKeysRequest) ProtoMessage() {}
 
 func (x *SyncDomainKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_meridian_v1_meridian_proto_msgTypes[69]
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5364,7 +5272,7 @@ func (x *SyncDomainKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncDomainKeysRequest.ProtoReflect.Descriptor instead.
 func (*SyncDomainKeysRequest) Descriptor() ([]byte, []int) {
-	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{69}
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *SyncDomainKeysRequest) GetSourceApiAddr() string {
@@ -5387,7 +5295,7 @@ type SyncDomainKeysResponse struct {
 
 func (x *SyncDomainKeysResponse) Reset() {
 	*x = SyncDomainKeysResponse{}
-	mi := &file_api_meridian_v1_meridian_proto_msgTypes[70]
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5399,7 +5307,7 @@ func (x *SyncDomainKeysResponse) String() string {
 func (*SyncDomainKeysResponse) ProtoMessage() {}
 
 func (x *SyncDomainKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_meridian_v1_meridian_proto_msgTypes[70]
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5412,7 +5320,7 @@ func (x *SyncDomainKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncDomainKeysResponse.ProtoReflect.Descriptor instead.
 func (*SyncDomainKeysResponse) Descriptor() ([]byte, []int) {
-	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{70}
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *SyncDomainKeysResponse) GetNodeId() string {
@@ -5444,7 +5352,7 @@ type HSMStatusRequest struct {
 
 func (x *HSMStatusRequest) Reset() {
 	*x = HSMStatusRequest{}
-	mi := &file_api_meridian_v1_meridian_proto_msgTypes[71]
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5456,7 +5364,7 @@ func (x *HSMStatusRequest) String() string {
 func (*HSMStatusRequest) ProtoMessage() {}
 
 func (x *HSMStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_api_meridian_v1_meridian_proto_msgTypes[71]
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5469,7 +5377,7 @@ func (x *HSMStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HSMStatusRequest.ProtoReflect.Descriptor instead.
 func (*HSMStatusRequest) Descriptor() ([]byte, []int) {
-	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{71}
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{69}
 }
 
 // One PKCS#11 mechanism Meridian uses.
@@ -5486,7 +5394,7 @@ type HSMMechanism struct {
 
 func (x *HSMMechanism) Reset() {
 	*x = HSMMechanism{}
-	mi := &file_api_meridian_v1_meridian_proto_msgTypes[72]
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5498,7 +5406,7 @@ func (x *HSMMechanism) String() string {
 func (*HSMMechanism) ProtoMessage() {}
 
 func (x *HSMMechanism) ProtoReflect() protoreflect.Message {
-	mi := &file_api_meridian_v1_meridian_proto_msgTypes[72]
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5511,7 +5419,7 @@ func (x *HSMMechanism) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HSMMechanism.ProtoReflect.Descriptor instead.
 func (*HSMMechanism) Descriptor() ([]byte, []int) {
-	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{72}
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *HSMMechanism) GetName() string {
@@ -5558,7 +5466,7 @@ type HSMStatusResponse struct {
 
 func (x *HSMStatusResponse) Reset() {
 	*x = HSMStatusResponse{}
-	mi := &file_api_meridian_v1_meridian_proto_msgTypes[73]
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5570,7 +5478,7 @@ func (x *HSMStatusResponse) String() string {
 func (*HSMStatusResponse) ProtoMessage() {}
 
 func (x *HSMStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_api_meridian_v1_meridian_proto_msgTypes[73]
+	mi := &file_api_meridian_v1_meridian_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5583,7 +5491,7 @@ func (x *HSMStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HSMStatusResponse.ProtoReflect.Descriptor instead.
 func (*HSMStatusResponse) Descriptor() ([]byte, []int) {
-	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{73}
+	return file_api_meridian_v1_meridian_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *HSMStatusResponse) GetNodeId() string {
@@ -5998,11 +5906,7 @@ const file_api_meridian_v1_meridian_proto_rawDesc = "" +
 	"\x11imported_versions\x18\b \x03(\rR\x10importedVersions\x12\x12\n" +
 	"\x04done\x18\t \x01(\x04R\x04done\x12\x14\n" +
 	"\x05total\x18\n" +
-	" \x01(\x04R\x05total\"K\n" +
-	"\x17ExportDomainKeysRequest\x120\n" +
-	"\x14transport_public_key\x18\x01 \x01(\fR\x12transportPublicKey\"2\n" +
-	"\x18ExportDomainKeysResponse\x12\x16\n" +
-	"\x06bundle\x18\x01 \x01(\fR\x06bundle\"?\n" +
+	" \x01(\x04R\x05total\"?\n" +
 	"\x15SyncDomainKeysRequest\x12&\n" +
 	"\x0fsource_api_addr\x18\x01 \x01(\tR\rsourceApiAddr\"\x95\x01\n" +
 	"\x16SyncDomainKeysResponse\x12\x17\n" +
@@ -6154,11 +6058,10 @@ const file_api_meridian_v1_meridian_proto_rawDesc = "" +
 	"\fGetPublicKey\x12 .meridian.v1.GetPublicKeyRequest\x1a!.meridian.v1.GetPublicKeyResponse\x12P\n" +
 	"\vGenerateMac\x12\x1f.meridian.v1.GenerateMacRequest\x1a .meridian.v1.GenerateMacResponse\x12J\n" +
 	"\tVerifyMac\x12\x1d.meridian.v1.VerifyMacRequest\x1a\x1e.meridian.v1.VerifyMacResponse\x12Y\n" +
-	"\x0eGenerateRandom\x12\".meridian.v1.GenerateRandomRequest\x1a#.meridian.v1.GenerateRandomResponse2\xd0\x03\n" +
+	"\x0eGenerateRandom\x12\".meridian.v1.GenerateRandomRequest\x1a#.meridian.v1.GenerateRandomResponse2\xef\x02\n" +
 	"\bOperator\x12\\\n" +
 	"\x0fDomainKeyStatus\x12#.meridian.v1.DomainKeyStatusRequest\x1a$.meridian.v1.DomainKeyStatusResponse\x12^\n" +
-	"\x0fRotateDomainKey\x12#.meridian.v1.RotateDomainKeyRequest\x1a$.meridian.v1.RotateDomainKeyProgress0\x01\x12_\n" +
-	"\x10ExportDomainKeys\x12$.meridian.v1.ExportDomainKeysRequest\x1a%.meridian.v1.ExportDomainKeysResponse\x12Y\n" +
+	"\x0fRotateDomainKey\x12#.meridian.v1.RotateDomainKeyRequest\x1a$.meridian.v1.RotateDomainKeyProgress0\x01\x12Y\n" +
 	"\x0eSyncDomainKeys\x12\".meridian.v1.SyncDomainKeysRequest\x1a#.meridian.v1.SyncDomainKeysResponse\x12J\n" +
 	"\tHSMStatus\x12\x1d.meridian.v1.HSMStatusRequest\x1a\x1e.meridian.v1.HSMStatusResponseB<Z:github.com/meridiankms/meridian/api/meridian/v1;meridianv1b\x06proto3"
 
@@ -6175,7 +6078,7 @@ func file_api_meridian_v1_meridian_proto_rawDescGZIP() []byte {
 }
 
 var file_api_meridian_v1_meridian_proto_enumTypes = make([]protoimpl.EnumInfo, 16)
-var file_api_meridian_v1_meridian_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
+var file_api_meridian_v1_meridian_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
 var file_api_meridian_v1_meridian_proto_goTypes = []any{
 	(KeySpec)(0),                         // 0: meridian.v1.KeySpec
 	(KeyUsage)(0),                        // 1: meridian.v1.KeyUsage
@@ -6260,21 +6163,19 @@ var file_api_meridian_v1_meridian_proto_goTypes = []any{
 	(*DomainKeyStatusResponse)(nil),      // 80: meridian.v1.DomainKeyStatusResponse
 	(*RotateDomainKeyRequest)(nil),       // 81: meridian.v1.RotateDomainKeyRequest
 	(*RotateDomainKeyProgress)(nil),      // 82: meridian.v1.RotateDomainKeyProgress
-	(*ExportDomainKeysRequest)(nil),      // 83: meridian.v1.ExportDomainKeysRequest
-	(*ExportDomainKeysResponse)(nil),     // 84: meridian.v1.ExportDomainKeysResponse
-	(*SyncDomainKeysRequest)(nil),        // 85: meridian.v1.SyncDomainKeysRequest
-	(*SyncDomainKeysResponse)(nil),       // 86: meridian.v1.SyncDomainKeysResponse
-	(*HSMStatusRequest)(nil),             // 87: meridian.v1.HSMStatusRequest
-	(*HSMMechanism)(nil),                 // 88: meridian.v1.HSMMechanism
-	(*HSMStatusResponse)(nil),            // 89: meridian.v1.HSMStatusResponse
-	nil,                                  // 90: meridian.v1.EncryptRequest.EncryptionContextEntry
-	nil,                                  // 91: meridian.v1.DecryptRequest.EncryptionContextEntry
-	nil,                                  // 92: meridian.v1.ReEncryptRequest.SourceEncryptionContextEntry
-	nil,                                  // 93: meridian.v1.ReEncryptRequest.DestinationEncryptionContextEntry
-	nil,                                  // 94: meridian.v1.GenerateDataKeyRequest.EncryptionContextEntry
-	nil,                                  // 95: meridian.v1.GenerateDataKeyPairRequest.EncryptionContextEntry
-	(*timestamppb.Timestamp)(nil),        // 96: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),          // 97: google.protobuf.Duration
+	(*SyncDomainKeysRequest)(nil),        // 83: meridian.v1.SyncDomainKeysRequest
+	(*SyncDomainKeysResponse)(nil),       // 84: meridian.v1.SyncDomainKeysResponse
+	(*HSMStatusRequest)(nil),             // 85: meridian.v1.HSMStatusRequest
+	(*HSMMechanism)(nil),                 // 86: meridian.v1.HSMMechanism
+	(*HSMStatusResponse)(nil),            // 87: meridian.v1.HSMStatusResponse
+	nil,                                  // 88: meridian.v1.EncryptRequest.EncryptionContextEntry
+	nil,                                  // 89: meridian.v1.DecryptRequest.EncryptionContextEntry
+	nil,                                  // 90: meridian.v1.ReEncryptRequest.SourceEncryptionContextEntry
+	nil,                                  // 91: meridian.v1.ReEncryptRequest.DestinationEncryptionContextEntry
+	nil,                                  // 92: meridian.v1.GenerateDataKeyRequest.EncryptionContextEntry
+	nil,                                  // 93: meridian.v1.GenerateDataKeyPairRequest.EncryptionContextEntry
+	(*timestamppb.Timestamp)(nil),        // 94: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),          // 95: google.protobuf.Duration
 }
 var file_api_meridian_v1_meridian_proto_depIdxs = []int32{
 	0,   // 0: meridian.v1.KeyMetadata.key_spec:type_name -> meridian.v1.KeySpec
@@ -6282,48 +6183,48 @@ var file_api_meridian_v1_meridian_proto_depIdxs = []int32{
 	2,   // 2: meridian.v1.KeyMetadata.key_state:type_name -> meridian.v1.KeyState
 	3,   // 3: meridian.v1.KeyMetadata.origin:type_name -> meridian.v1.Origin
 	4,   // 4: meridian.v1.KeyMetadata.protection_level:type_name -> meridian.v1.ProtectionLevel
-	96,  // 5: meridian.v1.KeyMetadata.creation_date:type_name -> google.protobuf.Timestamp
-	96,  // 6: meridian.v1.KeyMetadata.deletion_date:type_name -> google.protobuf.Timestamp
-	96,  // 7: meridian.v1.KeyMetadata.next_rotation_date:type_name -> google.protobuf.Timestamp
+	94,  // 5: meridian.v1.KeyMetadata.creation_date:type_name -> google.protobuf.Timestamp
+	94,  // 6: meridian.v1.KeyMetadata.deletion_date:type_name -> google.protobuf.Timestamp
+	94,  // 7: meridian.v1.KeyMetadata.next_rotation_date:type_name -> google.protobuf.Timestamp
 	5,   // 8: meridian.v1.KeyMetadata.encryption_algorithms:type_name -> meridian.v1.EncryptionAlgorithm
 	6,   // 9: meridian.v1.KeyMetadata.signing_algorithms:type_name -> meridian.v1.SigningAlgorithm
 	7,   // 10: meridian.v1.KeyMetadata.mac_algorithms:type_name -> meridian.v1.MacAlgorithm
-	97,  // 11: meridian.v1.KeyMetadata.max_staleness:type_name -> google.protobuf.Duration
+	95,  // 11: meridian.v1.KeyMetadata.max_staleness:type_name -> google.protobuf.Duration
 	0,   // 12: meridian.v1.CreateKeyRequest.key_spec:type_name -> meridian.v1.KeySpec
 	1,   // 13: meridian.v1.CreateKeyRequest.key_usage:type_name -> meridian.v1.KeyUsage
 	3,   // 14: meridian.v1.CreateKeyRequest.origin:type_name -> meridian.v1.Origin
 	4,   // 15: meridian.v1.CreateKeyRequest.protection_level:type_name -> meridian.v1.ProtectionLevel
 	16,  // 16: meridian.v1.CreateKeyRequest.tags:type_name -> meridian.v1.Tag
-	97,  // 17: meridian.v1.CreateKeyRequest.max_staleness:type_name -> google.protobuf.Duration
+	95,  // 17: meridian.v1.CreateKeyRequest.max_staleness:type_name -> google.protobuf.Duration
 	17,  // 18: meridian.v1.CreateKeyResponse.key_metadata:type_name -> meridian.v1.KeyMetadata
 	17,  // 19: meridian.v1.DescribeKeyResponse.key_metadata:type_name -> meridian.v1.KeyMetadata
 	24,  // 20: meridian.v1.ListKeysResponse.keys:type_name -> meridian.v1.KeyListEntry
 	16,  // 21: meridian.v1.TagResourceRequest.tags:type_name -> meridian.v1.Tag
 	16,  // 22: meridian.v1.ListResourceTagsResponse.tags:type_name -> meridian.v1.Tag
-	96,  // 23: meridian.v1.AliasListEntry.creation_date:type_name -> google.protobuf.Timestamp
-	96,  // 24: meridian.v1.AliasListEntry.last_updated_date:type_name -> google.protobuf.Timestamp
+	94,  // 23: meridian.v1.AliasListEntry.creation_date:type_name -> google.protobuf.Timestamp
+	94,  // 24: meridian.v1.AliasListEntry.last_updated_date:type_name -> google.protobuf.Timestamp
 	35,  // 25: meridian.v1.ListAliasesResponse.aliases:type_name -> meridian.v1.AliasListEntry
-	96,  // 26: meridian.v1.ScheduleKeyDeletionResponse.deletion_date:type_name -> google.protobuf.Timestamp
+	94,  // 26: meridian.v1.ScheduleKeyDeletionResponse.deletion_date:type_name -> google.protobuf.Timestamp
 	2,   // 27: meridian.v1.ScheduleKeyDeletionResponse.key_state:type_name -> meridian.v1.KeyState
-	96,  // 28: meridian.v1.GetKeyRotationStatusResponse.next_rotation_date:type_name -> google.protobuf.Timestamp
-	96,  // 29: meridian.v1.GetKeyRotationStatusResponse.on_demand_rotation_start_date:type_name -> google.protobuf.Timestamp
-	96,  // 30: meridian.v1.KeyRotation.rotation_date:type_name -> google.protobuf.Timestamp
+	94,  // 28: meridian.v1.GetKeyRotationStatusResponse.next_rotation_date:type_name -> google.protobuf.Timestamp
+	94,  // 29: meridian.v1.GetKeyRotationStatusResponse.on_demand_rotation_start_date:type_name -> google.protobuf.Timestamp
+	94,  // 30: meridian.v1.KeyRotation.rotation_date:type_name -> google.protobuf.Timestamp
 	11,  // 31: meridian.v1.KeyRotation.rotation_type:type_name -> meridian.v1.RotationType
 	50,  // 32: meridian.v1.ListKeyRotationsResponse.rotations:type_name -> meridian.v1.KeyRotation
-	90,  // 33: meridian.v1.EncryptRequest.encryption_context:type_name -> meridian.v1.EncryptRequest.EncryptionContextEntry
+	88,  // 33: meridian.v1.EncryptRequest.encryption_context:type_name -> meridian.v1.EncryptRequest.EncryptionContextEntry
 	5,   // 34: meridian.v1.EncryptRequest.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
 	5,   // 35: meridian.v1.EncryptResponse.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
-	91,  // 36: meridian.v1.DecryptRequest.encryption_context:type_name -> meridian.v1.DecryptRequest.EncryptionContextEntry
+	89,  // 36: meridian.v1.DecryptRequest.encryption_context:type_name -> meridian.v1.DecryptRequest.EncryptionContextEntry
 	5,   // 37: meridian.v1.DecryptRequest.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
 	5,   // 38: meridian.v1.DecryptResponse.encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
-	92,  // 39: meridian.v1.ReEncryptRequest.source_encryption_context:type_name -> meridian.v1.ReEncryptRequest.SourceEncryptionContextEntry
+	90,  // 39: meridian.v1.ReEncryptRequest.source_encryption_context:type_name -> meridian.v1.ReEncryptRequest.SourceEncryptionContextEntry
 	5,   // 40: meridian.v1.ReEncryptRequest.source_encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
-	93,  // 41: meridian.v1.ReEncryptRequest.destination_encryption_context:type_name -> meridian.v1.ReEncryptRequest.DestinationEncryptionContextEntry
+	91,  // 41: meridian.v1.ReEncryptRequest.destination_encryption_context:type_name -> meridian.v1.ReEncryptRequest.DestinationEncryptionContextEntry
 	5,   // 42: meridian.v1.ReEncryptRequest.destination_encryption_algorithm:type_name -> meridian.v1.EncryptionAlgorithm
 	9,   // 43: meridian.v1.GenerateDataKeyRequest.key_spec:type_name -> meridian.v1.DataKeySpec
-	94,  // 44: meridian.v1.GenerateDataKeyRequest.encryption_context:type_name -> meridian.v1.GenerateDataKeyRequest.EncryptionContextEntry
+	92,  // 44: meridian.v1.GenerateDataKeyRequest.encryption_context:type_name -> meridian.v1.GenerateDataKeyRequest.EncryptionContextEntry
 	10,  // 45: meridian.v1.GenerateDataKeyPairRequest.key_pair_spec:type_name -> meridian.v1.DataKeyPairSpec
-	95,  // 46: meridian.v1.GenerateDataKeyPairRequest.encryption_context:type_name -> meridian.v1.GenerateDataKeyPairRequest.EncryptionContextEntry
+	93,  // 46: meridian.v1.GenerateDataKeyPairRequest.encryption_context:type_name -> meridian.v1.GenerateDataKeyPairRequest.EncryptionContextEntry
 	10,  // 47: meridian.v1.GenerateDataKeyPairResponse.key_pair_spec:type_name -> meridian.v1.DataKeyPairSpec
 	8,   // 48: meridian.v1.SignRequest.message_type:type_name -> meridian.v1.MessageType
 	6,   // 49: meridian.v1.SignRequest.signing_algorithm:type_name -> meridian.v1.SigningAlgorithm
@@ -6345,7 +6246,7 @@ var file_api_meridian_v1_meridian_proto_depIdxs = []int32{
 	79,  // 65: meridian.v1.DomainKeyStatusResponse.key_versions:type_name -> meridian.v1.DomainKeyVersionCount
 	14,  // 66: meridian.v1.RotateDomainKeyProgress.phase:type_name -> meridian.v1.RotatePhase
 	15,  // 67: meridian.v1.RotateDomainKeyProgress.outcome:type_name -> meridian.v1.DistributeOutcome
-	88,  // 68: meridian.v1.HSMStatusResponse.mechanisms:type_name -> meridian.v1.HSMMechanism
+	86,  // 68: meridian.v1.HSMStatusResponse.mechanisms:type_name -> meridian.v1.HSMMechanism
 	74,  // 69: meridian.v1.KeyManagement.Members:input_type -> meridian.v1.MembersRequest
 	19,  // 70: meridian.v1.KeyManagement.CreateKey:input_type -> meridian.v1.CreateKeyRequest
 	21,  // 71: meridian.v1.KeyManagement.DescribeKey:input_type -> meridian.v1.DescribeKeyRequest
@@ -6382,50 +6283,48 @@ var file_api_meridian_v1_meridian_proto_depIdxs = []int32{
 	72,  // 102: meridian.v1.KeyManagement.GenerateRandom:input_type -> meridian.v1.GenerateRandomRequest
 	78,  // 103: meridian.v1.Operator.DomainKeyStatus:input_type -> meridian.v1.DomainKeyStatusRequest
 	81,  // 104: meridian.v1.Operator.RotateDomainKey:input_type -> meridian.v1.RotateDomainKeyRequest
-	83,  // 105: meridian.v1.Operator.ExportDomainKeys:input_type -> meridian.v1.ExportDomainKeysRequest
-	85,  // 106: meridian.v1.Operator.SyncDomainKeys:input_type -> meridian.v1.SyncDomainKeysRequest
-	87,  // 107: meridian.v1.Operator.HSMStatus:input_type -> meridian.v1.HSMStatusRequest
-	76,  // 108: meridian.v1.KeyManagement.Members:output_type -> meridian.v1.MembersResponse
-	20,  // 109: meridian.v1.KeyManagement.CreateKey:output_type -> meridian.v1.CreateKeyResponse
-	22,  // 110: meridian.v1.KeyManagement.DescribeKey:output_type -> meridian.v1.DescribeKeyResponse
-	25,  // 111: meridian.v1.KeyManagement.ListKeys:output_type -> meridian.v1.ListKeysResponse
-	18,  // 112: meridian.v1.KeyManagement.UpdateKeyDescription:output_type -> meridian.v1.WriteResponse
-	18,  // 113: meridian.v1.KeyManagement.TagResource:output_type -> meridian.v1.WriteResponse
-	18,  // 114: meridian.v1.KeyManagement.UntagResource:output_type -> meridian.v1.WriteResponse
-	30,  // 115: meridian.v1.KeyManagement.ListResourceTags:output_type -> meridian.v1.ListResourceTagsResponse
-	18,  // 116: meridian.v1.KeyManagement.CreateAlias:output_type -> meridian.v1.WriteResponse
-	18,  // 117: meridian.v1.KeyManagement.UpdateAlias:output_type -> meridian.v1.WriteResponse
-	18,  // 118: meridian.v1.KeyManagement.DeleteAlias:output_type -> meridian.v1.WriteResponse
-	36,  // 119: meridian.v1.KeyManagement.ListAliases:output_type -> meridian.v1.ListAliasesResponse
-	18,  // 120: meridian.v1.KeyManagement.EnableKey:output_type -> meridian.v1.WriteResponse
-	18,  // 121: meridian.v1.KeyManagement.DisableKey:output_type -> meridian.v1.WriteResponse
-	40,  // 122: meridian.v1.KeyManagement.ScheduleKeyDeletion:output_type -> meridian.v1.ScheduleKeyDeletionResponse
-	42,  // 123: meridian.v1.KeyManagement.CancelKeyDeletion:output_type -> meridian.v1.CancelKeyDeletionResponse
-	18,  // 124: meridian.v1.KeyManagement.EnableKeyRotation:output_type -> meridian.v1.WriteResponse
-	18,  // 125: meridian.v1.KeyManagement.DisableKeyRotation:output_type -> meridian.v1.WriteResponse
-	46,  // 126: meridian.v1.KeyManagement.GetKeyRotationStatus:output_type -> meridian.v1.GetKeyRotationStatusResponse
-	48,  // 127: meridian.v1.KeyManagement.RotateKeyOnDemand:output_type -> meridian.v1.RotateKeyOnDemandResponse
-	51,  // 128: meridian.v1.KeyManagement.ListKeyRotations:output_type -> meridian.v1.ListKeyRotationsResponse
-	53,  // 129: meridian.v1.KeyManagement.Encrypt:output_type -> meridian.v1.EncryptResponse
-	55,  // 130: meridian.v1.KeyManagement.Decrypt:output_type -> meridian.v1.DecryptResponse
-	57,  // 131: meridian.v1.KeyManagement.ReEncrypt:output_type -> meridian.v1.ReEncryptResponse
-	59,  // 132: meridian.v1.KeyManagement.GenerateDataKey:output_type -> meridian.v1.GenerateDataKeyResponse
-	59,  // 133: meridian.v1.KeyManagement.GenerateDataKeyWithoutPlaintext:output_type -> meridian.v1.GenerateDataKeyResponse
-	61,  // 134: meridian.v1.KeyManagement.GenerateDataKeyPair:output_type -> meridian.v1.GenerateDataKeyPairResponse
-	61,  // 135: meridian.v1.KeyManagement.GenerateDataKeyPairWithoutPlaintext:output_type -> meridian.v1.GenerateDataKeyPairResponse
-	63,  // 136: meridian.v1.KeyManagement.Sign:output_type -> meridian.v1.SignResponse
-	65,  // 137: meridian.v1.KeyManagement.Verify:output_type -> meridian.v1.VerifyResponse
-	67,  // 138: meridian.v1.KeyManagement.GetPublicKey:output_type -> meridian.v1.GetPublicKeyResponse
-	69,  // 139: meridian.v1.KeyManagement.GenerateMac:output_type -> meridian.v1.GenerateMacResponse
-	71,  // 140: meridian.v1.KeyManagement.VerifyMac:output_type -> meridian.v1.VerifyMacResponse
-	73,  // 141: meridian.v1.KeyManagement.GenerateRandom:output_type -> meridian.v1.GenerateRandomResponse
-	80,  // 142: meridian.v1.Operator.DomainKeyStatus:output_type -> meridian.v1.DomainKeyStatusResponse
-	82,  // 143: meridian.v1.Operator.RotateDomainKey:output_type -> meridian.v1.RotateDomainKeyProgress
-	84,  // 144: meridian.v1.Operator.ExportDomainKeys:output_type -> meridian.v1.ExportDomainKeysResponse
-	86,  // 145: meridian.v1.Operator.SyncDomainKeys:output_type -> meridian.v1.SyncDomainKeysResponse
-	89,  // 146: meridian.v1.Operator.HSMStatus:output_type -> meridian.v1.HSMStatusResponse
-	108, // [108:147] is the sub-list for method output_type
-	69,  // [69:108] is the sub-list for method input_type
+	83,  // 105: meridian.v1.Operator.SyncDomainKeys:input_type -> meridian.v1.SyncDomainKeysRequest
+	85,  // 106: meridian.v1.Operator.HSMStatus:input_type -> meridian.v1.HSMStatusRequest
+	76,  // 107: meridian.v1.KeyManagement.Members:output_type -> meridian.v1.MembersResponse
+	20,  // 108: meridian.v1.KeyManagement.CreateKey:output_type -> meridian.v1.CreateKeyResponse
+	22,  // 109: meridian.v1.KeyManagement.DescribeKey:output_type -> meridian.v1.DescribeKeyResponse
+	25,  // 110: meridian.v1.KeyManagement.ListKeys:output_type -> meridian.v1.ListKeysResponse
+	18,  // 111: meridian.v1.KeyManagement.UpdateKeyDescription:output_type -> meridian.v1.WriteResponse
+	18,  // 112: meridian.v1.KeyManagement.TagResource:output_type -> meridian.v1.WriteResponse
+	18,  // 113: meridian.v1.KeyManagement.UntagResource:output_type -> meridian.v1.WriteResponse
+	30,  // 114: meridian.v1.KeyManagement.ListResourceTags:output_type -> meridian.v1.ListResourceTagsResponse
+	18,  // 115: meridian.v1.KeyManagement.CreateAlias:output_type -> meridian.v1.WriteResponse
+	18,  // 116: meridian.v1.KeyManagement.UpdateAlias:output_type -> meridian.v1.WriteResponse
+	18,  // 117: meridian.v1.KeyManagement.DeleteAlias:output_type -> meridian.v1.WriteResponse
+	36,  // 118: meridian.v1.KeyManagement.ListAliases:output_type -> meridian.v1.ListAliasesResponse
+	18,  // 119: meridian.v1.KeyManagement.EnableKey:output_type -> meridian.v1.WriteResponse
+	18,  // 120: meridian.v1.KeyManagement.DisableKey:output_type -> meridian.v1.WriteResponse
+	40,  // 121: meridian.v1.KeyManagement.ScheduleKeyDeletion:output_type -> meridian.v1.ScheduleKeyDeletionResponse
+	42,  // 122: meridian.v1.KeyManagement.CancelKeyDeletion:output_type -> meridian.v1.CancelKeyDeletionResponse
+	18,  // 123: meridian.v1.KeyManagement.EnableKeyRotation:output_type -> meridian.v1.WriteResponse
+	18,  // 124: meridian.v1.KeyManagement.DisableKeyRotation:output_type -> meridian.v1.WriteResponse
+	46,  // 125: meridian.v1.KeyManagement.GetKeyRotationStatus:output_type -> meridian.v1.GetKeyRotationStatusResponse
+	48,  // 126: meridian.v1.KeyManagement.RotateKeyOnDemand:output_type -> meridian.v1.RotateKeyOnDemandResponse
+	51,  // 127: meridian.v1.KeyManagement.ListKeyRotations:output_type -> meridian.v1.ListKeyRotationsResponse
+	53,  // 128: meridian.v1.KeyManagement.Encrypt:output_type -> meridian.v1.EncryptResponse
+	55,  // 129: meridian.v1.KeyManagement.Decrypt:output_type -> meridian.v1.DecryptResponse
+	57,  // 130: meridian.v1.KeyManagement.ReEncrypt:output_type -> meridian.v1.ReEncryptResponse
+	59,  // 131: meridian.v1.KeyManagement.GenerateDataKey:output_type -> meridian.v1.GenerateDataKeyResponse
+	59,  // 132: meridian.v1.KeyManagement.GenerateDataKeyWithoutPlaintext:output_type -> meridian.v1.GenerateDataKeyResponse
+	61,  // 133: meridian.v1.KeyManagement.GenerateDataKeyPair:output_type -> meridian.v1.GenerateDataKeyPairResponse
+	61,  // 134: meridian.v1.KeyManagement.GenerateDataKeyPairWithoutPlaintext:output_type -> meridian.v1.GenerateDataKeyPairResponse
+	63,  // 135: meridian.v1.KeyManagement.Sign:output_type -> meridian.v1.SignResponse
+	65,  // 136: meridian.v1.KeyManagement.Verify:output_type -> meridian.v1.VerifyResponse
+	67,  // 137: meridian.v1.KeyManagement.GetPublicKey:output_type -> meridian.v1.GetPublicKeyResponse
+	69,  // 138: meridian.v1.KeyManagement.GenerateMac:output_type -> meridian.v1.GenerateMacResponse
+	71,  // 139: meridian.v1.KeyManagement.VerifyMac:output_type -> meridian.v1.VerifyMacResponse
+	73,  // 140: meridian.v1.KeyManagement.GenerateRandom:output_type -> meridian.v1.GenerateRandomResponse
+	80,  // 141: meridian.v1.Operator.DomainKeyStatus:output_type -> meridian.v1.DomainKeyStatusResponse
+	82,  // 142: meridian.v1.Operator.RotateDomainKey:output_type -> meridian.v1.RotateDomainKeyProgress
+	84,  // 143: meridian.v1.Operator.SyncDomainKeys:output_type -> meridian.v1.SyncDomainKeysResponse
+	87,  // 144: meridian.v1.Operator.HSMStatus:output_type -> meridian.v1.HSMStatusResponse
+	107, // [107:145] is the sub-list for method output_type
+	69,  // [69:107] is the sub-list for method input_type
 	69,  // [69:69] is the sub-list for extension type_name
 	69,  // [69:69] is the sub-list for extension extendee
 	0,   // [0:69] is the sub-list for field type_name
@@ -6442,7 +6341,7 @@ func file_api_meridian_v1_meridian_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_api_meridian_v1_meridian_proto_rawDesc), len(file_api_meridian_v1_meridian_proto_rawDesc)),
 			NumEnums:      16,
-			NumMessages:   80,
+			NumMessages:   78,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1405,11 +1405,10 @@ var KeyManagement_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Operator_DomainKeyStatus_FullMethodName  = "/meridian.v1.Operator/DomainKeyStatus"
-	Operator_RotateDomainKey_FullMethodName  = "/meridian.v1.Operator/RotateDomainKey"
-	Operator_ExportDomainKeys_FullMethodName = "/meridian.v1.Operator/ExportDomainKeys"
-	Operator_SyncDomainKeys_FullMethodName   = "/meridian.v1.Operator/SyncDomainKeys"
-	Operator_HSMStatus_FullMethodName        = "/meridian.v1.Operator/HSMStatus"
+	Operator_DomainKeyStatus_FullMethodName = "/meridian.v1.Operator/DomainKeyStatus"
+	Operator_RotateDomainKey_FullMethodName = "/meridian.v1.Operator/RotateDomainKey"
+	Operator_SyncDomainKeys_FullMethodName  = "/meridian.v1.Operator/SyncDomainKeys"
+	Operator_HSMStatus_FullMethodName       = "/meridian.v1.Operator/HSMStatus"
 )
 
 // OperatorClient is the client API for Operator service.
@@ -1420,34 +1419,34 @@ const (
 // `meridian operator domain-key ...`: the HSM and the domain-key (DK)
 // hierarchy of the node that answers, and the cluster-wide DK rotation.
 //
-// SECURITY: ExportDomainKeys wraps this node's domain keys to ANY transport
-// public key a caller sends, and SyncDomainKeys makes this node import DK
-// versions from the member it is pointed at. Until mutual TLS identities and
-// admin authorization arrive, the Operator service is only as safe as the
-// network it is reachable on: anyone who can reach a node's API can obtain
-// the DK. The server already refuses to start without --insecure; run it
-// only on a network where every peer is trusted.
+// The calls a node makes on other members during a rotation or a sync
+// (which DK versions they hold, exporting the DKs wrapped to a transport
+// key, asking a member to sync) are not here: they belong to the cluster
+// plane (meridian.cluster.v1.DomainKeys on each node's --cluster-addr),
+// which clients cannot reach. ExportDomainKeys, once served here, was
+// removed from this service; a call to it answers UNIMPLEMENTED.
+//
+// SECURITY: until mutual TLS identities and admin authorization arrive,
+// anyone who can reach a node's API can start a rotation or a sync (never
+// obtain a DK); the server already refuses to start without --insecure.
 type OperatorClient interface {
 	// This node's HSM DK versions and the replicated count of key versions
 	// per DK version (answered from the local replica).
 	DomainKeyStatus(ctx context.Context, in *DomainKeyStatusRequest, opts ...grpc.CallOption) (*DomainKeyStatusResponse, error)
 	// Rotates the DK across the cluster, streaming progress: (1) ROTATE_HSM
 	// makes DK version n+1 in this node's HSM, (2) DISTRIBUTE has every other
-	// member import it from this node (SyncDomainKeys), (3) REWRAP re-wraps
+	// member import it from this node (over the cluster plane), (3) REWRAP re-wraps
 	// every key version under it through Raft, (4) DONE. Idempotent: when this
 	// node's HSM already holds a DK version newer than some stored key
 	// versions use (an interrupted run), phase 1 is skipped and the run
 	// resumes. A member that cannot be reached or fails to import fails the
 	// rotation before anything is re-wrapped, naming the member.
 	RotateDomainKey(ctx context.Context, in *RotateDomainKeyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RotateDomainKeyProgress], error)
-	// Node to node (phase 2 of RotateDomainKey): wraps every DK version this
-	// node's HSM holds to transport_public_key, inside the HSM. See the
-	// SECURITY note above: it answers any caller.
-	ExportDomainKeys(ctx context.Context, in *ExportDomainKeysRequest, opts ...grpc.CallOption) (*ExportDomainKeysResponse, error)
-	// Tells this node to fetch the DK versions it lacks from the member at
-	// source_api_addr: its HSM makes a transport key pair, it calls the
-	// source's ExportDomainKeys with the public half, and its HSM unwraps and
-	// stores the versions. The source must be a current cluster member.
+	// Tells this node to fetch the DK versions it lacks from the member whose
+	// API address is source_api_addr: its HSM makes a transport key pair, it
+	// asks the source, over the cluster plane, to export its DKs wrapped to
+	// the public half, and its HSM unwraps and stores them. The source must
+	// be a live member other than this node.
 	SyncDomainKeys(ctx context.Context, in *SyncDomainKeysRequest, opts ...grpc.CallOption) (*SyncDomainKeysResponse, error)
 	// This node's HSM: backend, health, DK versions held and, for PKCS#11,
 	// the mechanisms Meridian uses and whether the token offers them.
@@ -1491,16 +1490,6 @@ func (c *operatorClient) RotateDomainKey(ctx context.Context, in *RotateDomainKe
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Operator_RotateDomainKeyClient = grpc.ServerStreamingClient[RotateDomainKeyProgress]
 
-func (c *operatorClient) ExportDomainKeys(ctx context.Context, in *ExportDomainKeysRequest, opts ...grpc.CallOption) (*ExportDomainKeysResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ExportDomainKeysResponse)
-	err := c.cc.Invoke(ctx, Operator_ExportDomainKeys_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 func (c *operatorClient) SyncDomainKeys(ctx context.Context, in *SyncDomainKeysRequest, opts ...grpc.CallOption) (*SyncDomainKeysResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SyncDomainKeysResponse)
@@ -1529,34 +1518,34 @@ func (c *operatorClient) HSMStatus(ctx context.Context, in *HSMStatusRequest, op
 // `meridian operator domain-key ...`: the HSM and the domain-key (DK)
 // hierarchy of the node that answers, and the cluster-wide DK rotation.
 //
-// SECURITY: ExportDomainKeys wraps this node's domain keys to ANY transport
-// public key a caller sends, and SyncDomainKeys makes this node import DK
-// versions from the member it is pointed at. Until mutual TLS identities and
-// admin authorization arrive, the Operator service is only as safe as the
-// network it is reachable on: anyone who can reach a node's API can obtain
-// the DK. The server already refuses to start without --insecure; run it
-// only on a network where every peer is trusted.
+// The calls a node makes on other members during a rotation or a sync
+// (which DK versions they hold, exporting the DKs wrapped to a transport
+// key, asking a member to sync) are not here: they belong to the cluster
+// plane (meridian.cluster.v1.DomainKeys on each node's --cluster-addr),
+// which clients cannot reach. ExportDomainKeys, once served here, was
+// removed from this service; a call to it answers UNIMPLEMENTED.
+//
+// SECURITY: until mutual TLS identities and admin authorization arrive,
+// anyone who can reach a node's API can start a rotation or a sync (never
+// obtain a DK); the server already refuses to start without --insecure.
 type OperatorServer interface {
 	// This node's HSM DK versions and the replicated count of key versions
 	// per DK version (answered from the local replica).
 	DomainKeyStatus(context.Context, *DomainKeyStatusRequest) (*DomainKeyStatusResponse, error)
 	// Rotates the DK across the cluster, streaming progress: (1) ROTATE_HSM
 	// makes DK version n+1 in this node's HSM, (2) DISTRIBUTE has every other
-	// member import it from this node (SyncDomainKeys), (3) REWRAP re-wraps
+	// member import it from this node (over the cluster plane), (3) REWRAP re-wraps
 	// every key version under it through Raft, (4) DONE. Idempotent: when this
 	// node's HSM already holds a DK version newer than some stored key
 	// versions use (an interrupted run), phase 1 is skipped and the run
 	// resumes. A member that cannot be reached or fails to import fails the
 	// rotation before anything is re-wrapped, naming the member.
 	RotateDomainKey(*RotateDomainKeyRequest, grpc.ServerStreamingServer[RotateDomainKeyProgress]) error
-	// Node to node (phase 2 of RotateDomainKey): wraps every DK version this
-	// node's HSM holds to transport_public_key, inside the HSM. See the
-	// SECURITY note above: it answers any caller.
-	ExportDomainKeys(context.Context, *ExportDomainKeysRequest) (*ExportDomainKeysResponse, error)
-	// Tells this node to fetch the DK versions it lacks from the member at
-	// source_api_addr: its HSM makes a transport key pair, it calls the
-	// source's ExportDomainKeys with the public half, and its HSM unwraps and
-	// stores the versions. The source must be a current cluster member.
+	// Tells this node to fetch the DK versions it lacks from the member whose
+	// API address is source_api_addr: its HSM makes a transport key pair, it
+	// asks the source, over the cluster plane, to export its DKs wrapped to
+	// the public half, and its HSM unwraps and stores them. The source must
+	// be a live member other than this node.
 	SyncDomainKeys(context.Context, *SyncDomainKeysRequest) (*SyncDomainKeysResponse, error)
 	// This node's HSM: backend, health, DK versions held and, for PKCS#11,
 	// the mechanisms Meridian uses and whether the token offers them.
@@ -1576,9 +1565,6 @@ func (UnimplementedOperatorServer) DomainKeyStatus(context.Context, *DomainKeySt
 }
 func (UnimplementedOperatorServer) RotateDomainKey(*RotateDomainKeyRequest, grpc.ServerStreamingServer[RotateDomainKeyProgress]) error {
 	return status.Error(codes.Unimplemented, "method RotateDomainKey not implemented")
-}
-func (UnimplementedOperatorServer) ExportDomainKeys(context.Context, *ExportDomainKeysRequest) (*ExportDomainKeysResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method ExportDomainKeys not implemented")
 }
 func (UnimplementedOperatorServer) SyncDomainKeys(context.Context, *SyncDomainKeysRequest) (*SyncDomainKeysResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SyncDomainKeys not implemented")
@@ -1636,24 +1622,6 @@ func _Operator_RotateDomainKey_Handler(srv interface{}, stream grpc.ServerStream
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Operator_RotateDomainKeyServer = grpc.ServerStreamingServer[RotateDomainKeyProgress]
 
-func _Operator_ExportDomainKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ExportDomainKeysRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(OperatorServer).ExportDomainKeys(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Operator_ExportDomainKeys_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(OperatorServer).ExportDomainKeys(ctx, req.(*ExportDomainKeysRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
 func _Operator_SyncDomainKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SyncDomainKeysRequest)
 	if err := dec(in); err != nil {
@@ -1700,10 +1668,6 @@ var Operator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DomainKeyStatus",
 			Handler:    _Operator_DomainKeyStatus_Handler,
-		},
-		{
-			MethodName: "ExportDomainKeys",
-			Handler:    _Operator_ExportDomainKeys_Handler,
 		},
 		{
 			MethodName: "SyncDomainKeys",
