@@ -39,6 +39,16 @@ only (forwarded writes, joins, status polls, domain-key exchange). Let
 clients reach the API port and only other nodes reach the cluster port
 (and the Raft and gossip ports).
 
+Every listener but metrics has a bind address (--api-addr, --cluster-addr,
+--raft-addr, --gossip-addr) and an advertise address (--advertise-api-addr,
+--advertise-cluster-addr, --advertise-raft-addr, --advertise-gossip-addr)
+that clients and other nodes are told; it defaults to the bound one. A
+bind to every interface (0.0.0.0, [::], as in a container) needs the
+matching --advertise-*-addr. API and cluster advertise host names are
+kept as names (resolved at every dial); Raft and gossip ones are resolved
+at every start, and the leader updates what the cluster knows when a node
+comes back at a new address. See docs/CONFIG.md.
+
 Every option can be given three ways, in this order of precedence: a flag,
 an environment variable MERIDIAN_<FLAG> (upper case, dashes as
 underscores, e.g. MERIDIAN_DATA_DIR), or a key of the same name in the
