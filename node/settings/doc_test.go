@@ -83,8 +83,10 @@ it without the matching ` + "`--advertise-*-addr`" + `, naming the flag.
 - Raft and gossip need IP addresses: a host name there is resolved when the node starts,
   every time it starts. Nothing resolved is kept in the node's own state; a node restarted
   at a new IP advertises the new one in gossip, and the leader updates the Raft
-  configuration and the node's registration to match (no ` + "`--join`" + ` needed). Without gossip,
-  restart the node with ` + "`--join`" + ` to the same effect.
+  configuration and the node's registration to match. The other members only retry its
+  old gossip address, so a node that may come back elsewhere should always start with
+  ` + "`--join-gossip`" + ` seeds (or ` + "`--join`" + `, which is idempotent and also updates its addresses;
+  without gossip it is the only way).
 - The deprecated ` + "`--gossip-advertise-addr`" + ` still works and means ` + "`--advertise-gossip-addr`" + `.
 
 In a container: bind ` + "`0.0.0.0`" + ` and advertise the container's service name (API, cluster)
