@@ -51,6 +51,9 @@ func (n *Node) autopilotConfig() autopilot.Config {
 
 // reconcile runs one round: snapshot, decide, apply in order.
 func (n *Node) reconcile(ctx context.Context, p *pilot) error {
+	if err := n.readdress(ctx); err != nil {
+		return err
+	}
 	st, addrs, err := n.autopilotState(ctx, p)
 	if err != nil {
 		return err

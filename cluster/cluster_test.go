@@ -254,7 +254,7 @@ func TestRestartWithNewRaftPort(t *testing.T) {
 // waiting forever on the Raft store's file lock.
 func TestSecondNodeOnSameDataDirFails(t *testing.T) {
 	cfg := clustertest.FastConfig(cluster.DefaultConfig())
-	cfg.NodeID, cfg.DataDir, cfg.APIAddr, cfg.Bootstrap = "n1", t.TempDir(), "127.0.0.1:1", true
+	cfg.NodeID, cfg.DataDir, cfg.APIAddr, cfg.ClusterAddr, cfg.Bootstrap = "n1", t.TempDir(), "127.0.0.1:1", "127.0.0.1:2", true
 	cfg.Logger = clustertest.TestLogger(t)
 	first, err := cluster.New(context.Background(), cfg, fsm.New(nil))
 	if err != nil {

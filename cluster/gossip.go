@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -126,6 +127,23 @@ func (c *Config) memberlistConfig() (*memberlist.Config, error) {
 		if mc.AdvertiseAddr, mc.AdvertisePort, err = splitHostPort(a); err != nil {
 			return nil, fmt.Errorf("%w: gossip advertise address: %v", ErrInvalidConfig, err)
 		}
+		// memberlist takes an IP only. A host name (a container's
+		// service name) is resolved here, at every start, so a node
+		// restarted at a new IP advertises the new one.
+		if net.ParseIP(mc.AdvertiseAddr) == nil {
+			ip, err := net.ResolveIPAddr("ip", mc.AdvertiseAddr)
+			if err != nil {
+				return nil, fmt.Errorf("resolve gossip advertise address %q: %w", a, err)
+			}
+			mc.AdvertiseAddr = ip.IP.String()
+		}
+	}
+	// A node restarted at a new address (a container's new IP) takes its
+	// name back from its DEAD old self after this long; memberlist's
+	// default (never) would leave it out of gossip for good after a
+	// crash. A graceful stop leaves (LEFT), which is reclaimable at once.
+	if mc.DeadNodeReclaimTime == 0 {
+		mc.DeadNodeReclaimTime = 10 * time.Second
 	}
 	if len(c.Gossip.Key) > 0 {
 		mc.SecretKey = append([]byte(nil), c.Gossip.Key...)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/meridiankms/meridian/buildinfo"
@@ -26,6 +27,19 @@ type Config struct {
 	// DataDir holds the Raft log, snapshots and (soft backend) the sealed
 	// domain-key file.
 	DataDir string
+
+	// Every listener has a bind address (what the node listens on) and,
+	// apart from metrics, an advertise address (what others are told).
+	// An advertise address defaults to the bound one; a bind address with
+	// an unspecified host (0.0.0.0, [::] or none, as containers use) says
+	// nothing about where the node can be reached, so it needs its
+	// advertise address (Validate refuses it without one). Advertised API
+	// and cluster addresses are kept as given: a host name there is
+	// resolved by whoever dials, at every dial. Raft and gossip need IP
+	// addresses, so a host name there is resolved at every start, never
+	// stored resolved in this node's own state; the leader updates Raft's
+	// configuration and the node's registration when a restarted node
+	// advertises new addresses (see cluster's address reconciliation).
 
 	// APIAddr is the client API's gRPC listen address: KeyManagement,
 	// Operator, health. Nothing node-to-node is served there.
@@ -47,16 +61,20 @@ type Config struct {
 	// they opened on port 0 rather than reserving a port and releasing it.
 	// The node owns it and closes it on Close.
 	ClusterListener net.Listener
-	// RaftAddr is the Raft TCP bind address (advertised as bound).
+	// RaftAddr is the Raft TCP bind address.
 	RaftAddr string
+	// AdvertiseRaftAddr is the Raft address other nodes dial; defaults to
+	// the bound address. A host name is resolved at every start.
+	AdvertiseRaftAddr string
 	// MetricsAddr serves /metrics, /healthz and /readyz; empty disables it.
 	MetricsAddr string
 
 	// GossipAddr is the memberlist bind address (TCP and UDP); empty turns
 	// gossip and autopilot off (joins then add voters directly).
 	GossipAddr string
-	// GossipAdvertiseAddr is advertised instead of the bound address.
-	GossipAdvertiseAddr string
+	// AdvertiseGossipAddr is advertised instead of the bound address. A
+	// host name is resolved at every start (memberlist needs an IP).
+	AdvertiseGossipAddr string
 	// GossipKey is the 32-byte key that encrypts gossip; required with
 	// gossip unless GossipInsecure. Never logged.
 	GossipKey []byte
@@ -184,6 +202,9 @@ func (c *Config) Validate() error {
 	if c.ClusterAddr == "" && c.ClusterListener == nil {
 		return fmt.Errorf("%w: the cluster address is required: node-to-node calls have a listener of their own, apart from the api", ErrConfig)
 	}
+	if err := c.validateAdvertise(); err != nil {
+		return err
+	}
 	if c.GossipAddr != "" && !c.GossipInsecure && len(c.GossipKey) != 32 {
 		return fmt.Errorf("%w: gossip needs a 32-byte key (got %d bytes); generate one with `meridian operator gossip-keygen`", ErrConfig, len(c.GossipKey))
 	}
@@ -208,6 +229,60 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("%w: unknown hsm backend %q (want soft or pkcs11)", ErrConfig, c.HSM.Backend)
+	}
+	return nil
+}
+
+// validateAdvertise refuses a listener bound to every interface whose
+// advertise address is missing, and an advertise address that is not
+// host:port with a host and a non-zero port: either would tell other
+// nodes and clients an address nobody can dial.
+func (c *Config) validateAdvertise() error {
+	for _, l := range []struct{ bind, advertise, bindFlag, advFlag string }{
+		{c.APIAddr, c.AdvertiseAPIAddr, "api-addr", "advertise-api-addr"},
+		{c.ClusterAddr, c.AdvertiseClusterAddr, "cluster-addr", "advertise-cluster-addr"},
+		{c.RaftAddr, c.AdvertiseRaftAddr, "raft-addr", "advertise-raft-addr"},
+		{c.GossipAddr, c.AdvertiseGossipAddr, "gossip-addr", "advertise-gossip-addr"},
+	} {
+		if l.advertise != "" {
+			if err := checkAdvertise(l.advertise); err != nil {
+				return fmt.Errorf("%w: --%s %q: %v", ErrConfig, l.advFlag, l.advertise, err)
+			}
+			continue
+		}
+		if l.bind != "" && UnspecifiedHost(l.bind) {
+			return fmt.Errorf("%w: --%s %s binds every interface, which is no address to advertise: "+
+				"set --%s to the HOST:PORT other nodes and clients should dial", ErrConfig, l.bindFlag, l.bind, l.advFlag)
+		}
+	}
+	return nil
+}
+
+// UnspecifiedHost reports whether addr (host:port) binds every interface:
+// its host is empty, 0.0.0.0 or ::.
+func UnspecifiedHost(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false // a malformed address is refused where it is used
+	}
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
+// checkAdvertise checks that addr names a host and a non-zero port.
+func checkAdvertise(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "" || UnspecifiedHost(addr) {
+		return errors.New("an advertise address needs a host that others can dial")
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("port %q is not a number from 1 to 65535", port)
 	}
 	return nil
 }

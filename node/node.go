@@ -111,6 +111,12 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	advertise := cmp.Or(cfg.AdvertiseAPIAddr, n.apiAddr)
 	advertiseCluster := cmp.Or(cfg.AdvertiseClusterAddr, n.clusterAddr)
+	if cfg.AdvertiseClusterAddr == "" && UnspecifiedHost(advertiseCluster) {
+		// A handed-in listener bound to every interface (Validate saw
+		// only the address string).
+		closeLis()
+		return nil, fmt.Errorf("%w: the cluster listener %s binds every interface: set --advertise-cluster-addr", ErrConfig, advertiseCluster)
+	}
 
 	ccfg, err := clusterConfig(cfg, advertise, advertiseCluster, n.log)
 	if err != nil {
@@ -189,7 +195,8 @@ func (n *Node) listen() (api, clusterLis net.Listener, err error) {
 func clusterConfig(cfg Config, apiAddr, clusterAddr string, log *slog.Logger) (cluster.Config, error) {
 	c := cluster.DefaultConfig()
 	c.NodeID, c.Region, c.Zone, c.DataDir = cfg.NodeID, cfg.Region, cfg.Zone, cfg.DataDir
-	c.RaftBindAddr, c.APIAddr, c.ClusterAddr, c.Bootstrap = cfg.RaftAddr, apiAddr, clusterAddr, cfg.Bootstrap
+	c.RaftBindAddr, c.RaftAdvertiseAddr = cfg.RaftAddr, cfg.AdvertiseRaftAddr
+	c.APIAddr, c.ClusterAddr, c.Bootstrap = apiAddr, clusterAddr, cfg.Bootstrap
 	c.BuildVersion, c.Logger = cfg.BuildVersion, log
 	if cfg.WANRTT > 0 {
 		cluster.WANTimings(cfg.WANRTT).Apply(&c)
@@ -203,7 +210,7 @@ func clusterConfig(cfg Config, apiAddr, clusterAddr string, log *slog.Logger) (c
 	if cfg.TrailingLogs > 0 {
 		c.TrailingLogs = cfg.TrailingLogs
 	}
-	c.Gossip = cluster.GossipConfig{BindAddr: cfg.GossipAddr, AdvertiseAddr: cfg.GossipAdvertiseAddr,
+	c.Gossip = cluster.GossipConfig{BindAddr: cfg.GossipAddr, AdvertiseAddr: cfg.AdvertiseGossipAddr,
 		Key: cfg.GossipKey, Insecure: cfg.GossipInsecure, LAN: cfg.GossipLAN, Seeds: cfg.GossipSeeds,
 		RTT: cfg.WANRTT}
 	if cfg.TargetVoters > 0 {

@@ -55,6 +55,11 @@ type Config struct {
 	// StartTimeout bounds New's wait for the cluster to be formed, and
 	// Restart's and Wipe's wait for a node to serve (default 60 s).
 	StartTimeout time.Duration
+	// BindAny makes every node bind each listener on 0.0.0.0, as a node in
+	// a container does, and advertise its own loopback address
+	// (--advertise-*-addr): node k (0-based, region by region) uses ports
+	// 7400+10*k .. 7404+10*k so that the wildcard binds do not collide.
+	BindAny bool
 	// ExtraArgs are appended to every node's `meridian server` arguments.
 	ExtraArgs []string
 	// Logf, when set, receives the harness's own progress lines (t.Logf).

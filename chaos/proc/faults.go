@@ -51,6 +51,55 @@ func (h *Harness) Wipe(ctx context.Context, id string) error {
 	return h.relaunch(ctx, id, startJoin)
 }
 
+// RestartAt restarts a node as a container is restarted elsewhere: a
+// graceful stop (SIGTERM: it leaves gossip), then a start on its state
+// advertising loopback address ip and, so that nothing answers at the
+// old address any more, a new block of ports (+500). It needs
+// Config.BindAny (the node binds 0.0.0.0, only what it advertises
+// changes), and the cluster must learn the new addresses from the node
+// itself (its gossip, joined through --join-gossip seeds): no --join.
+// Later faults and views use the new address.
+func (h *Harness) RestartAt(ctx context.Context, id, ip string) error {
+	if !h.cfg.BindAny {
+		return fmt.Errorf("%w: RestartAt needs Config.BindAny (the node binds its own address otherwise)", ErrConfig)
+	}
+	h.mu.Lock()
+	n, err := h.node(id)
+	var p *process
+	if err == nil && n.alive() {
+		p = n.proc
+		err = n.signal(syscall.SIGTERM)
+	}
+	h.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if p != nil {
+		if err := p.wait(ctx); err != nil {
+			return err
+		}
+	}
+	h.mu.Lock()
+	old := n.conn
+	n.ip, n.portOff = ip, n.portOff+500
+	// The others know only its old gossip address: it finds them, as a
+	// moved container does, through its gossip seeds.
+	n.gossipSeeds = nil
+	for _, o := range h.nodes {
+		if o != n && o.alive() {
+			n.gossipSeeds = append(n.gossipSeeds, o.addr(gossipPort))
+		}
+	}
+	if err = h.dialNode(n); err == nil {
+		_ = old.Close()
+	}
+	h.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return h.relaunch(ctx, id, startRestart)
+}
+
 func (h *Harness) relaunch(ctx context.Context, id string, mode startMode) error {
 	if err := h.Kill(ctx, id); err != nil {
 		return err

@@ -109,7 +109,11 @@ func New(ctx context.Context, cfg Config) (_ *Harness, err error) {
 			id := fmt.Sprintf("%s-%d", region, ni+1)
 			n := &node{id: id, region: region, regionIx: ri, uid: uids[ri],
 				ip:      fmt.Sprintf("127.0.%d.%d", ri+1, ni+1),
-				dataDir: filepath.Join(h.dir, id, "data"), logPath: filepath.Join(h.dir, id+".log")}
+				dataDir: filepath.Join(h.dir, id, "data"), logPath: filepath.Join(h.dir, id+".log"),
+				bindAny: cfg.BindAny}
+			if cfg.BindAny {
+				n.portOff = 10 * len(h.nodes)
+			}
 			if err := os.MkdirAll(filepath.Dir(n.dataDir), 0o711); err != nil {
 				return nil, err
 			}

@@ -49,13 +49,19 @@ func meridianBinary(t *testing.T) string {
 // installs the tools.
 func startCluster(t *testing.T, regions []string, perRegion int) *proc.Harness {
 	t.Helper()
+	return startClusterConfig(t, proc.Config{Regions: regions, NodesPerRegion: perRegion})
+}
+
+// startClusterConfig is startCluster with more of the harness's Config.
+func startClusterConfig(t *testing.T, cfg proc.Config) *proc.Harness {
+	t.Helper()
 	if err := proc.CheckRequirements(); err != nil {
 		t.Fatalf("the multi-process chaos harness cannot run here: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	h, err := proc.New(ctx, proc.Config{Binary: meridianBinary(t), Regions: regions,
-		NodesPerRegion: perRegion, Logf: t.Logf})
+	cfg.Binary, cfg.Logf = meridianBinary(t), t.Logf
+	h, err := proc.New(ctx, cfg)
 	if err != nil {
 		t.Fatalf("start cluster: %v", err)
 	}

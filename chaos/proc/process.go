@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"github.com/meridiankms/meridian/node/settings"
 )
 
 // Fixed ports: every node has its own loopback address in a namespace of
@@ -39,6 +40,13 @@ type node struct {
 	uid      int
 	dataDir  string
 	logPath  string
+	// portOff is added to every port (Config.BindAny: 10*k for node k);
+	// bindAny binds 0.0.0.0 and advertises ip.
+	portOff int
+	bindAny bool
+	// gossipSeeds are passed as --join-gossip (RestartAt: the others
+	// only know the node's old gossip address).
+	gossipSeeds []string
 
 	conn *grpc.ClientConn // harness's own connection, for Members probes
 
@@ -47,7 +55,25 @@ type node struct {
 	frozen bool
 }
 
-func (n *node) addr(port int) string { return n.ip + ":" + strconv.Itoa(port) }
+// addr is the node's advertised (and dialled) address for a port.
+func (n *node) addr(port int) string { return n.ip + ":" + strconv.Itoa(port+n.portOff) }
+
+// bind is the address the node listens on for a port.
+func (n *node) bind(port int) string {
+	if n.bindAny {
+		return "0.0.0.0:" + strconv.Itoa(port+n.portOff)
+	}
+	return n.addr(port)
+}
+
+// advertise is what --advertise-*-addr says for a port: nothing when the
+// node binds its own address (advertised as bound).
+func (n *node) advertise(port int) string {
+	if n.bindAny {
+		return n.addr(port)
+	}
+	return ""
+}
 
 // alive reports whether the node's current process is running (or stopped).
 func (n *node) alive() bool { return n.proc != nil && !n.proc.hasExited() }
@@ -87,31 +113,30 @@ const (
 	startJoin                       // empty data dir: join through the members
 )
 
-// serverArgs builds the `meridian server` command line for n.
+// serverArgs builds the `meridian server` command line for n: a
+// node.Config rendered by the server's own settings table, so the
+// harness's nodes are configured as users configure theirs.
 func (h *Harness) serverArgs(n *node, mode startMode, join []string) []string {
 	c := h.cfg
-	args := []string{"server", "--insecure", "--chaos",
-		"--node-id", n.id, "--region", n.region, "--zone", n.region + "-a",
-		"--data-dir", n.dataDir,
-		"--api-addr", n.addr(apiPort), "--raft-addr", n.addr(raftPort),
-		"--metrics-addr", n.addr(metricsPort), "--gossip-addr", n.addr(gossipPort), "--gossip-insecure",
-		"--cluster-addr", n.addr(clusterPort),
-		"--hsm", "soft",
-		"--raft-heartbeat-timeout", c.HeartbeatTimeout.String(),
-		"--raft-election-timeout", c.ElectionTimeout.String(),
-		"--raft-leader-lease-timeout", c.LeaderLeaseTimeout.String(),
-		"--dead-server-grace", c.DeadServerGrace.String(),
-		"--log-level", "info",
-	}
-	if c.TargetVoters > 0 {
-		args = append(args, "--target-voters", strconv.Itoa(c.TargetVoters))
-	}
+	o := settings.Defaults()
+	nc := &o.Node
+	nc.NodeID, nc.Region, nc.Zone, nc.DataDir = n.id, n.region, n.region+"-a", n.dataDir
+	nc.APIAddr, nc.AdvertiseAPIAddr = n.bind(apiPort), n.advertise(apiPort)
+	nc.RaftAddr, nc.AdvertiseRaftAddr = n.bind(raftPort), n.advertise(raftPort)
+	nc.MetricsAddr = n.bind(metricsPort)
+	nc.GossipAddr, nc.AdvertiseGossipAddr, nc.GossipInsecure = n.bind(gossipPort), n.advertise(gossipPort), true
+	nc.ClusterAddr, nc.AdvertiseClusterAddr = n.bind(clusterPort), n.advertise(clusterPort)
+	nc.GossipSeeds = n.gossipSeeds
+	nc.HSM.Backend = "soft"
+	nc.HeartbeatTimeout, nc.ElectionTimeout, nc.LeaderLeaseTimeout = c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout
+	nc.DeadServerGrace, nc.TargetVoters = c.DeadServerGrace, c.TargetVoters
 	switch mode {
 	case startBootstrap:
-		args = append(args, "--bootstrap")
+		nc.Bootstrap = true
 	case startJoin:
-		args = append(args, "--join", strings.Join(join, ","))
+		nc.Join = join
 	}
+	args := append([]string{"server", "--insecure", "--chaos", "--log-level", "info"}, settings.Args(o)...)
 	return append(args, c.ExtraArgs...)
 }
 

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -16,17 +14,16 @@ import (
 	"github.com/meridiankms/meridian/buildinfo"
 	"github.com/meridiankms/meridian/chaos"
 	"github.com/meridiankms/meridian/node"
+	"github.com/meridiankms/meridian/node/settings"
 )
 
-// envPassphrase names the environment variable that carries the soft HSM
-// passphrase. It is deliberately not a flag: flag values show up in ps.
-const envPassphrase = "MERIDIAN_HSM_PASSPHRASE"
-
-// envPIN carries the PKCS#11 user PIN, for the same reason.
-const envPIN = "MERIDIAN_HSM_PIN"
-
-// envGossipKey carries the base64 gossip encryption key, for the same reason.
-const envGossipKey = "MERIDIAN_GOSSIP_KEY"
+// The secrets' environment variables (deliberately not flags: flag values
+// show up in ps), declared with the settings.
+const (
+	envPassphrase = settings.EnvHSMPassphrase
+	envPIN        = settings.EnvHSMPIN
+	envGossipKey  = settings.EnvGossipKey
+)
 
 func newServerCmd() *cobra.Command {
 	v := viper.New()
@@ -41,6 +38,16 @@ A node listens on two gRPC ports for two audiences: --api-addr for clients
 only (forwarded writes, joins, status polls, domain-key exchange). Let
 clients reach the API port and only other nodes reach the cluster port
 (and the Raft and gossip ports).
+
+Every listener but metrics has a bind address (--api-addr, --cluster-addr,
+--raft-addr, --gossip-addr) and an advertise address (--advertise-api-addr,
+--advertise-cluster-addr, --advertise-raft-addr, --advertise-gossip-addr)
+that clients and other nodes are told; it defaults to the bound one. A
+bind to every interface (0.0.0.0, [::], as in a container) needs the
+matching --advertise-*-addr. API and cluster advertise host names are
+kept as names (resolved at every dial); Raft and gossip ones are resolved
+at every start, and the leader updates what the cluster knows when a node
+comes back at a new address. See docs/CONFIG.md.
 
 Every option can be given three ways, in this order of precedence: a flag,
 an environment variable MERIDIAN_<FLAG> (upper case, dashes as
@@ -84,40 +91,8 @@ and Raft) are plaintext, so the server refuses to start without --insecure.`,
 	}
 	fs := cmd.Flags()
 	fs.String("config", "", "read options from this YAML, JSON or TOML `FILE`")
-	fs.String("node-id", "", "this node's stable id (default: the host name)")
-	fs.String("region", "local", "region label of this node")
-	fs.String("zone", "a", "zone label of this node")
-	fs.String("data-dir", "", "directory for the Raft log, snapshots and the soft HSM file (required)")
-	fs.String("api-addr", "127.0.0.1:7400", "client gRPC API listen `HOST:PORT`")
-	fs.String("advertise-api-addr", "", "API address clients are told in the member list (default: the listen address)")
-	fs.String("cluster-addr", "127.0.0.1:7404", "cluster plane listen `HOST:PORT`: node-to-node gRPC only (forwarding, joins, status, domain-key exchange); keep it reachable by other nodes only")
-	fs.String("advertise-cluster-addr", "", "cluster address other nodes use to reach this one (default: the listen address)")
-	fs.String("raft-addr", "127.0.0.1:7401", "Raft listen and advertised `HOST:PORT`")
-	fs.String("metrics-addr", "127.0.0.1:7402", "/metrics, /healthz and /readyz `HOST:PORT`; empty disables")
-	fs.String("gossip-addr", "127.0.0.1:7403", "memberlist gossip `HOST:PORT` (TCP and UDP); empty turns gossip and autopilot off")
-	fs.String("gossip-advertise-addr", "", "gossip address other nodes use (default: the bound address)")
-	fs.String("gossip-key-file", "", "read the base64 32-byte gossip encryption key from this `FILE` (or set "+envGossipKey+")")
-	fs.Bool("gossip-insecure", false, "gossip unencrypted (only for a trusted test network)")
-	fs.StringSlice("join-gossip", nil, "gossip `ADDRS` to join at start-up (optional: --join learns them from the leader)")
-	fs.Int("target-voters", 0, "Raft voters autopilot keeps, spread over regions (odd; default 5)")
-	fs.Duration("dead-server-grace", 0, "how long a node must be dead before autopilot removes it (default 1m)")
-	fs.String("preferred-leader-region", "", "region that gets Raft leadership back when it has a healthy voter")
-	fs.Duration("wan-rtt", 0, "worst inter-region round trip; derives Raft timeouts (5x RTT, at least 400ms) unless set explicitly")
-	fs.Bool("bootstrap", false, "found a new cluster with this node if it has no Raft state")
-	fs.StringSlice("join", nil, "cluster `ADDRS` (--cluster-addr, not the API address) of members to join through (repeatable)")
-	fs.String("hsm", "soft", "HSM backend: soft or pkcs11")
-	fs.String("hsm-module", "", "pkcs11: the PKCS#11 module `PATH` (e.g. /usr/lib/softhsm/libsofthsm2.so)")
-	fs.String("hsm-token-label", "", "pkcs11: the token's `LABEL` (slot ids are not stable; labels are)")
-	fs.String("hsm-pin-file", "", "pkcs11: read the token's user PIN from this `FILE`, owner-only (mode 0600; or set "+envPIN+")")
-	fs.Int("hsm-max-sessions", 0, "pkcs11: cap on concurrent token sessions (default: the token's limit, at most 16)")
-	fs.String("hsm-soft-path", "", "sealed domain-key file of the soft HSM (default: DATA_DIR/hsm/domain.sealed)")
-	fs.String("hsm-passphrase-file", "", "read the soft HSM passphrase from this `FILE` (or set "+envPassphrase+")")
-	fs.Bool("hsm-create", false, "create the domain key if the sealed file is missing (default: on with --bootstrap)")
-	fs.Duration("raft-heartbeat-timeout", 0, "Raft heartbeat timeout (default 400ms)")
-	fs.Duration("raft-election-timeout", 0, "Raft election timeout (default 400ms)")
-	fs.Duration("raft-leader-lease-timeout", 0, "Raft leader lease timeout (default 200ms)")
-	fs.Uint64("snapshot-threshold", 0, "Raft log entries between snapshots (default 8192)")
-	fs.Duration("scheduler-interval", 0, "how often the leader runs due deletions and rotations (default 1m)")
+	defaults := settings.Defaults()
+	settings.Register(fs, &defaults) // every node option, from the one table
 	fs.Bool("insecure", false, "serve plaintext gRPC (API and cluster plane) and Raft (required until TLS arrives)")
 	fs.Bool("chaos", false, chaosFlagHelp)
 	fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -190,120 +165,57 @@ func nodeBuildVersion(chaosEnabled bool) string {
 	return buildinfo.Version()
 }
 
-// serverConfig turns the merged options into a node.Config.
+// serverConfig turns the merged options into a node.Config: each setting
+// of the table (node/settings) from viper's merge, parsed by its flag's
+// own parser, then the secrets and node.Config.Validate.
 func serverConfig(v *viper.Viper) (node.Config, error) {
-	cfg := node.DefaultConfig()
-	cfg.NodeID = v.GetString("node-id")
-	if cfg.NodeID == "" {
-		host, err := os.Hostname()
-		if err != nil {
-			return cfg, usageErrorf("--node-id not given and the host name is unknown: %v", err)
+	opts, err := settings.Load(func(name string) (string, string, bool) {
+		if !v.IsSet(name) {
+			return "", "", false
 		}
-		cfg.NodeID = host
-	}
-	cfg.Region, cfg.Zone = v.GetString("region"), v.GetString("zone")
-	cfg.DataDir = v.GetString("data-dir")
-	if cfg.DataDir == "" {
-		return cfg, usageErrorf("--data-dir is required (or MERIDIAN_DATA_DIR, or data-dir in --config)")
-	}
-	cfg.APIAddr, cfg.AdvertiseAPIAddr = v.GetString("api-addr"), v.GetString("advertise-api-addr")
-	cfg.ClusterAddr, cfg.AdvertiseClusterAddr = v.GetString("cluster-addr"), v.GetString("advertise-cluster-addr")
-	cfg.RaftAddr, cfg.MetricsAddr = v.GetString("raft-addr"), v.GetString("metrics-addr")
-	cfg.GossipAddr, cfg.GossipAdvertiseAddr = v.GetString("gossip-addr"), v.GetString("gossip-advertise-addr")
-	cfg.GossipInsecure, cfg.GossipSeeds = v.GetBool("gossip-insecure"), v.GetStringSlice("join-gossip")
-	if cfg.GossipAddr != "" && !cfg.GossipInsecure {
-		key, err := readGossipKey(v.GetString("gossip-key-file"))
-		if err != nil {
-			return cfg, err
+		from := "--" + name
+		if env := settings.EnvName(name); strings.TrimSpace(os.Getenv(env)) != "" {
+			from = env // the flag parsed already; a bad value came from here
+		} else if v.InConfig(name) {
+			from = name + " in " + v.ConfigFileUsed()
 		}
-		cfg.GossipKey = key
+		return viperString(v.Get(name)), from, true
+	})
+	if err != nil {
+		return node.Config{}, usageError{err}
 	}
-	cfg.TargetVoters = v.GetInt("target-voters")
-	cfg.DeadServerGrace = v.GetDuration("dead-server-grace")
-	cfg.PreferredLeaderRegion = v.GetString("preferred-leader-region")
-	cfg.WANRTT = v.GetDuration("wan-rtt")
-	cfg.BuildVersion = nodeBuildVersion(v.GetBool("chaos"))
-	cfg.Bootstrap = v.GetBool("bootstrap")
-	cfg.Join = v.GetStringSlice("join")
-	cfg.HSM.Backend = v.GetString("hsm")
-	cfg.HSM.SoftPath = v.GetString("hsm-soft-path")
-	cfg.HSM.CreateIfMissing = v.GetBool("hsm-create") || cfg.Bootstrap
-	switch cfg.HSM.Backend {
-	case "pkcs11":
-		cfg.HSM.ModulePath, cfg.HSM.TokenLabel = v.GetString("hsm-module"), v.GetString("hsm-token-label")
-		cfg.HSM.MaxSessions = v.GetInt("hsm-max-sessions")
-		// readPIN, like the operator commands, refuses a PIN file that
-		// group or others can read.
-		pin, err := readPIN(v.GetString("hsm-pin-file"), envPIN, "hsm-pin-file", "PKCS#11 token's user PIN")
-		if err != nil {
-			return cfg, err
-		}
-		cfg.HSM.PIN = pin
-	default:
-		pass, err := readPassphrase(v.GetString("hsm-passphrase-file"))
-		if err != nil {
-			return cfg, err
-		}
-		cfg.HSM.Passphrase = pass
-	}
-	cfg.HeartbeatTimeout = v.GetDuration("raft-heartbeat-timeout")
-	cfg.ElectionTimeout = v.GetDuration("raft-election-timeout")
-	cfg.LeaderLeaseTimeout = v.GetDuration("raft-leader-lease-timeout")
-	cfg.SnapshotThreshold = v.GetUint64("snapshot-threshold")
-	cfg.SchedulerInterval = v.GetDuration("scheduler-interval")
-	if err := cfg.Validate(); err != nil {
+	opts.Node.BuildVersion = nodeBuildVersion(v.GetBool("chaos"))
+	cfg, err := settings.Resolve(opts)
+	if err != nil {
 		return cfg, usageError{err}
 	}
 	return cfg, nil
 }
 
+// viperString renders a merged value for its flag's parser: a list (a
+// YAML sequence, a flag's slice) comma-separated, anything else as text.
+func viperString(x any) string {
+	switch x := x.(type) {
+	case []string:
+		return strings.Join(x, ",")
+	case []any:
+		parts := make([]string, len(x))
+		for i, e := range x {
+			parts[i] = fmt.Sprint(e)
+		}
+		return strings.Join(parts, ",")
+	}
+	return fmt.Sprint(x)
+}
+
 // readPassphrase takes the soft HSM passphrase from a file or the
 // environment.
 func readPassphrase(file string) ([]byte, error) {
-	return readSecret(file, envPassphrase, "the soft HSM needs a passphrase", "--hsm-passphrase-file")
-}
-
-// readSecret takes a secret from a file (trailing newline trimmed) or an
-// environment variable, never a flag value. It never appears in an error.
-func readSecret(file, env, what, flag string) ([]byte, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, usageErrorf("read %s: %v", flag, err)
-		}
-		b = bytes.TrimRight(b, "\r\n")
-		if len(b) == 0 {
-			return nil, usageErrorf("%s %s is empty", flag, file)
-		}
-		return b, nil
+	b, err := settings.ReadPassphrase(file, "hsm-passphrase-file")
+	if err != nil {
+		return nil, usageError{err}
 	}
-	if p := os.Getenv(env); p != "" {
-		return []byte(p), nil
-	}
-	return nil, usageErrorf("%s: set %s or pass %s", what, env, flag)
-}
-
-// readGossipKey reads the base64 gossip key from a file or the
-// environment. The key never appears in an error.
-func readGossipKey(file string) ([]byte, error) {
-	text := os.Getenv(envGossipKey)
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, usageErrorf("read --gossip-key-file: %v", err)
-		}
-		text = string(b)
-	}
-	text = strings.TrimSpace(text)
-	if text == "" {
-		return nil, usageErrorf("gossip is encrypted: set %s or --gossip-key-file (make a key with `meridian operator gossip-keygen`), "+
-			"or pass --gossip-insecure on a trusted test network", envGossipKey)
-	}
-	key, err := base64.StdEncoding.DecodeString(text)
-	if err != nil || len(key) != 32 {
-		return nil, usageErrorf("the gossip key must be 32 bytes, base64-encoded (make one with `meridian operator gossip-keygen`)")
-	}
-	return key, nil
+	return b, nil
 }
 
 // newLogger builds the process logger.
