@@ -24,6 +24,7 @@ import (
 	"github.com/meridiankms/meridian/cluster"
 	"github.com/meridiankms/meridian/cluster/netsim"
 	"github.com/meridiankms/meridian/hsm"
+	"github.com/meridiankms/meridian/hsm/hsmfault"
 	"github.com/meridiankms/meridian/node"
 )
 
@@ -55,7 +56,7 @@ type member struct {
 	n      *node.Node
 	gate   *gate // in front of the client API
 	cgate  *gate // in front of the cluster plane (node-to-node gRPC)
-	hsm    *hsmSwitch
+	hsm    *hsmfault.Switch
 	frozen bool
 }
 
@@ -155,7 +156,7 @@ func (h *Harness) newMember(i int, gossipKey []byte) (*member, error) {
 		g.close()
 		return nil, err
 	}
-	sw := &hsmSwitch{}
+	sw := &hsmfault.Switch{}
 	cfg := node.DefaultConfig()
 	cfg.NodeID, cfg.Region, cfg.Zone = id, region, fmt.Sprintf("%s%c", region, 'a'+i/len(h.cfg.Regions)%3)
 	cfg.DataDir = filepath.Join(h.cfg.Dir, id)
@@ -186,7 +187,7 @@ func (h *Harness) newMember(i int, gossipKey []byte) (*member, error) {
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.HeartbeatTimeout
 	}
 	cfg.Sim = h.sim
-	cfg.HSMWrapper = func(x hsm.HSM) hsm.HSM { return faultyHSM(x, sw) }
+	cfg.HSMWrapper = func(x hsm.HSM) hsm.HSM { return hsmfault.Wrap(x, sw) }
 	cfg.Logger = h.cfg.Logger.With("harness", "inproc")
 	cfg.BuildVersion = "dev" + chaos.ChaosMarker // the harness made this cluster to be broken
 	if h.cfg.Tweak != nil {
@@ -308,7 +309,7 @@ func (h *Harness) Nodes(context.Context) ([]chaos.NodeInfo, error) {
 	defer h.mu.Unlock()
 	out := make([]chaos.NodeInfo, 0, len(h.members))
 	for _, m := range h.members {
-		failed, _ := m.hsm.state()
+		failed, _ := m.hsm.State()
 		out = append(out, chaos.NodeInfo{ID: m.cfg.NodeID, Region: m.cfg.Region, APIAddr: m.gate.addr(),
 			Alive: m.n != nil, Frozen: m.frozen, HSMFailed: failed})
 	}
@@ -369,7 +370,7 @@ func (h *Harness) Close() error {
 	h.mu.Unlock()
 	var errs []error
 	for _, m := range members {
-		m.hsm.release()
+		m.hsm.Release()
 		m.setDown(true)
 	}
 	h.sim.HealAll()
