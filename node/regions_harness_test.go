@@ -79,7 +79,7 @@ func (c *regionCluster) addNode(region string) int {
 	cfg.Zone = fmt.Sprintf("%s%c", cfg.Region, 'a'+i/3%3)
 	// Raft's own debug lines would dominate CPU and memory with six nodes.
 	cfg.Logger = slog.New(slog.NewTextHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelInfo})) // Start names the node
-	cfg.GossipAddr, cfg.GossipKey, cfg.GossipLAN = freeAddr(c.t), c.gossipKey, true
+	cfg.GossipAddr, cfg.GossipKey, cfg.GossipLAN = "127.0.0.1:0", c.gossipKey, true
 	cfg.TargetVoters = 5
 	cfg.StabilizationTime = 300 * time.Millisecond
 	cfg.DeadServerGrace = 1500 * time.Millisecond
