@@ -44,7 +44,7 @@ func (h *Harness) Restart(ctx context.Context, id string) error {
 		return err
 	}
 	m.cfg.Join, m.cfg.GossipSeeds = h.liveSeeds(m)
-	return h.start(ctx, m, false)
+	return h.start(ctx, m)
 }
 
 // Freeze approximates SIGSTOP inside one process: the node's gates (API
@@ -160,7 +160,7 @@ func (h *Harness) Wipe(ctx context.Context, id string) error {
 		return err
 	}
 	m.cfg.Join, m.cfg.GossipSeeds = h.liveSeeds(m)
-	return h.start(ctx, m, false)
+	return h.start(ctx, m)
 }
 
 // WaitConverged waits until every running, unfrozen node is in the
