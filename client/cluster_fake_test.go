@@ -236,18 +236,6 @@ func newClusterClient(t testing.TB, region string, mod func(*Config), seeds ...s
 	return c
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not a wait for the condition
-	}
-}
-
 func nodeAddrs(c *Client) []string {
 	var out []string
 	for _, s := range c.Nodes() {

@@ -14,6 +14,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 func encrypt(t testing.TB, c *Client) CallInfo {
@@ -107,10 +108,10 @@ func TestFailoverWhenNearestStops(t *testing.T) {
 		defer mu.Unlock()
 		return served[k]
 	}
-	eventually(t, 10*time.Second, "20 calls served by the nearest node", func() bool { return counts("before:near") >= 20 })
+	testwait.Eventually(t, 10*time.Second, "20 calls served by the nearest node", func() bool { return counts("before:near") >= 20 })
 	near.stop()
 	stopped.Store(true)
-	eventually(t, 10*time.Second, "50 calls served by the next-nearest after the kill", func() bool { return counts("next") >= 50 })
+	testwait.Eventually(t, 10*time.Second, "50 calls served by the next-nearest after the kill", func() bool { return counts("next") >= 50 })
 	close(done)
 	wg.Wait()
 	if len(failures) > 0 {
@@ -279,7 +280,7 @@ func TestRefreshAddsNewAndDropsLeftOrDeadNodes(t *testing.T) {
 
 	added := startNode(t, b, "added", "eu-west", 0)
 	b.update("gone", func(m *apiv1.Member) { m.Status = apiv1.MemberStatus_MEMBER_STATUS_LEFT })
-	eventually(t, 5*time.Second, "refresh picks up added and drops gone", func() bool {
+	testwait.Eventually(t, 5*time.Second, "refresh picks up added and drops gone", func() bool {
 		got := nodeAddrs(cl)
 		slices.Sort(got)
 		want := []string{a.addr, added.addr}
@@ -296,7 +297,7 @@ func TestRefreshAddsNewAndDropsLeftOrDeadNodes(t *testing.T) {
 	}
 	// The refresh adds the node before its first probe answers (20 ms
 	// interval, later on a busy machine): wait for the probe, do not race it.
-	eventually(t, 5*time.Second, "the added node probed and described", func() bool {
+	testwait.Eventually(t, 5*time.Second, "the added node probed and described", func() bool {
 		for _, s := range cl.Nodes() {
 			if s.Addr == added.addr {
 				return s.RTT > 0 && s.ID == "added" && s.Zone == "eu-westa" && s.Status == apiv1.MemberStatus_MEMBER_STATUS_ALIVE
@@ -435,7 +436,7 @@ func TestCloseStopsBackgroundWork(t *testing.T) {
 	if _, err := cl.Encrypt(context.Background(), &apiv1.EncryptRequest{}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("call after Close: %v", err)
 	}
-	eventually(t, 10*time.Second, "goroutines back to the count before New", func() bool {
+	testwait.Eventually(t, 10*time.Second, "goroutines back to the count before New", func() bool {
 		return runtime.NumGoroutine() <= before
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/meridiankms/meridian/cluster/clustertest"
 	"github.com/meridiankms/meridian/fsm"
 	"github.com/meridiankms/meridian/fsm/fsmpb"
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 // createKey builds a CREATE_KEY command for id with request id "req-"+id.
@@ -91,7 +92,7 @@ func TestBootstrapAndJoin(t *testing.T) {
 		}
 	}
 	// Every node learns every member's addresses through the fsm.
-	c.WaitFor("3 registrations on every node", func() bool {
+	testwait.Eventually(t, clustertest.WaitTimeout, "3 registrations on every node", func() bool {
 		for _, nd := range c.Live() {
 			if len(nd.FSM.Nodes()) != 3 {
 				return false
@@ -209,7 +210,7 @@ func TestCatchUpFromSnapshot(t *testing.T) {
 	assertKeys(t, c, ids)
 	for _, nd := range []*clustertest.Node{f, late} {
 		// The fsm is restored before raft records the installed snapshot.
-		c.WaitFor(nd.ID+" records an installed snapshot", func() bool { return nd.Stats().LastSnapshotIndex > 0 })
+		testwait.Eventually(t, clustertest.WaitTimeout, nd.ID+" records an installed snapshot", func() bool { return nd.Stats().LastSnapshotIndex > 0 })
 		if st := nd.Stats(); st.SnapshotRestores == 0 {
 			t.Errorf("%s caught up without installing a snapshot: %+v", nd.ID, st)
 		}
@@ -243,7 +244,7 @@ func TestRestartWithNewRaftPort(t *testing.T) {
 	idx := mustCreate(t, f, "k-after-move")
 	c.WaitApplied(idx)
 	assertKeys(t, c, []string{"k-while-away", "k-after-move"})
-	c.WaitFor("new raft address registered", func() bool {
+	testwait.Eventually(t, clustertest.WaitTimeout, "new raft address registered", func() bool {
 		reg, ok := leader.FSM.Node(f.ID)
 		return ok && reg.GetRaftAddr() == f.RaftAddr()
 	})

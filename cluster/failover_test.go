@@ -12,6 +12,7 @@ import (
 	"github.com/meridiankms/meridian/cluster/clustertest"
 	"github.com/meridiankms/meridian/fsm"
 	"github.com/meridiankms/meridian/fsm/fsmpb"
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 func TestLeaderKilledWritesResumeAndNothingAcknowledgedIsLost(t *testing.T) {
@@ -52,11 +53,11 @@ func TestLeaderKilledWritesResumeAndNothingAcknowledgedIsLost(t *testing.T) {
 		}()
 	}
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	c.WaitFor("writes before the kill", func() bool { return count() >= 20 })
+	testwait.Eventually(t, clustertest.WaitTimeout, "writes before the kill", func() bool { return count() >= 20 })
 	oldLeader.Kill()
 	newLeader := c.WaitForNewLeader(oldLeader)
 	atKill := count()
-	c.WaitFor("writes after the new leader", func() bool { return count() >= atKill+20 })
+	testwait.Eventually(t, clustertest.WaitTimeout, "writes after the new leader", func() bool { return count() >= atKill+20 })
 	close(stop)
 	wg.Wait()
 

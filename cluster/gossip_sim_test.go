@@ -8,6 +8,8 @@ import (
 
 	"github.com/meridiankms/meridian/cluster"
 	"github.com/meridiankms/meridian/cluster/clustertest"
+	"github.com/meridiankms/meridian/internal/testwait"
+	"github.com/meridiankms/meridian/internal/wait"
 )
 
 // Bounds for gossip (LAN profile: 100 ms probes, 50 ms probe timeout,
@@ -46,7 +48,7 @@ func waitGossip(t *testing.T, bound time.Duration, observers, targets []*cluster
 	t.Helper()
 	start := time.Now()
 	var last []string
-	ok := clustertest.Poll(bound, func() bool {
+	ok := wait.For(bound, 0, func() bool {
 		last = last[:0]
 		for _, o := range observers {
 			view := gossipView(t, o)
@@ -58,7 +60,7 @@ func waitGossip(t *testing.T, bound time.Duration, observers, targets []*cluster
 			}
 		}
 		return len(last) == 0
-	})
+	}) == nil
 	if !ok {
 		t.Fatalf("after %v, want %v everywhere: %s", bound, want, strings.Join(last, "; "))
 	}
@@ -98,7 +100,7 @@ func TestGossipSeesPartitionedRegionDeadThenAliveAfterHeal(t *testing.T) {
 	waitGossip(t, gossipDetectBound, majority, cut, cluster.StatusDead)
 	waitGossip(t, gossipDetectBound, cut, majority, cluster.StatusDead)
 	dead := time.Now()
-	c.WaitFor("autopilot to remove the cut-off voter", func() bool { return c.Role(cut[0].ID) == cluster.RoleNone })
+	testwait.Eventually(t, clustertest.WaitTimeout, "autopilot to remove the cut-off voter", func() bool { return c.Role(cut[0].ID) == cluster.RoleNone })
 	// The fault's duration is the scenario, not a wait for a condition.
 	<-time.After(time.Until(dead.Add(lanGossipToTheDead + 250*time.Millisecond)))
 	c.Sim.HealAll()
@@ -127,7 +129,7 @@ func TestGossipTakesSimulatedLatencyWithoutFalseFailures(t *testing.T) {
 	for _, healthy := range []bool{false, true, false, true} {
 		start := time.Now()
 		ap.SetHealthy(healthy)
-		if !clustertest.Poll(clustertest.WaitTimeout, func() bool {
+		if wait.For(clustertest.WaitTimeout, 0, func() bool {
 			ms, err := us.Members(ctxFor(t, time.Second))
 			if err != nil {
 				return false
@@ -138,7 +140,7 @@ func TestGossipTakesSimulatedLatencyWithoutFalseFailures(t *testing.T) {
 				}
 			}
 			return false
-		}) {
+		}) != nil {
 			t.Fatalf("us never saw ap healthy=%v", healthy)
 		}
 		if d := time.Since(start); d < oneWay || d > oneWay+time.Second {

@@ -10,6 +10,7 @@ import (
 	"github.com/meridiankms/meridian/cluster"
 	"github.com/meridiankms/meridian/cluster/clustertest"
 	"github.com/meridiankms/meridian/fsm"
+	"github.com/meridiankms/meridian/internal/wait"
 )
 
 func gossipNode(t *testing.T, id string, key []byte) *cluster.Node {
@@ -47,7 +48,7 @@ func TestGossipKey(t *testing.T) {
 	if err := c.JoinGossip(ctxFor(t, 5*time.Second), []string{a.GossipAddr()}); err != nil {
 		t.Fatalf("same key: %v", err)
 	}
-	clustertest.Poll(clustertest.WaitTimeout, func() bool {
+	_ = wait.For(clustertest.WaitTimeout, 0, func() bool {
 		ms, _ := a.Members(ctxFor(t, time.Second))
 		return len(ms) == 2
 	})

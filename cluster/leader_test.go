@@ -10,6 +10,7 @@ import (
 
 	"github.com/meridiankms/meridian/cluster"
 	"github.com/meridiankms/meridian/cluster/clustertest"
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 // logCapture collects every node's slog records as JSON objects.
@@ -59,7 +60,7 @@ func TestLeaderChangeIsLoggedWithReason(t *testing.T) {
 	nw := c.WaitForNewLeader(old)
 
 	var got map[string]any
-	c.WaitFor("the new leader to log its election", func() bool {
+	testwait.Eventually(t, clustertest.WaitTimeout, "the new leader to log its election", func() bool {
 		for _, r := range logs.records(t, "leader changed") {
 			if r["node"] == nw.ID && r["to"] == nw.ID && r["from"] == old.ID {
 				got = r

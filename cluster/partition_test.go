@@ -9,6 +9,8 @@ import (
 
 	"github.com/meridiankms/meridian/cluster"
 	"github.com/meridiankms/meridian/cluster/clustertest"
+	"github.com/meridiankms/meridian/internal/testwait"
+	"github.com/meridiankms/meridian/internal/wait"
 )
 
 // state is nd's whole replicated state as its snapshot encoding.
@@ -26,7 +28,7 @@ func state(t *testing.T, nd *clustertest.Node) []byte {
 func waitSameState(t *testing.T, c *clustertest.Cluster) {
 	t.Helper()
 	var detail string
-	if !clustertest.Poll(clustertest.WaitTimeout, func() bool {
+	if wait.For(clustertest.WaitTimeout, 0, func() bool {
 		live := c.Live()
 		want := state(t, live[0])
 		for _, nd := range live[1:] {
@@ -36,7 +38,7 @@ func waitSameState(t *testing.T, c *clustertest.Cluster) {
 			}
 		}
 		return true
-	}) {
+	}) != nil {
 		t.Fatalf("replicas differ after heal: %s", detail)
 	}
 }
@@ -74,7 +76,7 @@ func TestPartitionedRegionRefusesWritesAndCatchesUpAfterHeal(t *testing.T) {
 
 	// The minority node steps down and refuses writes with ErrNoLeader
 	// within the caller's deadline: a clear answer, not a hang.
-	c.WaitFor("the cut-off leader to step down", func() bool {
+	testwait.Eventually(t, clustertest.WaitTimeout, "the cut-off leader to step down", func() bool {
 		id, _ := old.Leader()
 		return !old.IsLeader() && id == ""
 	})
@@ -164,7 +166,7 @@ func TestOneWayBlockCutsReplicationButNotTheCluster(t *testing.T) {
 			t.Fatalf("k-blocked-%d reached %s, which the leader cannot send to", i, victim.ID)
 		}
 	}
-	c.WaitFor("the victim to lose the leader", func() bool { id, _ := victim.Leader(); return id == "" })
+	testwait.Eventually(t, clustertest.WaitTimeout, "the victim to lose the leader", func() bool { id, _ := victim.Leader(); return id == "" })
 
 	c.Sim.HealAll()
 	c.WaitApplied(last)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/meridiankms/meridian/cluster"
 	"github.com/meridiankms/meridian/cluster/clustertest"
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 var threeRegions = []string{"us", "eu", "ap"}
@@ -16,7 +17,7 @@ var threeRegions = []string{"us", "eu", "ap"}
 func waitSpread(t *testing.T, c *clustertest.Cluster) map[string]int {
 	t.Helper()
 	var got map[string]int
-	c.WaitFor("voters spread 2-2-1", func() bool {
+	testwait.Eventually(t, clustertest.WaitTimeout, "voters spread 2-2-1", func() bool {
 		got = c.VotersByRegion()
 		counts := []int{got["us"], got["eu"], got["ap"]}
 		slices.Sort(counts)
@@ -82,7 +83,7 @@ func TestLateJoinerPromotedDeadNodeRemovedMembersView(t *testing.T) {
 	// The membership view, from a follower: regions, roles, gossip state.
 	f := follower(c, c.Leader())
 	eu1.SetHealthy(false)
-	c.WaitFor("every member alive, eu-1 unhealthy, in f's view", func() bool {
+	testwait.Eventually(t, clustertest.WaitTimeout, "every member alive, eu-1 unhealthy, in f's view", func() bool {
 		ms, err := f.Members(ctxFor(t, time.Second))
 		if err != nil || len(ms) != 5 {
 			return false
@@ -101,7 +102,7 @@ func TestLateJoinerPromotedDeadNodeRemovedMembersView(t *testing.T) {
 	ap := c.InRegion("ap")[0]
 	killed := time.Now()
 	ap.Kill()
-	c.WaitFor("ap-0 removed from raft", func() bool { return c.Role(ap.ID) == cluster.RoleNone })
+	testwait.Eventually(t, clustertest.WaitTimeout, "ap-0 removed from raft", func() bool { return c.Role(ap.ID) == cluster.RoleNone })
 	if d := time.Since(killed); d < 1500*time.Millisecond {
 		t.Errorf("dead node removed %v after the kill, before the 1.5s grace", d)
 	}
@@ -124,13 +125,13 @@ func TestPreferredLeaderRegionGetsLeadershipBack(t *testing.T) {
 		}
 		return false
 	}
-	c.WaitFor("leadership moves to the preferred region", func() bool { return leaderIn("ap") })
+	testwait.Eventually(t, clustertest.WaitTimeout, "leadership moves to the preferred region", func() bool { return leaderIn("ap") })
 	ap := c.Leader()
 	ap.Kill()
 	c.WaitForNewLeader(ap)
 	mustCreate(t, c.Leader(), "k-while-ap-down")
 	ap.Restart()
-	c.WaitFor("leadership returns to the preferred region", func() bool { return leaderIn("ap") })
+	testwait.Eventually(t, clustertest.WaitTimeout, "leadership returns to the preferred region", func() bool { return leaderIn("ap") })
 	mustCreate(t, c.Leader(), "k-ap-back")
 }
 

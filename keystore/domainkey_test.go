@@ -15,6 +15,7 @@ import (
 	"github.com/meridiankms/meridian/fsm"
 	"github.com/meridiankms/meridian/fsm/fsmpb"
 	"github.com/meridiankms/meridian/hsm/soft"
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 // progressLog records RotateDomainKey's progress calls.
@@ -121,7 +122,7 @@ func TestRotateDomainKeyUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, "load to start", func() bool { return served.Load() > 0 })
+	testwait.Eventually(t, 10*time.Second, "load to start", func() bool { return served.Load() > 0 })
 
 	newDK, err := h.hsm.RotateDomainKey(bg)
 	must(t, err)
@@ -129,7 +130,7 @@ func TestRotateDomainKeyUnderLoad(t *testing.T) {
 	got, err := h.s.RotateDomainKey(bg, progress.report)
 	must(t, err)
 	after := served.Load()
-	waitFor(t, "load to go on after the rotation", func() bool { return served.Load() > after })
+	testwait.Eventually(t, 10*time.Second, "load to go on after the rotation", func() bool { return served.Load() > after })
 	stop.Store(true)
 	wg.Wait()
 	if failures.Load() != 0 {

@@ -190,15 +190,3 @@ func wantErr(t testing.TB, err, kind error, msgPart string) {
 		t.Fatalf("error %q does not mention %q", err.Error(), msgPart)
 	}
 }
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}

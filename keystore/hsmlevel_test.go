@@ -11,9 +11,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/meridiankms/meridian/hsm"
 	"github.com/meridiankms/meridian/hsm/soft"
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 // noKeyOps is an HSM backend without key operations (as a PKCS#11 module
@@ -111,7 +113,7 @@ func TestHSMLevelHandlesDestroyed(t *testing.T) {
 	}
 	gone := func(what string, kh hsm.KeyHandle) {
 		t.Helper()
-		waitFor(t, what, func() bool { return errors.Is(probe(kh), hsm.ErrHandleInvalid) })
+		testwait.Eventually(t, 10*time.Second, what, func() bool { return errors.Is(probe(kh), hsm.ErrHandleInvalid) })
 	}
 	macH, symH, otherH := handle(mac.KeyID), handle(sym.KeyID), handle(other.KeyID)
 

@@ -3,6 +3,8 @@ package keystore
 import (
 	"testing"
 	"time"
+
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 // The background loop deletes keys and rotates them when their dates pass
@@ -36,7 +38,7 @@ func TestSchedulerDeletesAndRotatesWhenDue(t *testing.T) {
 	}
 
 	h.ap.leader.Store(true)
-	waitFor(t, "scheduled deletion", func() bool { _, ok := h.fsm.Key(doomed.KeyID); return !ok })
+	testwait.Eventually(t, 10*time.Second, "scheduled deletion", func() bool { _, ok := h.fsm.Key(doomed.KeyID); return !ok })
 	if _, ok := h.fsm.Alias("alias/doomed"); ok {
 		t.Fatal("alias of a deleted key survived")
 	}
@@ -45,7 +47,7 @@ func TestSchedulerDeletesAndRotatesWhenDue(t *testing.T) {
 	}
 
 	h.clock.Advance(90 * 24 * time.Hour)
-	waitFor(t, "automatic rotation", func() bool {
+	testwait.Eventually(t, 10*time.Second, "automatic rotation", func() bool {
 		m, _ := h.s.DescribeKey(bg, rotating.KeyID)
 		return m.CurrentVersion == 2
 	})

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/meridiankms/meridian/cluster"
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 // errorLines returns the ERROR records logged since mark (a length of
@@ -43,7 +44,7 @@ func TestDeliberateStopsLogNoErrors(t *testing.T) {
 	// membership shows the node leaving and lasts until autopilot removes
 	// it: every failure the leader sees in that window is an expected one.
 	c.stop(follower)
-	c.waitFor("the leader to learn that "+id+" left", func() bool {
+	testwait.Eventually(t, waitTimeout, "the leader to learn that "+id+" left", func() bool {
 		ms, err := leader.Cluster().Members(ctxT(t))
 		if err != nil {
 			return false
@@ -56,7 +57,7 @@ func TestDeliberateStopsLogNoErrors(t *testing.T) {
 		return true // already gone from the view
 	})
 	mark := len(c.logs.Bytes())
-	c.waitFor(id+" removed from raft by autopilot", func() bool { return !c.inRaft(id) })
+	testwait.Eventually(t, waitTimeout, id+" removed from raft by autopilot", func() bool { return !c.inRaft(id) })
 	for _, line := range errorLines(c.logs, mark) {
 		t.Errorf("stopping %s alone logged an error after the leader knew it left: %s", id, line)
 	}

@@ -14,6 +14,7 @@ import (
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/cluster/netsim"
+	"github.com/meridiankms/meridian/internal/wait"
 	"github.com/meridiankms/meridian/transport"
 )
 
@@ -153,7 +154,7 @@ func failoverTrial(b *testing.B, c *testCluster, apis []apiv1.KeyManagementClien
 	start := time.Now()
 	elected := make(chan time.Duration, 1)
 	go func() {
-		pollEvery(2*time.Millisecond, 30*time.Second, func() bool {
+		_ = wait.For(30*time.Second, 2*time.Millisecond, func() bool {
 			for _, n := range others {
 				if n.Cluster().IsLeader() {
 					elected <- time.Since(start)
@@ -188,7 +189,7 @@ func failoverTrial(b *testing.B, c *testCluster, apis []apiv1.KeyManagementClien
 	ft.elected = <-elected
 	c.start(li)
 	c.waitApplied(res.GetCommitIndex())
-	if !poll(waitTimeout, func() bool {
+	if wait.For(waitTimeout, 0, func() bool {
 		want, _ := c.nodes[0].Cluster().Leader()
 		for _, n := range c.nodes {
 			if id, addr := n.Cluster().Leader(); id == "" || id != want || addr == "" {
@@ -196,7 +197,7 @@ func failoverTrial(b *testing.B, c *testCluster, apis []apiv1.KeyManagementClien
 			}
 		}
 		return true
-	}) {
+	}) != nil {
 		b.Fatal("nodes do not agree on a leader after the restart")
 	}
 	return ft

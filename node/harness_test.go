@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/client"
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 // testPassphrase opens the soft HSM files of test clusters.
@@ -47,27 +47,14 @@ type testCluster struct {
 	logs  *logSink
 }
 
-// freeAddr reserves a loopback port. Restarted nodes keep their addresses,
-// as a real node's config does.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func fastConfig(t testing.TB, dir string, i int, logs *logSink) Config {
 	cfg := DefaultConfig()
 	cfg.NodeID = fmt.Sprintf("node-%d", i+1)
 	cfg.Region = []string{"us-east", "eu-west", "ap-south"}[i%3]
 	cfg.DataDir = filepath.Join(dir, cfg.NodeID)
-	cfg.APIAddr, cfg.RaftAddr, cfg.MetricsAddr = freeAddr(t), freeAddr(t), ""
-	// The cluster plane's listener is handed to the node by
-	// testCluster.start (port 0 first, then the same address again).
-	cfg.ClusterAddr = "127.0.0.1:0"
+	// Port 0 everywhere: testCluster.start pins the addresses the node
+	// bound, and a restarted node listens on them again.
+	cfg.APIAddr, cfg.RaftAddr, cfg.ClusterAddr, cfg.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", ""
 	cfg.HSM.Passphrase = testPassphrase
 	cfg.HSM.SoftPath = filepath.Join(dir, "domain.sealed") // one sealed file, as if copied
 	cfg.HSM.FastKDF = true
@@ -112,19 +99,13 @@ func (c *testCluster) start(i int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// The node gets its cluster-plane listener rather than a port reserved
-	// and released; a restarted node listens on its first address again.
-	cfg := c.cfgs[i]
-	lis, err := net.Listen("tcp", cfg.ClusterAddr)
+	// and released; a restarted node listens on its first addresses again.
+	n, err := StartLocal(ctx, c.cfgs[i], nil)
 	if err != nil {
-		c.t.Fatalf("%s: listen for the cluster plane: %v", cfg.NodeID, err)
-	}
-	cfg.ClusterListener = lis
-	n, err := Start(ctx, cfg)
-	if err != nil {
-		c.t.Fatalf("start %s: %v", c.cfgs[i].NodeID, err)
+		c.t.Fatal(err)
 	}
 	c.nodes[i] = n
-	c.cfgs[i].ClusterAddr = n.ClusterAddr()
+	n.PinAddrs(&c.cfgs[i])
 }
 
 func (c *testCluster) stop(i int) {
@@ -146,17 +127,17 @@ func (c *testCluster) closeAll() {
 // waitLeader polls until some running node leads and returns its index.
 func (c *testCluster) waitLeader() int {
 	c.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	leader := -1
+	testwait.Eventually(c.t, 20*time.Second, "a leader", func() bool {
 		for i, n := range c.nodes {
 			if n != nil && n.Cluster().IsLeader() {
-				return i
+				leader = i
+				return true
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.t.Fatal("no leader within 20s")
-	return -1
+		return false
+	})
+	return leader
 }
 
 // waitApplied polls until every running node applied index.

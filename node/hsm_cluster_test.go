@@ -52,7 +52,7 @@ func TestHSMCluster(t *testing.T) {
 	start := time.Now()
 	f.c = startHSMCluster(t, 3, func(i int, cfg *Config) {
 		h := usePKCS11(t, cfg)
-		h.down = withFaults(cfg)
+		h.faults = withFaults(cfg)
 		f.hsms = append(f.hsms, h)
 	})
 	t.Logf("3 pkcs11 nodes up (2 enrolments) in %v", time.Since(start).Round(time.Millisecond))

@@ -11,6 +11,7 @@ import (
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/client"
 	"github.com/meridiankms/meridian/hsm"
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 // lateNodeEnrolled: node 4 (a fresh token) joins later, is enrolled, and
@@ -18,7 +19,7 @@ import (
 func (f *hsmFixture) lateNodeEnrolled(t *testing.T) {
 	i := f.c.add(func(_ int, cfg *Config) {
 		h := usePKCS11(t, cfg)
-		h.down = withFaults(cfg)
+		h.faults = withFaults(cfg)
 		f.hsms = append(f.hsms, h)
 	})
 	f.checkEnrolled(t, i)
@@ -58,7 +59,7 @@ func (f *hsmFixture) neverEnrolled(t *testing.T) {
 	if !errors.Is(err, hsm.ErrNoDomainKey) || !strings.Contains(err.Error(), "domain key") {
 		t.Errorf("Ready of a never-enrolled node = %v, want it to name the missing domain key", err)
 	}
-	eventually(t, 5*time.Second, "never-enrolled node reports NOT_SERVING", func() bool {
+	testwait.Eventually(t, 5*time.Second, "never-enrolled node reports NOT_SERVING", func() bool {
 		return healthStatus(t, n) == healthpb.HealthCheckResponse_NOT_SERVING
 	})
 	before := hsmErrors(t, n)

@@ -14,6 +14,7 @@ import (
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/client"
 	"github.com/meridiankms/meridian/hsm"
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 // isUnavailable reports a KMSUnavailableException (gRPC Unavailable).
@@ -56,10 +57,10 @@ func (f *hsmFixture) hsmFailureOnOneNode(t *testing.T) {
 	defer early.Close()
 
 	errsBefore := hsmErrors(t, sick)
-	f.hsms[bad].down.Store(true)
-	defer f.hsms[bad].down.Store(false)
+	f.hsms[bad].faults.Fail(true)
+	defer f.hsms[bad].faults.Fail(false)
 
-	eventually(t, 5*time.Second, "sick node reports NOT_SERVING", func() bool {
+	testwait.Eventually(t, 5*time.Second, "sick node reports NOT_SERVING", func() bool {
 		return healthStatus(t, sick) == healthpb.HealthCheckResponse_NOT_SERVING
 	})
 	err = sick.Ready(ctxT(t))
@@ -127,8 +128,8 @@ func (f *hsmFixture) hsmFailureOnOneNode(t *testing.T) {
 	defer late.Close()
 	f.noFailureThrough(t, "client made during the failure", late, bad, fresh, hsmSym)
 
-	f.hsms[bad].down.Store(false)
-	eventually(t, 5*time.Second, "recovered node reports SERVING", func() bool {
+	f.hsms[bad].faults.Fail(false)
+	testwait.Eventually(t, 5*time.Second, "recovered node reports SERVING", func() bool {
 		return healthStatus(t, sick) == healthpb.HealthCheckResponse_SERVING && sick.Ready(ctxT(t)) == nil
 	})
 	for what, call := range calls {

@@ -1,12 +1,8 @@
 package node
 
 import (
-	"context"
-	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
@@ -14,6 +10,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/meridiankms/meridian/hsm"
+	"github.com/meridiankms/meridian/hsm/hsmfault"
 	"github.com/meridiankms/meridian/hsm/pkcs11/softhsmtest"
 )
 
@@ -21,7 +18,7 @@ import (
 // soft file) and a switch that makes its HSM fail.
 type hsmNode struct {
 	label, pin string
-	down       *atomic.Bool
+	faults     *hsmfault.Switch
 }
 
 // usePKCS11 gives cfg a fresh SoftHSM token of its own. A bootstrapping
@@ -43,12 +40,12 @@ func useOwnSoft(cfg *Config) {
 		FastKDF: true, CreateIfMissing: cfg.Bootstrap}
 }
 
-// withFaults wraps the node's HSM in a faultyHSM driven by the returned
-// switch.
-func withFaults(cfg *Config) *atomic.Bool {
-	down := new(atomic.Bool)
-	cfg.HSMWrapper = func(h hsm.HSM) hsm.HSM { return faultyHSM(h, down) }
-	return down
+// withFaults wraps the node's HSM in the fault decorator driven by the
+// returned switch.
+func withFaults(cfg *Config) *hsmfault.Switch {
+	sw := new(hsmfault.Switch)
+	cfg.HSMWrapper = func(h hsm.HSM) hsm.HSM { return hsmfault.Wrap(h, sw) }
+	return sw
 }
 
 // startHSMCluster starts n nodes, node 1 bootstrapping, the others joining
@@ -83,22 +80,6 @@ func (c *testCluster) add(setup func(i int, cfg *Config)) int {
 	c.nodes = append(c.nodes, nil)
 	c.start(i)
 	return i
-}
-
-// errInjected is what a faulty HSM answers while it is down: the device
-// failures SoftHSM cannot be made to produce on demand.
-var errInjected = fmt.Errorf("injected device failure: %w", hsm.ErrUnavailable)
-
-// faultyHSM passes every call through to h, the calls through its
-// capabilities included, except while down is set: then every call but
-// Info and Close fails with hsm.ErrUnavailable and Health says so.
-func faultyHSM(h hsm.HSM, down *atomic.Bool) hsm.HSM {
-	return hsm.Intercept(h, func(ctx context.Context, _ hsm.Op, call func(context.Context) error) error {
-		if down.Load() {
-			return errInjected
-		}
-		return call(ctx)
-	})
 }
 
 // noEnrol hides the Enroller capability: a node with it joins without
@@ -144,18 +125,6 @@ func healthStatus(t testing.TB, n *Node) healthpb.HealthCheckResponse_ServingSta
 		t.Fatalf("health check of %s: %v", n.ID(), err)
 	}
 	return res.GetStatus()
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // assertNoSecret fails if msg holds any of the secrets.

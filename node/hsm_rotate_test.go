@@ -11,6 +11,7 @@ import (
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/hsm"
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 // enrolFrom hands every DK version of node from's HSM to node to's, as
@@ -146,7 +147,7 @@ func (f *hsmFixture) rotateUnderLoad(t *testing.T) {
 	defer stopLoad()
 	waitOps := func(n int64) {
 		target := ops.Load() + n
-		eventually(t, 30*time.Second, fmt.Sprintf("%d more load operations", n), func() bool { return ops.Load() >= target })
+		testwait.Eventually(t, 30*time.Second, fmt.Sprintf("%d more load operations", n), func() bool { return ops.Load() >= target })
 	}
 	waitOps(40)
 

@@ -1,11 +1,9 @@
 package node
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
-	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -177,25 +175,5 @@ func TestOperatorWithoutCapabilities(t *testing.T) {
 	}
 	if calls := s.Calls(); !slices.Equal(calls, []hsm.Op{hsm.OpHealth, hsm.OpDomainKeyVersions}) {
 		t.Errorf("the HSM received %v; want only status's health and versions", calls)
-	}
-}
-
-func TestFaultyHSMForwardsHonestly(t *testing.T) {
-	hsmtest.RunDecoratorContract(t, func(_ *testing.T, h hsm.HSM) hsm.HSM { return faultyHSM(h, new(atomic.Bool)) })
-}
-
-// While down, every call fails, those through the capabilities included,
-// and none reaches the HSM.
-func TestFaultyHSMFailsEveryCall(t *testing.T) {
-	down := new(atomic.Bool)
-	down.Store(true)
-	for _, c := range hsmtest.Calls {
-		s := hsmtest.NewStub()
-		if _, err := c.Do(context.Background(), faultyHSM(s, down)); !errors.Is(err, errInjected) {
-			t.Errorf("%s while down: err = %v, want the injected failure", c.Op, err)
-		}
-		if calls := s.Calls(); len(calls) != 0 {
-			t.Errorf("%s while down reached the HSM: %v", c.Op, calls)
-		}
 	}
 }

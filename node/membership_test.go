@@ -9,6 +9,8 @@ import (
 	"time"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"github.com/meridiankms/meridian/internal/testwait"
+	"github.com/meridiankms/meridian/internal/wait"
 )
 
 // TestLateJoinerDeadNodeAndQuorumSafety on one node per region (three
@@ -23,7 +25,7 @@ func TestLateJoinerDeadNodeAndQuorumSafety(t *testing.T) {
 		cfg.SnapshotThreshold, cfg.TrailingLogs = 8, 2
 		cfg.DeadServerGrace = grace
 	})
-	c.waitFor("three voters, one per region", func() bool { return spread(c.voters()) == "[1 1 1]" })
+	testwait.Eventually(t, waitTimeout, "three voters, one per region", func() bool { return spread(c.voters()) == "[1 1 1]" })
 
 	cl := c.regionClient(regions[0], nil)
 	var ids []string
@@ -66,11 +68,11 @@ func TestLateJoinerDeadNodeAndQuorumSafety(t *testing.T) {
 	deadID := c.nodes[deadIdx].ID()
 	killed := time.Now()
 	c.stop(deadIdx)
-	c.waitFor(deadID+" removed from raft", func() bool { return !c.inRaft(deadID) })
+	testwait.Eventually(t, waitTimeout, deadID+" removed from raft", func() bool { return !c.inRaft(deadID) })
 	if d := time.Since(killed); d < grace {
 		t.Errorf("dead node removed %v after it stopped, before the %v grace", d, grace)
 	}
-	c.waitFor("three voters again, the late joiner among them", func() bool {
+	testwait.Eventually(t, waitTimeout, "three voters again, the late joiner among them", func() bool {
 		return slices.Contains(c.voters()[regions[0]], c.nodes[late].ID()) && len(allVoters(c.voters())) == 3
 	})
 	t.Logf("%s removed %v after it stopped; voters now %v", deadID, time.Since(killed).Round(time.Millisecond), c.voters())
@@ -99,7 +101,7 @@ func TestLateJoinerDeadNodeAndQuorumSafety(t *testing.T) {
 	}
 	before := c.raftServers(survivor)
 	watchUntil := time.Now().Add(grace + 2500*time.Millisecond)
-	poll(time.Until(watchUntil), func() bool {
+	_ = wait.For(time.Until(watchUntil), 0, func() bool {
 		if got := c.raftServers(survivor); got != before {
 			t.Errorf("configuration changed with two of three voters dead: %s -> %s", before, got)
 			return true

@@ -9,6 +9,7 @@ import (
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/client"
+	"github.com/meridiankms/meridian/internal/wait"
 )
 
 // TestPartitionedRegion cuts one region (not the leader's) away from the
@@ -61,7 +62,7 @@ func TestPartitionedRegion(t *testing.T) {
 	// nearest-node client elsewhere.
 	var lastServed, refusedAt time.Duration
 	var refusal error
-	poll(bound+2*time.Second, func() bool {
+	_ = wait.For(bound+2*time.Second, 0, func() bool {
 		err := encrypt(boundedID)
 		at := time.Since(cutAt)
 		if err == nil {
@@ -113,14 +114,14 @@ func TestPartitionedRegion(t *testing.T) {
 	c.sim.HealAll()
 	healed := time.Now()
 	var last error
-	if !poll(waitTimeout, func() bool { last = encrypt(openID); return client.IsDisabled(last) }) {
+	if wait.For(waitTimeout, 0, func() bool { last = encrypt(openID); return client.IsDisabled(last) }) != nil {
 		t.Fatalf("%s still serves the key disabled during the partition %v after the heal: %v", c.nodes[inside].ID(), waitTimeout, last)
 	}
 	t.Logf("disabled key refused inside the healed region %v after the heal", time.Since(healed).Round(time.Millisecond))
 	if err := c.nodes[inside].FSM().WaitApplied(ctxT(t), dis.GetCommitIndex()); err != nil {
 		t.Fatal(err)
 	}
-	if !poll(waitTimeout, func() bool { last = encrypt(boundedID); return last == nil }) {
+	if wait.For(waitTimeout, 0, func() bool { last = encrypt(boundedID); return last == nil }) != nil {
 		t.Errorf("bounded key not served again after the heal: %v", last)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/cluster/clusterpb"
+	"github.com/meridiankms/meridian/internal/wait"
 )
 
 // nodeToNodeMethods are every call of the cluster plane, and the DK export
@@ -86,7 +87,7 @@ func TestClusterPlaneIsApartFromTheClientAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if !poll(waitTimeout, func() bool {
+	if wait.For(waitTimeout, 0, func() bool {
 		for _, n := range c.nodes {
 			reg, ok := c.nodes[leader].FSM().Node(n.ID())
 			if !ok || reg.GetClusterAddr() != n.ClusterAddr() || reg.GetApiAddr() != n.APIAddr() {
@@ -94,7 +95,7 @@ func TestClusterPlaneIsApartFromTheClientAPI(t *testing.T) {
 			}
 		}
 		return true
-	}) {
+	}) != nil {
 		t.Fatalf("registrations do not carry each node's cluster address: %v", c.nodes[leader].FSM().Nodes())
 	}
 

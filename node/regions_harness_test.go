@@ -21,6 +21,8 @@ import (
 	"github.com/meridiankms/meridian/client"
 	"github.com/meridiankms/meridian/cluster"
 	"github.com/meridiankms/meridian/cluster/netsim"
+	"github.com/meridiankms/meridian/internal/testwait"
+	"github.com/meridiankms/meridian/internal/wait"
 )
 
 // regions are the three regions of every multi-region test, in the order
@@ -77,7 +79,7 @@ func (c *regionCluster) addNode(region string) int {
 	cfg.Zone = fmt.Sprintf("%s%c", cfg.Region, 'a'+i/3%3)
 	// Raft's own debug lines would dominate CPU and memory with six nodes.
 	cfg.Logger = slog.New(slog.NewTextHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelInfo})) // Start names the node
-	cfg.GossipAddr, cfg.GossipKey, cfg.GossipLAN = freeAddr(c.t), c.gossipKey, true
+	cfg.GossipAddr, cfg.GossipKey, cfg.GossipLAN = "127.0.0.1:0", c.gossipKey, true
 	cfg.TargetVoters = 5
 	cfg.StabilizationTime = 300 * time.Millisecond
 	cfg.DeadServerGrace = 1500 * time.Millisecond
@@ -117,7 +119,7 @@ func (c *regionCluster) restart(i int) {
 // configuration and knows the leader.
 func (c *regionCluster) waitMembers() {
 	c.t.Helper()
-	c.waitFor("every node in raft and seeing the leader", func() bool {
+	testwait.Eventually(c.t, waitTimeout, "every node in raft and seeing the leader", func() bool {
 		l := c.leaderNode()
 		if l == nil {
 			return false
@@ -133,37 +135,6 @@ func (c *regionCluster) waitMembers() {
 		}
 		return true
 	})
-}
-
-// waitFor polls cond every 10 ms until it holds or waitTimeout passes.
-func (c *regionCluster) waitFor(what string, cond func() bool) {
-	c.t.Helper()
-	if !poll(waitTimeout, cond) {
-		c.t.Fatalf("timed out after %v waiting for %s", waitTimeout, what)
-	}
-}
-
-// poll calls cond every 10 ms until it returns true (true) or timeout
-// passes (false).
-func poll(timeout time.Duration, cond func() bool) bool {
-	return pollEvery(10*time.Millisecond, timeout, cond)
-}
-
-// pollEvery is poll with a chosen period (timing measurements sample
-// faster).
-func pollEvery(period, timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(period)
-	defer tick.Stop()
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		<-tick.C
-	}
 }
 
 func (c *regionCluster) live() []*Node {
@@ -243,7 +214,7 @@ func spread(v map[string][]string) string {
 func (c *regionCluster) waitSpread() map[string][]string {
 	c.t.Helper()
 	var got map[string][]string
-	if !poll(waitTimeout, func() bool { got = c.voters(); return spread(got) == "[1 2 2]" }) {
+	if wait.For(waitTimeout, 0, func() bool { got = c.voters(); return spread(got) == "[1 2 2]" }) != nil {
 		c.t.Fatalf("voters by region = %v, want 2-2-1", got)
 	}
 	return got

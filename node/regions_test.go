@@ -14,6 +14,8 @@ import (
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/client"
 	"github.com/meridiankms/meridian/cluster/netsim"
+	"github.com/meridiankms/meridian/internal/testwait"
+	"github.com/meridiankms/meridian/internal/wait"
 	"github.com/meridiankms/meridian/transport"
 )
 
@@ -152,7 +154,7 @@ func leaderKillUnderLoad(t *testing.T, c *regionCluster, key string) {
 
 	killed := time.Now()
 	c.stop(li)
-	c.waitFor("a new leader", func() bool { return c.leaderNode() != nil })
+	testwait.Eventually(t, waitTimeout, "a new leader", func() bool { return c.leaderNode() != nil })
 	elected := time.Since(killed)
 	for _, w := range ws {
 		w.mark()
@@ -180,14 +182,14 @@ func leaderKillUnderLoad(t *testing.T, c *regionCluster, key string) {
 // trips since its mark (or start).
 func waitWorkloads(t *testing.T, c *regionCluster, ws []*workload, n int) {
 	t.Helper()
-	if poll(waitTimeout, func() bool {
+	if wait.For(waitTimeout, 0, func() bool {
 		for _, w := range ws {
 			if w.succeededSinceMark() < n {
 				return false
 			}
 		}
 		return true
-	}) {
+	}) == nil {
 		return
 	}
 	for _, w := range ws {
@@ -273,7 +275,7 @@ func regionLossAndReturn(t *testing.T, c *regionCluster, key string) {
 	}
 	// Let autopilot act on the dead voters (grace 1.5 s, 2 s rounds) while
 	// the watch is on: removing them must never cost the live majority.
-	c.waitFor("a dead voter of "+lost+" removed", func() bool {
+	testwait.Eventually(t, waitTimeout, "a dead voter of "+lost+" removed", func() bool {
 		return len(c.voters()[lost]) < 2
 	})
 	for _, bad := range watch.stop() {

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 func withToken(ctx context.Context, values ...string) context.Context {
@@ -100,7 +101,7 @@ func TestConsistencyTokenWaitedThenServed(t *testing.T) {
 		_, err := h.client.Encrypt(withToken(testCtx(t), "150"), encryptReq(), grpc.Header(&header))
 		done <- result{header, err}
 	}()
-	waitFor(t, "the call to wait for index 150", func() bool { return h.waiter.blocked() == 1 })
+	testwait.Eventually(t, 5*time.Second, "the call to wait for index 150", func() bool { return h.waiter.blocked() == 1 })
 	if n := h.store.numCalls(); n != 0 {
 		t.Fatalf("store called %d times before the token was applied", n)
 	}
@@ -173,7 +174,7 @@ func TestConsistencyWaitBoundedByDeadline(t *testing.T) {
 		t.Errorf("took %v", elapsed)
 	}
 	// The server side gives up too: it does not sit out the minute.
-	waitFor(t, "the server to stop waiting", func() bool {
+	testwait.Eventually(t, 5*time.Second, "the server to stop waiting", func() bool {
 		_, _, to, _ := waitCounts(h)
 		return to == 1 && w.blocked() == 0
 	})
@@ -191,12 +192,12 @@ func TestConsistencyWaitCanceled(t *testing.T) {
 		_, err := h.client.Encrypt(ctx, encryptReq())
 		done <- err
 	}()
-	waitFor(t, "the call to wait", func() bool { return h.waiter.blocked() == 1 })
+	testwait.Eventually(t, 5*time.Second, "the call to wait", func() bool { return h.waiter.blocked() == 1 })
 	cancel()
 	if err := <-done; status.Code(err) != codes.Canceled {
 		t.Fatalf("got %v, want Canceled", err)
 	}
-	waitFor(t, "the server to stop waiting", func() bool { return h.waiter.blocked() == 0 })
+	testwait.Eventually(t, 5*time.Second, "the server to stop waiting", func() bool { return h.waiter.blocked() == 0 })
 }
 
 func TestConsistencyTokenMalformed(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -95,7 +96,7 @@ func TestDeadlinePropagates(t *testing.T) {
 	// whichever lands first; either way it is counted once.
 	timedOut := h.metrics.requests.WithLabelValues("Encrypt", "DependencyTimeoutException")
 	canceled := h.metrics.requests.WithLabelValues("Encrypt", "RequestCanceledException")
-	waitFor(t, "the timed-out call to be counted", func() bool { return counterValue(timedOut)+counterValue(canceled) == 1 })
+	testwait.Eventually(t, 5*time.Second, "the timed-out call to be counted", func() bool { return counterValue(timedOut)+counterValue(canceled) == 1 })
 }
 
 // A call whose deadline passed before it reached the handler is refused

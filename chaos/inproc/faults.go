@@ -44,7 +44,7 @@ func (h *Harness) Restart(ctx context.Context, id string) error {
 		return err
 	}
 	m.cfg.Join, m.cfg.GossipSeeds = h.liveSeeds(m)
-	return h.start(ctx, m, false)
+	return h.start(ctx, m)
 }
 
 // Freeze approximates SIGSTOP inside one process: the node's gates (API
@@ -66,7 +66,7 @@ func (h *Harness) Freeze(_ context.Context, id string) error {
 	m.frozen = true
 	m.freeze()
 	h.sim.Isolate(id)
-	m.hsm.hold()
+	m.hsm.Hold()
 	return nil
 }
 
@@ -87,7 +87,7 @@ func (h *Harness) unfreeze(m *member) {
 		return
 	}
 	m.frozen = false
-	m.hsm.release()
+	m.hsm.Release()
 	h.sim.Reconnect(m.cfg.NodeID)
 	m.thaw()
 }
@@ -141,7 +141,7 @@ func (h *Harness) FailHSM(_ context.Context, id string, fail bool) error {
 	if err != nil {
 		return err
 	}
-	m.hsm.setFailed(fail)
+	m.hsm.Fail(fail)
 	return nil
 }
 
@@ -160,7 +160,7 @@ func (h *Harness) Wipe(ctx context.Context, id string) error {
 		return err
 	}
 	m.cfg.Join, m.cfg.GossipSeeds = h.liveSeeds(m)
-	return h.start(ctx, m, false)
+	return h.start(ctx, m)
 }
 
 // WaitConverged waits until every running, unfrozen node is in the

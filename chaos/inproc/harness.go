@@ -10,13 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/meridiankms/meridian/chaos"
@@ -24,6 +21,7 @@ import (
 	"github.com/meridiankms/meridian/cluster"
 	"github.com/meridiankms/meridian/cluster/netsim"
 	"github.com/meridiankms/meridian/hsm"
+	"github.com/meridiankms/meridian/hsm/hsmfault"
 	"github.com/meridiankms/meridian/node"
 )
 
@@ -55,7 +53,7 @@ type member struct {
 	n      *node.Node
 	gate   *gate // in front of the client API
 	cgate  *gate // in front of the cluster plane (node-to-node gRPC)
-	hsm    *hsmSwitch
+	hsm    *hsmfault.Switch
 	frozen bool
 }
 
@@ -120,7 +118,7 @@ func New(ctx context.Context, cfg Config) (_ *Harness, err error) {
 			m.cfg.Join = []string{h.members[0].cgate.addr()}
 			m.cfg.GossipSeeds = []string{h.members[0].cfg.GossipAddr}
 		}
-		if err := h.start(ctx, m, true); err != nil {
+		if err := h.start(ctx, m); err != nil {
 			return nil, err
 		}
 		m.cfg.Bootstrap, m.cfg.HSM.CreateIfMissing = false, false // from now on, restarts rejoin
@@ -134,36 +132,26 @@ func New(ctx context.Context, cfg Config) (_ *Harness, err error) {
 func (h *Harness) newMember(i int, gossipKey []byte) (*member, error) {
 	region := h.cfg.Regions[i%len(h.cfg.Regions)]
 	id := fmt.Sprintf("node-%d", i+1)
-	apiAddr, err := freeAddr()
+	g, err := newGate("") // its backend is set at each start (h.start)
 	if err != nil {
 		return nil, err
 	}
-	raftAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	gossipAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	g, err := newGate(apiAddr)
-	if err != nil {
-		return nil, err
-	}
-	cg, err := newGate("") // its backend is set at each start (h.start)
+	cg, err := newGate("")
 	if err != nil {
 		g.close()
 		return nil, err
 	}
-	sw := &hsmSwitch{}
+	sw := &hsmfault.Switch{}
 	cfg := node.DefaultConfig()
 	cfg.NodeID, cfg.Region, cfg.Zone = id, region, fmt.Sprintf("%s%c", region, 'a'+i/len(h.cfg.Regions)%3)
 	cfg.DataDir = filepath.Join(h.cfg.Dir, id)
-	cfg.APIAddr, cfg.AdvertiseAPIAddr, cfg.RaftAddr, cfg.MetricsAddr = apiAddr, g.addr(), raftAddr, ""
-	// The cluster plane's listener is handed to the node at each start;
-	// peers know only the gate's address.
+	// Port 0 everywhere: the first start binds, and the node keeps those
+	// addresses across restarts (h.start pins them), as a real node's
+	// configured ones; no port is reserved and released. Clients and peers
+	// know only the gates' addresses.
+	cfg.APIAddr, cfg.AdvertiseAPIAddr, cfg.RaftAddr, cfg.MetricsAddr = "127.0.0.1:0", g.addr(), "127.0.0.1:0", ""
 	cfg.ClusterAddr, cfg.AdvertiseClusterAddr = "127.0.0.1:0", cg.addr()
-	cfg.GossipAddr, cfg.GossipKey, cfg.GossipLAN = gossipAddr, gossipKey, true
+	cfg.GossipAddr, cfg.GossipKey, cfg.GossipLAN = "127.0.0.1:0", gossipKey, true
 	// Each node's soft HSM file lives in its data dir: a wiped node loses
 	// its domain key too and is enrolled again when it rejoins.
 	cfg.HSM = node.HSMConfig{Backend: "soft", Passphrase: passphrase, FastKDF: true, CreateIfMissing: i == 0}
@@ -186,7 +174,7 @@ func (h *Harness) newMember(i int, gossipKey []byte) (*member, error) {
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = d.HeartbeatTimeout, d.ElectionTimeout, d.HeartbeatTimeout
 	}
 	cfg.Sim = h.sim
-	cfg.HSMWrapper = func(x hsm.HSM) hsm.HSM { return faultyHSM(x, sw) }
+	cfg.HSMWrapper = func(x hsm.HSM) hsm.HSM { return hsmfault.Wrap(x, sw) }
 	cfg.Logger = h.cfg.Logger.With("harness", "inproc")
 	cfg.BuildVersion = "dev" + chaos.ChaosMarker // the harness made this cluster to be broken
 	if h.cfg.Tweak != nil {
@@ -195,74 +183,26 @@ func (h *Harness) newMember(i int, gossipKey []byte) (*member, error) {
 	return &member{cfg: cfg, gate: g, cgate: cg, hsm: sw}, nil
 }
 
-// freeAddr reserves a loopback port; a node keeps it across restarts, as
-// a real node's configured address.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-// start starts m's node (m.n must be nil). A port reserved by freeAddr
-// can be taken by another process before the node binds it; then the API
-// and gossip ports (which nobody else remembers: clients know the gate,
-// peers learn gossip addresses) are picked again, and on a first start the
-// Raft port too.
-func (h *Harness) start(ctx context.Context, m *member, first bool) error {
+// start starts m's node (m.n must be nil) on its pinned addresses (port 0
+// on a first start); node.StartLocal retries a port still in use. The
+// cluster plane gets a fresh port at each start: only its gate's address
+// is known to anyone, and the gate learns the port before the node joins.
+func (h *Harness) start(ctx context.Context, m *member) error {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.StartTimeout)
 	defer cancel()
 	m.setDown(false)
-	for attempt := 0; ; attempt++ {
-		// The cluster plane gets a listener of its own on a fresh port
-		// each start: only its gate's address is known to anyone.
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			m.setDown(true)
-			return fmt.Errorf("inproc: start %s: listen for the cluster plane: %w", m.cfg.NodeID, err)
-		}
-		m.cgate.setBackend(lis.Addr().String())
-		cfg := m.cfg
-		cfg.ClusterListener = lis
-		n, err := node.Start(ctx, cfg)
-		if err == nil {
-			h.mu.Lock()
-			m.n = n
-			h.mu.Unlock()
-			return nil
-		}
-		if attempt == 3 || !addrInUse(err) {
-			m.setDown(true)
-			return fmt.Errorf("inproc: start %s: %w", m.cfg.NodeID, err)
-		}
-		if err := h.repickPorts(m, first); err != nil {
-			return err
-		}
-	}
-}
-
-func addrInUse(err error) bool {
-	return errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use")
-}
-
-func (h *Harness) repickPorts(m *member, raftToo bool) error {
-	api, err := freeAddr()
+	cfg := m.cfg
+	cfg.ClusterAddr = "127.0.0.1:0"
+	n, err := node.StartLocal(ctx, cfg, m.cgate.setBackend)
 	if err != nil {
-		return err
+		m.setDown(true)
+		return fmt.Errorf("inproc: %w", err)
 	}
-	gossip, err := freeAddr()
-	if err != nil {
-		return err
-	}
-	if raftToo {
-		if m.cfg.RaftAddr, err = freeAddr(); err != nil {
-			return err
-		}
-	}
-	m.cfg.APIAddr, m.cfg.GossipAddr = api, gossip
-	m.gate.setBackend(api)
+	n.PinAddrs(&m.cfg)
+	m.gate.setBackend(n.APIAddr())
+	h.mu.Lock()
+	m.n = n
+	h.mu.Unlock()
 	return nil
 }
 
@@ -308,7 +248,7 @@ func (h *Harness) Nodes(context.Context) ([]chaos.NodeInfo, error) {
 	defer h.mu.Unlock()
 	out := make([]chaos.NodeInfo, 0, len(h.members))
 	for _, m := range h.members {
-		failed, _ := m.hsm.state()
+		failed, _ := m.hsm.State()
 		out = append(out, chaos.NodeInfo{ID: m.cfg.NodeID, Region: m.cfg.Region, APIAddr: m.gate.addr(),
 			Alive: m.n != nil, Frozen: m.frozen, HSMFailed: failed})
 	}
@@ -369,7 +309,7 @@ func (h *Harness) Close() error {
 	h.mu.Unlock()
 	var errs []error
 	for _, m := range members {
-		m.hsm.release()
+		m.hsm.Release()
 		m.setDown(true)
 	}
 	h.sim.HealAll()

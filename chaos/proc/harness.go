@@ -24,6 +24,7 @@ import (
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/chaos"
 	"github.com/meridiankms/meridian/client"
+	"github.com/meridiankms/meridian/internal/wait"
 )
 
 // Harness runs a cluster of `meridian server` processes in a network
@@ -189,29 +190,22 @@ func (h *Harness) ids() []string {
 // waitFor polls n's Members view until ok holds. A process that exits
 // meanwhile fails the wait at once, with the end of its log.
 func (h *Harness) waitFor(ctx context.Context, n *node, ok func(membersView) bool) error {
-	var last error
-	for {
+	return wait.Until(ctx, 50*time.Millisecond, func() error {
 		h.mu.Lock()
 		p := n.proc
 		h.mu.Unlock()
 		if p != nil && p.hasExited() {
-			return fmt.Errorf("node %s: %w (%v); log tail:\n%s", n.id, ErrNodeExited, p.err, h.LogTail(n.id, 15))
+			return wait.Stop(fmt.Errorf("node %s: %w (%v); log tail:\n%s", n.id, ErrNodeExited, p.err, h.LogTail(n.id, 15)))
 		}
 		resp, err := n.members(ctx)
-		if err == nil {
-			if ok(viewOf(resp)) {
-				return nil
-			}
-			last = fmt.Errorf("node %s view: leader %q, %d members", n.id, resp.GetLeaderId(), len(resp.GetMembers()))
-		} else {
-			last = err
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
-		case <-time.After(50 * time.Millisecond):
+		if !ok(viewOf(resp)) {
+			return fmt.Errorf("node %s view: leader %q, %d members", n.id, resp.GetLeaderId(), len(resp.GetMembers()))
 		}
-	}
+		return nil
+	})
 }
 
 // WaitFormed waits until the cluster is whole again: a leader that a

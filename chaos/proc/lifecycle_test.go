@@ -14,6 +14,7 @@ import (
 	"github.com/meridiankms/meridian/chaos"
 	"github.com/meridiankms/meridian/chaos/proc"
 	"github.com/meridiankms/meridian/client"
+	"github.com/meridiankms/meridian/internal/wait"
 )
 
 // TestLifecycle starts a small cluster, checks the harness's view of it,
@@ -183,7 +184,7 @@ func useOn(ctx context.Context, t *testing.T, h *proc.Harness, id, key string) {
 		}
 		defer cl.Close()
 		var ct []byte
-		if err := eventually(ctx, func() error {
+		if err := wait.Until(ctx, 50*time.Millisecond, func() error {
 			resp, err := cl.Encrypt(ctx, &apiv1.EncryptRequest{KeyId: key, Plaintext: []byte("after")})
 			ct = resp.GetCiphertextBlob()
 			return err
@@ -197,18 +198,4 @@ func useOn(ctx context.Context, t *testing.T, h *proc.Harness, id, key string) {
 		return
 	}
 	t.Fatalf("no node %s", id)
-}
-
-// eventually retries check until it passes or ctx ends.
-func eventually(ctx context.Context, check func() error) error {
-	for {
-		err := check()
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }

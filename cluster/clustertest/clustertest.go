@@ -17,6 +17,7 @@ import (
 	"github.com/meridiankms/meridian/cluster"
 	"github.com/meridiankms/meridian/cluster/netsim"
 	"github.com/meridiankms/meridian/fsm"
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 // WaitTimeout bounds every poll helper; generous because tests share a
@@ -96,7 +97,7 @@ func StartCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	for i := 1; i < n; i++ {
 		c.AddNode(false)
 	}
-	c.WaitFor("all nodes see a leader", func() bool {
+	testwait.Eventually(c.t, WaitTimeout, "all nodes see a leader", func() bool {
 		for _, nd := range c.Live() {
 			if id, addr := nd.Leader(); id == "" || addr == "" {
 				return false
@@ -298,7 +299,7 @@ func (c *Cluster) Leader() *Node {
 func (c *Cluster) WaitForNewLeader(old *Node) *Node {
 	c.t.Helper()
 	var leader *Node
-	c.WaitFor("a new leader", func() bool {
+	testwait.Eventually(c.t, WaitTimeout, "a new leader", func() bool {
 		for _, nd := range c.Live() {
 			if nd != old && nd.IsLeader() {
 				leader = nd
@@ -319,31 +320,6 @@ func (c *Cluster) WaitApplied(index uint64) {
 		if err := nd.FSM.WaitApplied(ctx, index); err != nil {
 			c.t.Fatalf("%s: wait for index %d (at %d): %v", nd.ID, index, nd.FSM.AppliedIndex(), err)
 		}
-	}
-}
-
-// WaitFor polls cond until it holds or WaitTimeout passes (then fails).
-func (c *Cluster) WaitFor(what string, cond func() bool) {
-	c.t.Helper()
-	if !Poll(WaitTimeout, cond) {
-		c.t.Fatalf("timed out after %v waiting for %s", WaitTimeout, what)
-	}
-}
-
-// Poll calls cond every few milliseconds until it returns true (true) or
-// timeout passes (false).
-func Poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		<-tick.C
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/meridiankms/meridian/cluster"
 	"github.com/meridiankms/meridian/cluster/netsim"
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 // RegionalConfig returns cfg with gossip on 127.0.0.1 (LAN timings,
@@ -45,7 +46,7 @@ func StartRegions(t testing.TB, regions []string, perRegion int, opts ...Option)
 			}
 		}
 	}
-	c.WaitFor("every node in raft and seeing the leader", func() bool {
+	testwait.Eventually(c.t, WaitTimeout, "every node in raft and seeing the leader", func() bool {
 		servers, err := c.Leader().Servers(context.Background())
 		if err != nil || len(servers) != len(c.Live()) {
 			return false
@@ -114,13 +115,12 @@ func (c *Cluster) VotersByRegion() map[string]int {
 // WaitVoters waits until the leader's voters per region equal want.
 func (c *Cluster) WaitVoters(want map[string]int) {
 	c.t.Helper()
-	var got map[string]int
-	if !Poll(WaitTimeout, func() bool {
-		got = c.VotersByRegion()
-		return fmt.Sprint(got) == fmt.Sprint(want)
-	}) {
-		c.t.Fatalf("voters by region = %v, want %v", got, want)
-	}
+	testwait.Eventually(c.t, WaitTimeout, fmt.Sprintf("voters by region %v", want), func() error {
+		if got := c.VotersByRegion(); fmt.Sprint(got) != fmt.Sprint(want) {
+			return fmt.Errorf("voters by region = %v", got)
+		}
+		return nil
+	})
 }
 
 // Role returns id's role in the leader's configuration.

@@ -12,6 +12,7 @@ import (
 	"github.com/meridiankms/meridian/hsm"
 	"github.com/meridiankms/meridian/hsm/pkcs11"
 	"github.com/meridiankms/meridian/hsm/pkcs11/softhsmtest"
+	"github.com/meridiankms/meridian/internal/testwait"
 )
 
 // 32 goroutines share a pool of 4: every call succeeds and the token
@@ -108,7 +109,7 @@ func TestCloseWaitsForBorrowedSessions(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	// New calls are refused as soon as Close has begun.
-	waitFor(t, func() bool {
+	testwait.Eventually(t, 5*time.Second, "new calls refused once Close began", func() bool {
 		_, err := h.Random(ctx, 1)
 		return errors.Is(err, hsm.ErrClosed)
 	})
@@ -118,18 +119,6 @@ func TestCloseWaitsForBorrowedSessions(t *testing.T) {
 	}
 	if err := <-closed; err != nil {
 		t.Fatalf("Close: %v", err)
-	}
-}
-
-// waitFor polls cond until it holds or 5 s pass.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
