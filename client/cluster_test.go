@@ -337,9 +337,9 @@ func TestRefreshLetsCallsInFlightFinish(t *testing.T) {
 	}, a.addr)
 	a.set(func(n *fakeNode) { n.slow = map[string]time.Duration{"Encrypt": 500 * time.Millisecond} })
 	done := encryptAsync(cl)
-	eventually(t, 5*time.Second, "the call reaches a", func() bool { return a.count("Encrypt") == 1 })
+	testwait.Eventually(t, 5*time.Second, "the call reaches a", func() bool { return a.count("Encrypt") == 1 })
 	b.update("a", func(m *apiv1.Member) { m.Status = apiv1.MemberStatus_MEMBER_STATUS_DEAD })
-	eventually(t, 5*time.Second, "the refresh drops a", func() bool { return !slices.Contains(nodeAddrs(cl), a.addr) })
+	testwait.Eventually(t, 5*time.Second, "the refresh drops a", func() bool { return !slices.Contains(nodeAddrs(cl), a.addr) })
 	res := <-done
 	if res.err != nil || res.info.NodeID != "a" || len(res.info.Tries) != 1 {
 		t.Errorf("the call in flight on a dropped node: %v, served by %q after tries %+v, want a, once", res.err, res.info.NodeID, res.info.Tries)
@@ -361,7 +361,7 @@ func TestCallReroutesAfterTheRefreshDroppedItsNodes(t *testing.T) {
 		c.RefreshInterval, c.ProbeInterval = 20*time.Millisecond, 20*time.Millisecond
 		c.HedgeAfter, c.MaxAttempts, c.AttemptTimeout = 0, 3, time.Minute
 	}, a.addr)
-	eventually(t, 5*time.Second, "every node probed", func() bool {
+	testwait.Eventually(t, 5*time.Second, "every node probed", func() bool {
 		for _, s := range cl.Nodes() {
 			if s.RTT == 0 {
 				return false
@@ -373,11 +373,11 @@ func TestCallReroutesAfterTheRefreshDroppedItsNodes(t *testing.T) {
 	// dies under it.
 	a.set(func(n *fakeNode) { n.slow = map[string]time.Duration{"Encrypt": time.Minute} })
 	done := encryptAsync(cl)
-	eventually(t, 5*time.Second, "the call reaches a", func() bool { return a.count("Encrypt") == 1 })
+	testwait.Eventually(t, 5*time.Second, "the call reaches a", func() bool { return a.count("Encrypt") == 1 })
 	for _, id := range []string{"b1", "b2", "b3"} {
 		b.update(id, func(m *apiv1.Member) { m.Status = apiv1.MemberStatus_MEMBER_STATUS_DEAD })
 	}
-	eventually(t, 10*time.Second, "the refresh drops b1-b3", func() bool { return len(cl.Nodes()) == 2 })
+	testwait.Eventually(t, 10*time.Second, "the refresh drops b1-b3", func() bool { return len(cl.Nodes()) == 2 })
 	a.stop()
 	if res := <-done; res.err != nil || res.info.NodeID != "other" {
 		t.Errorf("%v: served by %q after tries %+v, want other", res.err, res.info.NodeID, res.info.Tries)
