@@ -1,7 +1,8 @@
 // Package inproc is the in-process chaos harness: N nodes in M regions
-// inside the calling process, each built by node.Start (the one wiring),
-// with node-to-node traffic through one netsim.Sim and each node's HSM
-// behind a fault switch. Fast enough for CI on every commit.
+// inside the calling process, each built by node.StartLocal over
+// node.Start (the one wiring) on port 0, with node-to-node traffic through
+// one netsim.Sim, TCP gates in front of each node's client API and cluster
+// plane, and each node's HSM behind an hsmfault switch. Fast enough for CI on every commit.
 package inproc
 
 import (

@@ -1,6 +1,8 @@
 // Package clustertest starts in-process Meridian Raft clusters over real
-// TCP on 127.0.0.1 with real bolt files, for tests of cluster and of the
-// packages above it. Every wait is a poll with a deadline, never a sleep.
+// TCP on 127.0.0.1 with real bolt files, for cluster's own tests: nodes of
+// cluster.Node with an fsm and a cluster plane, but no keystore, HSM or
+// client API (tests above cluster build whole nodes with package node).
+// Every wait is a poll with a deadline, never a sleep.
 package clustertest
 
 import (

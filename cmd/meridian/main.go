@@ -1,5 +1,6 @@
-// Command meridian is Meridian's single binary: the node (`server`, `demo`)
-// and the client CLI (`key ...`).
+// Command meridian is Meridian's single binary: the node (`server`, `demo`),
+// the client CLI (`key ...`, `operator ...`), the game-day runner
+// (`chaos run`) and `version`.
 package main
 
 import (

@@ -1,8 +1,9 @@
 // Package wait is the one polling loop of Meridian's tests and in-process
 // harnesses: call a check until it holds, or until the context ends, and
-// then say what was last seen. It imports no testing code, so harnesses
-// linked into the binary (chaos/inproc) use it too; tests use
-// testutil.Eventually, built on it.
+// then say what was last seen. It imports no testing code, so harness code
+// linked into the binary (node.StartLocal, which chaos/inproc starts its
+// nodes with, and chaos/proc) uses it too; tests use testwait.Eventually,
+// built on it.
 package wait
 
 import (
