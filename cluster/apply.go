@@ -243,8 +243,9 @@ func (n *Node) waitLocal(ctx context.Context, what string, res *fsmpb.Result) (*
 	return res, nil
 }
 
-// connPool holds one gRPC client connection per peer API address; gRPC
-// reconnects by itself, so a connection is kept until Close.
+// connPool holds one gRPC client connection per peer cluster-plane address
+// (clusterAddrOf: an API address only for a node built before the split);
+// gRPC reconnects by itself, so a connection is kept until Close.
 type connPool struct {
 	opts   []grpc.DialOption
 	mu     sync.Mutex

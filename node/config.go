@@ -22,7 +22,8 @@ import (
 type Config struct {
 	// NodeID names the node in Raft and in logs; stable across restarts.
 	NodeID string
-	// Region and Zone label the node (placement arrives with multi-region).
+	// Region and Zone place the node: autopilot spreads voters over
+	// regions, then zones, and clients prefer their own region.
 	Region, Zone string
 	// DataDir holds the Raft log, snapshots and (soft backend) the sealed
 	// domain-key file.
@@ -82,8 +83,8 @@ type Config struct {
 	GossipInsecure bool
 	// GossipLAN uses fast LAN probe timings instead of the WAN profile.
 	GossipLAN bool
-	// GossipSeeds are gossip addresses joined at start-up (optional: Join
-	// through the API learns them from the leader).
+	// GossipSeeds are gossip addresses joined at start-up (optional: a Join,
+	// served by the cluster plane, learns them from the leader).
 	GossipSeeds []string
 
 	// Autopilot settings; zero values keep the cluster defaults (5 voters,
@@ -97,8 +98,9 @@ type Config struct {
 	// inter-region round trip (cluster.WANTimings); explicit timeouts win.
 	WANRTT time.Duration
 
-	// Sim, when set, delays this node's node-to-node traffic (Raft and
-	// forwarding) by region pair: the demo's and tests' stand-in for a WAN.
+	// Sim, when set, delays and faults this node's node-to-node traffic
+	// (Raft, cluster-plane gRPC, gossip) by region pair: the demo's and
+	// tests' stand-in for a WAN.
 	Sim *netsim.Sim
 
 	// HSMWrapper, when set, wraps the opened HSM before anything uses it:
@@ -119,7 +121,8 @@ type Config struct {
 	// HSM selects and configures the node's HSM.
 	HSM HSMConfig
 
-	// Raft timings; zero keeps the cluster package's LAN defaults.
+	// Raft timings; zero keeps the cluster package's LAN defaults (or what
+	// WANRTT derives).
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
 	// SnapshotThreshold is the number of log entries between snapshots
 	// (zero keeps the cluster default).

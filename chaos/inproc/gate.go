@@ -7,9 +7,10 @@ import (
 	"sync"
 )
 
-// gate is a TCP proxy in front of one node's API listener; the node
-// advertises the gate's address, so clients and other nodes reach the node
-// only through it. It exists because a process inside the test binary
+// gate is a TCP proxy in front of one of a node's gRPC listeners (each
+// node has two: its client API and its cluster plane); the node
+// advertises the gates' addresses, so clients and other nodes reach the
+// node only through them. It exists because a process inside the test binary
 // cannot be stopped: a frozen gate holds every byte (and every new
 // connection) until thawed, as a SIGSTOPped process's sockets do, and a
 // downed gate cuts every connection at once, as a SIGKILL does, before
@@ -18,7 +19,7 @@ type gate struct {
 	lis net.Listener
 
 	mu      sync.Mutex
-	backend string // the node's real API address
+	backend string // the node's real listener address
 	frozen  bool
 	down    bool
 	open    chan struct{} // closed while not frozen
@@ -199,7 +200,7 @@ func (g *gate) close() {
 	g.wg.Wait()
 }
 
-// setBackend points the gate at the node's new API address.
+// setBackend points the gate at the node's new listener address.
 func (g *gate) setBackend(addr string) {
 	g.mu.Lock()
 	g.backend = addr
