@@ -13,6 +13,7 @@ import (
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/client"
+	"github.com/meridiankms/meridian/cluster"
 	"github.com/meridiankms/meridian/internal/testwait"
 )
 
@@ -65,7 +66,9 @@ func fastConfig(t testing.TB, dir string, i int, logs *logSink) Config {
 	// the candidate's timeout), and tests should run what users run. The
 	// lease alone is stretched to the heartbeat timeout (raft's limit): at
 	// 200 ms loaded in-process leaders stepped down every few seconds.
-	cfg.LeaderLeaseTimeout = cfg.HeartbeatTimeout
+	// node.DefaultConfig leaves the Raft timings zero (the cluster fills
+	// them in), so the heartbeat timeout is read from the cluster's.
+	cfg.LeaderLeaseTimeout = cluster.DefaultConfig().HeartbeatTimeout
 	cfg.SchedulerInterval = -1
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return cfg
