@@ -192,6 +192,16 @@ func (n *Node) openTransport() error {
 		Logger:  newHclog(n.cfg.Logger, "raft-net", n.quietRaft),
 		MaxPool: transportMaxPool,
 		Timeout: transportTimeout,
+		// No pipelining. With raft's default (2 in flight) the pipeline's
+		// channels are unbuffered, and once its decoder stops (a follower
+		// answered a stale term or a log mismatch, as a restarted node
+		// does) the next two sends block forever: replication to that
+		// follower stalls, the goroutine outlives leadership and Shutdown
+		// waits on it (seen under load: a 38-minute hang, then 30 s
+		// bounded waits with that stack). Synchronous AppendEntries still
+		// batch every pending entry; raft's own analysis (PR 541) found
+		// pipelining of little benefit.
+		MaxRPCsInFlight: 1,
 	}
 	if n.cfg.StreamLayer != nil {
 		tc.Stream = n.cfg.StreamLayer

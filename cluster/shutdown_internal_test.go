@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -73,5 +74,21 @@ func TestCloseBoundsAStuckRaftShutdown(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "stuckFSM") {
 		t.Errorf("the log lacks the stuck goroutine's stack:\n%.2000s", logs.String())
+	}
+}
+
+// TestRaftTransportDoesNotPipeline: the transport refuses pipelining, so
+// raft replicates with plain AppendEntries and never enters the pipeline
+// whose stopped decoder blocks sends forever (see openTransport).
+func TestRaftTransportDoesNotPipeline(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.NodeID, cfg.DataDir, cfg.RaftBindAddr = "n1", t.TempDir(), "127.0.0.1:0"
+	n := &Node{cfg: cfg}
+	if err := n.openTransport(); err != nil {
+		t.Fatal(err)
+	}
+	defer n.trans.Close()
+	if _, err := n.trans.AppendEntriesPipeline("n2", "127.0.0.1:1"); !errors.Is(err, raft.ErrPipelineReplicationNotSupported) {
+		t.Fatalf("AppendEntriesPipeline = %v, want ErrPipelineReplicationNotSupported", err)
 	}
 }
