@@ -51,6 +51,10 @@ func TestGossipPacketsTakeTheLatency(t *testing.T) {
 	}
 	const oneWay = 60 * time.Millisecond
 	s.SetLatency("us", "eu", oneWay, 0)
+	// Each packet waits at least the latency; the faster of the two,
+	// which a loaded machine's scheduling delay touches least, not much
+	// more.
+	fastest := time.Hour
 	for _, payload := range []string{"ping", "ack"} {
 		start := time.Now()
 		sent := send(t, us, eu, payload)
@@ -61,12 +65,17 @@ func TestGossipPacketsTakeTheLatency(t *testing.T) {
 		if p == nil {
 			t.Fatalf("%s lost without a fault", payload)
 		}
-		if d := p.Timestamp.Sub(sent); d < oneWay || d > oneWay+slack {
-			t.Errorf("%s took %v, want %v..%v", payload, d, oneWay, oneWay+slack)
+		d := p.Timestamp.Sub(sent)
+		if d < oneWay {
+			t.Errorf("%s took %v, want at least %v", payload, d, oneWay)
 		}
+		fastest = min(fastest, d)
 		if string(p.Buf) != payload || p.From.String() != us.Addr() {
 			t.Errorf("got %q from %s, want %q from %s", p.Buf, p.From, payload, us.Addr())
 		}
+	}
+	if fastest > oneWay+slack {
+		t.Errorf("the faster packet took %v, want %v..%v", fastest, oneWay, oneWay+slack)
 	}
 	// Inside a region (no setting) and to addresses the Sim does not know,
 	// packets go at once.
@@ -152,11 +161,11 @@ func TestGossipPacketsDroppedAcrossFaults(t *testing.T) {
 func TestGossipStreamsGoThroughTheSim(t *testing.T) {
 	s := New()
 	us, eu := gossipHost(t, s, "us", "us-0"), gossipHost(t, s, "eu", "eu-0")
-	go func() { // eu echoes one byte per stream
+	go func() { // eu echoes every stream until its end
 		for c := range eu.StreamCh() {
 			go func() {
 				defer c.Close()
-				_, _ = io.CopyN(c, c, 1)
+				_, _ = io.Copy(c, c)
 			}()
 		}
 	}()
@@ -166,7 +175,9 @@ func TestGossipStreamsGoThroughTheSim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rtt := roundTrip(t, c); rtt < 2*oneWay || rtt > 2*oneWay+slack {
+	// The fastest of several round trips: scheduling delay on a loaded
+	// machine only adds, so the minimum is what the Sim imposed.
+	if rtt := minRTT(t, c, 5); rtt < 2*oneWay || rtt > 2*oneWay+slack {
 		t.Errorf("stream round trip = %v, want %v..%v", rtt, 2*oneWay, 2*oneWay+slack)
 	}
 	c.Close()
