@@ -118,6 +118,7 @@ type call[Req, Resp proto.Message] struct {
 	requestID string
 	v         *view
 	tried     []bool
+	last      *node      // the node next picked last; only the launching goroutine touches it
 	info      *CallInfo  // nil when the caller did not ask
 	mu        sync.Mutex // guards info.Tries while hedged attempts run
 }
@@ -185,20 +186,21 @@ func (s *call[Req, Resp]) serial(ctx context.Context) (Resp, error) {
 		if !res.retry || n >= s.c.cfg.MaxAttempts {
 			return zero, last
 		}
-		if r.n.isRetired() {
-			// The view this call started with is stale (a refresh
-			// dropped that node): route the rest by the current one
-			// rather than spend attempts on other dropped nodes.
-			if v := s.c.router.current(); len(v.routes) > 0 {
-				s.v, s.tried = v, nil
-			}
-		}
 	}
 }
 
 // next picks the route for the next attempt; fresh is false when every
 // route was already tried and a new round starts.
 func (s *call[Req, Resp]) next() (r route, fresh bool) {
+	if s.last != nil && s.last.isRetired() {
+		// The view this call started with is stale (a refresh dropped
+		// the node it last tried): route the rest, serial or hedged, by
+		// the current one rather than spend attempts on other dropped
+		// nodes.
+		if v := s.c.router.current(); len(v.routes) > 0 {
+			s.v, s.tried = v, nil
+		}
+	}
 	now := time.Now().UnixNano()
 	if s.tried == nil {
 		s.tried = make([]bool, len(s.v.routes))
@@ -209,6 +211,7 @@ func (s *call[Req, Resp]) next() (r route, fresh bool) {
 		i, fresh = s.v.pick(s.tried, now), false
 	}
 	s.tried[i] = true
+	s.last = s.v.routes[i].n
 	return s.v.routes[i], fresh
 }
 

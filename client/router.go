@@ -28,13 +28,12 @@ type node struct {
 	downUntil      atomic.Int64
 	probeDownUntil atomic.Int64
 
-	// refs counts attempts using conn; a node that left the set (retired)
-	// closes conn when the last of them ends, not under them: a refresh
-	// that drops a node gossip briefly thought dead (a loaded machine)
-	// must not cancel calls that node is answering.
-	refMu   sync.Mutex
-	refs    int
-	retired bool
+	// refs counts attempts using conn, with retiredBit set once the node
+	// left the set: a retired node closes conn when the last of them
+	// ends, not under them (a refresh that drops a node gossip briefly
+	// thought dead, on a loaded machine, must not cancel the calls that
+	// node is answering). One atomic, as every attempt touches it.
+	refs atomic.Int64
 
 	// Guarded by router.mu.
 	member     *apiv1.Member // nil for a configured address not (yet) discovered
@@ -46,19 +45,14 @@ func newNode(addr string, conn *grpc.ClientConn) *node {
 	return &node{addr: addr, conn: conn, api: apiv1.NewKeyManagementClient(conn), health: healthpb.NewHealthClient(conn)}
 }
 
+// retiredBit marks node.refs of a node that left the set.
+const retiredBit = int64(1) << 62
+
 // acquire marks an attempt using conn; release ends it.
-func (n *node) acquire() {
-	n.refMu.Lock()
-	n.refs++
-	n.refMu.Unlock()
-}
+func (n *node) acquire() { n.refs.Add(1) }
 
 func (n *node) release() {
-	n.refMu.Lock()
-	n.refs--
-	last := n.retired && n.refs == 0
-	n.refMu.Unlock()
-	if last {
+	if n.refs.Add(-1) == retiredBit { // retired, and that was the last attempt
 		_ = n.conn.Close()
 	}
 }
@@ -67,19 +61,13 @@ func (n *node) release() {
 // the caller closes it); otherwise the last attempt using it closes it. It
 // runs before the view without n is published, so a call that sees n
 // gone on the view never finds it unretired. An attempt that starts later
-// on a closed conn fails with Canceled and moves on.
+// on a closed conn fails with Canceled and moves on (a second Close of an
+// idle conn is harmless).
 func (n *node) retire() (idle bool) {
-	n.refMu.Lock()
-	defer n.refMu.Unlock()
-	n.retired = true
-	return n.refs == 0
+	return n.refs.Or(retiredBit)&^retiredBit == 0
 }
 
-func (n *node) isRetired() bool {
-	n.refMu.Lock()
-	defer n.refMu.Unlock()
-	return n.retired
-}
+func (n *node) isRetired() bool { return n.refs.Load()&retiredBit != 0 }
 
 func (n *node) down(now int64) bool {
 	return n.downUntil.Load() > now || n.probeDownUntil.Load() > now
