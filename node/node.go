@@ -68,10 +68,16 @@ type Node struct {
 // Start builds and starts a node from cfg. ctx bounds start-up only (HSM
 // open, join); the node runs until Close.
 func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
-	if err := cfg.Validate(); err != nil {
-		if cfg.ClusterListener != nil {
+	// A handed-in cluster listener is Start's from here: closed on any
+	// failure before listen takes it over (after that, closeLis does),
+	// so a failed start never keeps its port.
+	listening := false
+	defer func() {
+		if err != nil && !listening && cfg.ClusterListener != nil {
 			cfg.ClusterListener.Close()
 		}
+	}()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	log := cfg.Logger
@@ -102,6 +108,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.fsm = fsm.New(log.With("component", "fsm"))
 
 	lis, clis, err := n.listen()
+	listening = true // listen closed it on failure; closeLis does from here
 	if err != nil {
 		return nil, err
 	}
