@@ -71,6 +71,16 @@ func TestFaultyHSMHoldsEveryCall(t *testing.T) {
 		_, err := k.HMAC(context.Background(), hsmtest.StubHandle{K: hsm.KindHMACSHA256}, []byte("m"))
 		done <- err
 	}()
+	// Held first: nothing answers and nothing reaches the HSM before the
+	// thaw (so the release below is what lets it go).
+	select {
+	case err := <-done:
+		t.Fatalf("HMAC answered while frozen: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if len(s.Calls()) != 0 {
+		t.Fatalf("HMAC reached the HSM while frozen: %v", s.Calls())
+	}
 	sw.Release()
 	select {
 	case err := <-done:
