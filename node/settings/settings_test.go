@@ -102,3 +102,26 @@ func TestTableWellFormed(t *testing.T) {
 		t.Fatal(EnvName("advertise-raft-addr"))
 	}
 }
+
+// Every setting fills a field of its own (a deprecated alias shares its
+// replacement's): two settings on one field would pass every load test
+// above while one of them silently does nothing.
+func TestEverySettingHasItsOwnField(t *testing.T) {
+	var o Options
+	owner := map[any]string{}
+	for _, s := range All() {
+		if s.Deprecated != "" {
+			continue
+		}
+		p := s.field(&o)
+		if prev, ok := owner[p]; ok {
+			t.Errorf("settings %s and %s fill the same field", prev, s.Name)
+		}
+		owner[p] = s.Name
+	}
+	for _, s := range All() {
+		if _, ok := owner[s.field(&o)]; s.Deprecated != "" && !ok {
+			t.Errorf("deprecated %s fills a field no current setting fills", s.Name)
+		}
+	}
+}
