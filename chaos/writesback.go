@@ -6,6 +6,7 @@ import (
 
 	"github.com/meridiankms/meridian/chaos/history"
 	"github.com/meridiankms/meridian/chaos/workload"
+	"github.com/meridiankms/meridian/internal/wait"
 )
 
 // writeProbeFor bounds the runner's write probes after a run that ended
@@ -29,19 +30,16 @@ func probeWritesBack(ctx context.Context, opt Options, w *workload.Workload, rec
 	opt.Logf("the workload ended before a write succeeded after every fault; probing writes")
 	pctx, cancel := context.WithTimeout(ctx, writeProbeFor)
 	defer cancel()
-	for i := 0; ; i++ {
-		err := w.ProbeWrite(pctx, regions[i%len(regions)])
-		if err == nil {
-			opt.Logf("write probe: ok")
-			return
-		}
-		select {
-		case <-pctx.Done():
-			opt.Logf("write probe: no write acknowledged within %v (last: %v)", writeProbeFor, err)
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
+	i := 0
+	err := wait.Until(pctx, 100*time.Millisecond, func() error {
+		i++
+		return w.ProbeWrite(pctx, regions[(i-1)%len(regions)])
+	})
+	if err != nil {
+		opt.Logf("write probe: no write acknowledged within %v: %v", writeProbeFor, err)
+		return
 	}
+	opt.Logf("write probe: ok")
 }
 
 // writeMissingAfter reports whether some fault has no acknowledged write
