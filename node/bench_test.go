@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -52,7 +52,7 @@ func dialRaw(b *testing.B, addr string) apiv1.KeyManagementClient {
 // and 64 concurrent callers. Single-caller runs report p50/p99 latency.
 func BenchmarkEncryptGRPC(b *testing.B) {
 	c := startCluster(b, 1, nil)
-	cl := c.client(0)
+	cl := c.Client(0)
 	id := mustCreateKey(b, cl, &apiv1.CreateKeyRequest{}).GetKeyMetadata().GetKeyId()
 	req := &apiv1.EncryptRequest{KeyId: id, Plaintext: make([]byte, 32)}
 	probe, err := cl.Encrypt(context.Background(), req)
@@ -60,7 +60,7 @@ func BenchmarkEncryptGRPC(b *testing.B) {
 		b.Fatal(err)
 	}
 	targets := map[string]string{
-		"meridian": c.nodes[0].APIAddr(),
+		"meridian": c.Nodes[0].APIAddr(),
 		"echo":     startEcho(b, len(probe.GetCiphertextBlob())),
 	}
 	for _, name := range []string{"echo", "meridian"} {
@@ -97,8 +97,8 @@ func BenchmarkEncryptGRPC(b *testing.B) {
 // all nodes, so two thirds of the writes are forwarded to the leader.
 func BenchmarkCreateKey3Nodes(b *testing.B) {
 	c := startCluster(b, 3, nil)
-	c.waitLeader()
-	apis := []apiv1.KeyManagementClient{dialRaw(b, c.nodes[0].APIAddr()), dialRaw(b, c.nodes[1].APIAddr()), dialRaw(b, c.nodes[2].APIAddr())}
+	c.WaitLeader()
+	apis := []apiv1.KeyManagementClient{dialRaw(b, c.Nodes[0].APIAddr()), dialRaw(b, c.Nodes[1].APIAddr()), dialRaw(b, c.Nodes[2].APIAddr())}
 	var next atomic.Uint64
 	b.SetParallelism(max(1, 64/maxProcs()))
 	t0 := time.Now()

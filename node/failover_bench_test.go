@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/cluster/netsim"
 	"github.com/meridiankms/meridian/internal/wait"
+	"github.com/meridiankms/meridian/node"
+	"github.com/meridiankms/meridian/node/nodetest"
 	"github.com/meridiankms/meridian/transport"
 )
 
@@ -86,21 +88,21 @@ func wanLatency(sim *netsim.Sim) time.Duration {
 func BenchmarkLeaderFailover(b *testing.B) {
 	cases := []struct {
 		name  string
-		tweak func(*Config, *netsim.Sim)
+		tweak func(*node.Config, *netsim.Sim)
 	}{
-		{"lan-defaults", func(cfg *Config, _ *netsim.Sim) {
+		{"lan-defaults", func(cfg *node.Config, _ *netsim.Sim) {
 			cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 0, 0, 0
 		}},
-		{"lan-500ms", func(cfg *Config, _ *netsim.Sim) {
+		{"lan-500ms", func(cfg *node.Config, _ *netsim.Sim) {
 			cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
 		}},
-		{"lan-100ms", func(*Config, *netsim.Sim) {}},
-		{"wan-rtt50-100", func(cfg *Config, sim *netsim.Sim) {
+		{"lan-100ms", func(*node.Config, *netsim.Sim) {}},
+		{"wan-rtt50-100", func(cfg *node.Config, sim *netsim.Sim) {
 			cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 0, 0, 0
 			cfg.WANRTT = wanLatency(sim)
 			cfg.Sim = sim
 		}},
-		{"wan-rtt50-100-hb500ms", func(cfg *Config, sim *netsim.Sim) {
+		{"wan-rtt50-100-hb500ms", func(cfg *node.Config, sim *netsim.Sim) {
 			cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
 			wanLatency(sim)
 			cfg.Sim = sim
@@ -109,13 +111,13 @@ func BenchmarkLeaderFailover(b *testing.B) {
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
 			sim := netsim.New()
-			c := startCluster(b, 3, func(cfg *Config) {
+			c := startCluster(b, 3, func(cfg *node.Config) {
 				cfg.Logger = nil // 20 elections of debug logs would be the benchmark
 				tc.tweak(cfg, sim)
 			})
 			apis := make([]apiv1.KeyManagementClient, 3)
-			for i, n := range c.nodes {
-				apis[i] = rawAPI(b, n.APIAddr())
+			for i, n := range c.Nodes {
+				apis[i] = nodetest.RawAPI(b, n.APIAddr())
 			}
 			var failover, elected, closing []time.Duration
 			runOnce(b, func() {
@@ -144,12 +146,12 @@ type failoverTimes struct {
 // failoverTrial kills the leader, times the first write through a
 // survivor, then restarts the old leader and waits until every node has
 // applied that write and follows one leader.
-func failoverTrial(b *testing.B, c *testCluster, apis []apiv1.KeyManagementClient) failoverTimes {
+func failoverTrial(b *testing.B, c *nodetest.T, apis []apiv1.KeyManagementClient) failoverTimes {
 	b.Helper()
-	li := c.waitLeader()
-	survivor := (li + 1) % len(c.nodes)
-	var others []*Node
-	for i, n := range c.nodes {
+	li := c.WaitLeader()
+	survivor := (li + 1) % len(c.Nodes)
+	var others []*node.Node
+	for i, n := range c.Nodes {
 		if i != li {
 			others = append(others, n)
 		}
@@ -169,7 +171,7 @@ func failoverTrial(b *testing.B, c *testCluster, apis []apiv1.KeyManagementClien
 		})
 		close(elected)
 	}()
-	c.stop(li)
+	c.Stop(li)
 	ft.closing = time.Since(start)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	// A node answers "no quorum" (Unavailable) once it has seen no leader
@@ -188,14 +190,14 @@ func failoverTrial(b *testing.B, c *testCluster, apis []apiv1.KeyManagementClien
 	cancel()
 	ft.write = time.Since(start)
 	if err != nil {
-		b.Fatalf("write through %s after killing the leader: %v", c.nodes[survivor].ID(), err)
+		b.Fatalf("write through %s after killing the leader: %v", c.Nodes[survivor].ID(), err)
 	}
 	ft.elected = <-elected
-	c.start(li)
-	c.waitApplied(res.GetCommitIndex())
-	if wait.For(waitTimeout, 0, func() bool {
-		want, _ := c.nodes[0].Cluster().Leader()
-		for _, n := range c.nodes {
+	c.Start(li)
+	c.WaitApplied(res.GetCommitIndex())
+	if wait.For(nodetest.WaitTimeout, 0, func() bool {
+		want, _ := c.Nodes[0].Cluster().Leader()
+		for _, n := range c.Nodes {
 			if id, addr := n.Cluster().Leader(); id == "" || id != want || addr == "" {
 				return false
 			}
@@ -214,14 +216,14 @@ func failoverTrial(b *testing.B, c *testCluster, apis []apiv1.KeyManagementClien
 // answers DisabledException. 30 trials, each through a different node.
 func BenchmarkDisablePropagation(b *testing.B) {
 	const trials = 30
-	c := startRegions(b, 2, func(cfg *Config) {
+	c := startRegions(b, 2, func(cfg *node.Config) {
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 0, 0, 0
 		cfg.Logger = nil
 	})
-	c.waitSpread()
+	c.WaitSpread()
 	var apis []apiv1.KeyManagementClient
-	for _, n := range c.nodes {
-		apis = append(apis, rawAPI(b, n.APIAddr()))
+	for _, n := range c.Nodes {
+		apis = append(apis, nodetest.RawAPI(b, n.APIAddr()))
 	}
 	var samples []time.Duration
 	runOnce(b, func() {
@@ -235,7 +237,7 @@ func BenchmarkDisablePropagation(b *testing.B) {
 // disableTrial creates a key, warms it on every node, disables it through
 // node via and returns how long after the acknowledgement the last node
 // started refusing it.
-func disableTrial(b *testing.B, c *regionCluster, apis []apiv1.KeyManagementClient, via int) time.Duration {
+func disableTrial(b *testing.B, c *nodetest.T, apis []apiv1.KeyManagementClient, via int) time.Duration {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -244,11 +246,11 @@ func disableTrial(b *testing.B, c *regionCluster, apis []apiv1.KeyManagementClie
 		b.Fatal(err)
 	}
 	id := res.GetKeyMetadata().GetKeyId()
-	c.waitAppliedLive(res.GetCommitIndex())
+	c.WaitApplied(res.GetCommitIndex())
 	req := &apiv1.EncryptRequest{KeyId: id, Plaintext: []byte("warm")}
 	for i, api := range apis {
 		if _, err := api.Encrypt(ctx, req); err != nil {
-			b.Fatalf("warm %s: %v", c.nodes[i].ID(), err)
+			b.Fatalf("warm %s: %v", c.Nodes[i].ID(), err)
 		}
 	}
 	if _, err := apis[via].DisableKey(ctx, &apiv1.DisableKeyRequest{KeyId: id}); err != nil {
@@ -271,14 +273,14 @@ func disableTrial(b *testing.B, c *regionCluster, apis []apiv1.KeyManagementClie
 				mu.Lock()
 				defer mu.Unlock()
 				if status.Code(err) != codes.FailedPrecondition || transport.ExceptionOf(err) != "DisabledException" {
-					errs = append(errs, fmt.Errorf("%s: %w", c.nodes[i].ID(), err))
+					errs = append(errs, fmt.Errorf("%s: %w", c.Nodes[i].ID(), err))
 					return
 				}
 				worst = max(worst, time.Since(acked))
 				return
 			}
 			mu.Lock()
-			errs = append(errs, fmt.Errorf("%s still serves the disabled key after 30s", c.nodes[i].ID()))
+			errs = append(errs, fmt.Errorf("%s still serves the disabled key after 30s", c.Nodes[i].ID()))
 			mu.Unlock()
 		})
 	}

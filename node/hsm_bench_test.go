@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	pk "github.com/miekg/pkcs11"
 
 	"github.com/meridiankms/meridian/keystore"
+	"github.com/meridiankms/meridian/node"
+	"github.com/meridiankms/meridian/node/nodetest"
 )
 
 // Benchmarks of the HSM's place in the data path (issue 3, recorded in
@@ -22,20 +24,20 @@ import (
 //	go test -run '^$' -bench 'FirstUse' -benchtime 200x ./node/
 
 // benchNode starts a one-node cluster on backend ("pkcs11" or "soft").
-func benchNode(b *testing.B, backend string) (*Node, hsmNode) {
+func benchNode(b *testing.B, backend string) (*node.Node, hsmNode) {
 	b.Helper()
 	var h hsmNode
-	c := startHSMCluster(b, 1, func(_ int, cfg *Config) {
+	c := startHSMCluster(b, 1, func(_ int, cfg *node.Config) {
 		if backend == "pkcs11" {
 			h = usePKCS11(b, cfg)
 		} else {
-			useOwnSoft(cfg)
+			nodetest.UseOwnSoft(cfg)
 		}
 	})
-	return c.nodes[0], h
+	return c.Nodes[0], h
 }
 
-func benchKey(b *testing.B, n *Node, level keystore.ProtectionLevel) string {
+func benchKey(b *testing.B, n *node.Node, level keystore.ProtectionLevel) string {
 	b.Helper()
 	md, _, err := n.KeyStore().CreateKey(context.Background(), keystore.CreateKeyInput{ProtectionLevel: level})
 	if err != nil {
@@ -72,7 +74,7 @@ func interleave(b *testing.B, fns ...func() error) []float64 {
 	return med
 }
 
-func encryptFn(n *Node, id string) func() error {
+func encryptFn(n *node.Node, id string) func() error {
 	in := keystore.EncryptInput{KeyID: id, Plaintext: make([]byte, 32), EncryptionContext: map[string]string{"app": "bench"}}
 	return func() error {
 		_, err := n.KeyStore().Encrypt(context.Background(), in)
@@ -151,7 +153,7 @@ func BenchmarkHSMLevelEncryptVsDirectGCM(b *testing.B) {
 	// Meridian's AAD is the blob's header (everything before the sealed
 	// 32 bytes and tag) plus the encoded context, about 16 bytes here; a
 	// few bytes either way do not matter.
-	direct := directGCM(b, n.cfg.HSM.ModulePath, h, len(out.CiphertextBlob)-32-16+16)
+	direct := directGCM(b, h.module, h, len(out.CiphertextBlob)-32-16+16)
 	b.ResetTimer()
 	took := interleave(b, meridian, direct)
 	b.StopTimer()

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/client"
+	"github.com/meridiankms/meridian/node"
+	"github.com/meridiankms/meridian/node/nodetest"
 )
 
 // hsmFixture is one 3-node cluster, each node with its own SoftHSM token,
@@ -19,7 +21,7 @@ import (
 // Subtests run in order and build on each other (the later node decrypts
 // the first subtest's ciphertexts, the scan runs after the rotation).
 type hsmFixture struct {
-	c      *testCluster
+	c      *nodetest.T
 	hsms   []hsmNode
 	saved  []sealed // ciphertexts and MACs made by CrossNode, checked again later
 	pts    [][]byte // every plaintext sent, for the scan
@@ -38,7 +40,7 @@ type sealed struct {
 	ectx  map[string]string
 }
 
-func (f *hsmFixture) node(i int) *Node { return f.c.nodes[i] }
+func (f *hsmFixture) node(i int) *node.Node { return f.c.Nodes[i] }
 
 // TestHSMCluster: three nodes, each with its OWN SoftHSM token; node 1
 // bootstraps (the DK is made in its token), nodes 2 and 3 are enrolled
@@ -48,11 +50,9 @@ func (f *hsmFixture) node(i int) *Node { return f.c.nodes[i] }
 // cannot; the DK rotates under load; nothing secret is left at rest.
 func TestHSMCluster(t *testing.T) {
 	f := &hsmFixture{}
-	parent := t
 	start := time.Now()
-	f.c = startHSMCluster(t, 3, func(i int, cfg *Config) {
+	f.c = startHSMCluster(t, 3, func(i int, cfg *node.Config) {
 		h := usePKCS11(t, cfg)
-		h.faults = withFaults(cfg)
 		f.hsms = append(f.hsms, h)
 	})
 	t.Logf("3 pkcs11 nodes up (2 enrolments) in %v", time.Since(start).Round(time.Millisecond))
@@ -75,8 +75,7 @@ func TestHSMCluster(t *testing.T) {
 		began := time.Now()
 		t.Run(st.name, func(t *testing.T) {
 			// The harness fails the test it was given: the subtest, here.
-			f.c.t = t
-			defer func() { f.c.t = parent }()
+			defer f.c.SetT(t)()
 			st.fn(t)
 		})
 		t.Logf("%s took %v", st.name, time.Since(began).Round(time.Millisecond))
@@ -147,11 +146,11 @@ func (f *hsmFixture) crossNodeEverySpec(t *testing.T) {
 			name := fmt.Sprintf("%s/%s/%s", strings.TrimPrefix(level.String(), "PROTECTION_LEVEL_"),
 				strings.TrimPrefix(sc.spec.String(), "KEY_SPEC_"), strings.TrimPrefix(sc.usage.String(), "KEY_USAGE_"))
 			t.Run(name, func(t *testing.T) {
-				res := mustCreateKey(t, f.c.client(a), &apiv1.CreateKeyRequest{KeySpec: sc.spec, KeyUsage: sc.usage, ProtectionLevel: level})
+				res := mustCreateKey(t, f.c.Client(a), &apiv1.CreateKeyRequest{KeySpec: sc.spec, KeyUsage: sc.usage, ProtectionLevel: level})
 				if got := res.GetKeyMetadata().GetProtectionLevel(); got != level {
 					t.Fatalf("created key has protection level %v, want %v", got, level)
 				}
-				f.c.waitApplied(res.GetCommitIndex())
+				f.c.WaitApplied(res.GetCommitIndex())
 				id := res.GetKeyMetadata().GetKeyId()
 				switch sc.usage {
 				case apiv1.KeyUsage_KEY_USAGE_ENCRYPT_DECRYPT:
@@ -180,7 +179,7 @@ func (f *hsmFixture) encryptAcross(t *testing.T, id string, spec apiv1.KeySpec, 
 	for _, alg := range algs {
 		pt := randomBytes(48)
 		f.pts = append(f.pts, pt)
-		enc, err := f.c.client(a).Encrypt(ctxT(t), &apiv1.EncryptRequest{KeyId: id, Plaintext: pt, EncryptionContext: ectx, EncryptionAlgorithm: alg})
+		enc, err := f.c.Client(a).Encrypt(ctxT(t), &apiv1.EncryptRequest{KeyId: id, Plaintext: pt, EncryptionContext: ectx, EncryptionAlgorithm: alg})
 		if err != nil {
 			t.Fatalf("encrypt (%v) on %s: %v", alg, f.node(a).ID(), err)
 		}
@@ -195,7 +194,7 @@ func (f *hsmFixture) encryptAcross(t *testing.T, id string, spec apiv1.KeySpec, 
 	}
 	if spec == apiv1.KeySpec_KEY_SPEC_SYMMETRIC_DEFAULT {
 		// A changed encryption context must not open.
-		_, err := f.c.client(c).Decrypt(ctxT(t), &apiv1.DecryptRequest{CiphertextBlob: f.saved[len(f.saved)-1].ct,
+		_, err := f.c.Client(c).Decrypt(ctxT(t), &apiv1.DecryptRequest{CiphertextBlob: f.saved[len(f.saved)-1].ct,
 			EncryptionContext: map[string]string{"tenant": "t-8"}})
 		if !client.IsInvalidCiphertext(err) {
 			t.Fatalf("decrypt with a wrong context: got %v, want InvalidCiphertextException", err)
@@ -216,13 +215,13 @@ func (f *hsmFixture) oaepSHA256InSoftHSM(t *testing.T) {
 		t.Fatal("no HSM-level RSA key was made")
 	}
 	alg := apiv1.EncryptionAlgorithm_ENCRYPTION_ALGORITHM_RSAES_OAEP_SHA_256
-	enc, err := f.c.client(a).Encrypt(ctxT(t), &apiv1.EncryptRequest{KeyId: id, Plaintext: []byte("sha-256 oaep"), EncryptionAlgorithm: alg})
+	enc, err := f.c.Client(a).Encrypt(ctxT(t), &apiv1.EncryptRequest{KeyId: id, Plaintext: []byte("sha-256 oaep"), EncryptionAlgorithm: alg})
 	if err != nil {
 		// Refusing up front is just as clear, if it says why.
 		checkOAEPRefusal(t, "encrypt", err)
 		return
 	}
-	_, err = f.c.client(c).Decrypt(ctxT(t), &apiv1.DecryptRequest{KeyId: id, CiphertextBlob: enc.GetCiphertextBlob(), EncryptionAlgorithm: alg})
+	_, err = f.c.Client(c).Decrypt(ctxT(t), &apiv1.DecryptRequest{KeyId: id, CiphertextBlob: enc.GetCiphertextBlob(), EncryptionAlgorithm: alg})
 	if err == nil {
 		t.Fatal("SoftHSM decrypted RSA-OAEP with SHA-256: update the test and docs, the limitation is gone")
 	}
@@ -245,7 +244,7 @@ func checkOAEPRefusal(t *testing.T, op string, err error) {
 // checkSealed decrypts (or verifies the MAC of) s through node j.
 func (f *hsmFixture) checkSealed(t *testing.T, j int, s sealed) {
 	t.Helper()
-	cl := f.c.client(j)
+	cl := f.c.Client(j)
 	if s.mac != nil {
 		v, err := cl.VerifyMac(ctxT(t), &apiv1.VerifyMacRequest{KeyId: s.keyID, Message: s.pt, Mac: s.mac, MacAlgorithm: apiv1.MacAlgorithm(s.alg)})
 		if err != nil || !v.GetMacValid() {
@@ -270,7 +269,7 @@ func (f *hsmFixture) macAcross(t *testing.T, id string, spec apiv1.KeySpec, leve
 	msg := randomBytes(100)
 	f.pts = append(f.pts, msg)
 	alg := macAlg[spec]
-	m, err := f.c.client(a).GenerateMac(ctxT(t), &apiv1.GenerateMacRequest{KeyId: id, Message: msg, MacAlgorithm: alg})
+	m, err := f.c.Client(a).GenerateMac(ctxT(t), &apiv1.GenerateMacRequest{KeyId: id, Message: msg, MacAlgorithm: alg})
 	if err != nil {
 		t.Fatalf("generate MAC on %s: %v", f.node(a).ID(), err)
 	}
@@ -279,13 +278,13 @@ func (f *hsmFixture) macAcross(t *testing.T, id string, spec apiv1.KeySpec, leve
 		f.checkSealed(t, j, s)
 	}
 	// Every node computes the same MAC from its own unwrap of the key.
-	again, err := f.c.client(c).GenerateMac(ctxT(t), &apiv1.GenerateMacRequest{KeyId: id, Message: msg, MacAlgorithm: alg})
+	again, err := f.c.Client(c).GenerateMac(ctxT(t), &apiv1.GenerateMacRequest{KeyId: id, Message: msg, MacAlgorithm: alg})
 	if err != nil || !bytes.Equal(again.GetMac(), m.GetMac()) {
 		t.Fatalf("MAC on %s differs from %s's (err %v)", f.node(c).ID(), f.node(a).ID(), err)
 	}
 	bad := bytes.Clone(m.GetMac())
 	bad[0] ^= 1
-	v, err := f.c.client(c).VerifyMac(ctxT(t), &apiv1.VerifyMacRequest{KeyId: id, Message: msg, Mac: bad, MacAlgorithm: alg})
+	v, err := f.c.Client(c).VerifyMac(ctxT(t), &apiv1.VerifyMacRequest{KeyId: id, Message: msg, Mac: bad, MacAlgorithm: alg})
 	if err == nil && v.GetMacValid() {
 		t.Fatal("a flipped MAC verified")
 	}
@@ -295,18 +294,18 @@ func (f *hsmFixture) macAcross(t *testing.T, id string, spec apiv1.KeySpec, leve
 func (f *hsmFixture) signAcross(t *testing.T, id string, spec apiv1.KeySpec, a, c int) {
 	for _, alg := range signAlgs[spec] {
 		msg := randomBytes(200)
-		sig, err := f.c.client(a).Sign(ctxT(t), &apiv1.SignRequest{KeyId: id, Message: msg, SigningAlgorithm: alg})
+		sig, err := f.c.Client(a).Sign(ctxT(t), &apiv1.SignRequest{KeyId: id, Message: msg, SigningAlgorithm: alg})
 		if err != nil {
 			t.Fatalf("sign (%v) on %s: %v", alg, f.node(a).ID(), err)
 		}
 		for _, j := range []int{c, (c + 1) % 3} {
-			v, err := f.c.client(j).Verify(ctxT(t), &apiv1.VerifyRequest{KeyId: id, Message: msg, Signature: sig.GetSignature(), SigningAlgorithm: alg})
+			v, err := f.c.Client(j).Verify(ctxT(t), &apiv1.VerifyRequest{KeyId: id, Message: msg, Signature: sig.GetSignature(), SigningAlgorithm: alg})
 			if err != nil || !v.GetSignatureValid() {
 				t.Fatalf("verify (%v) on %s of a signature from %s: valid=%v err=%v", alg, f.node(j).ID(), f.node(a).ID(), v.GetSignatureValid(), err)
 			}
 		}
 		msg[0] ^= 1
-		v, err := f.c.client(c).Verify(ctxT(t), &apiv1.VerifyRequest{KeyId: id, Message: msg, Signature: sig.GetSignature(), SigningAlgorithm: alg})
+		v, err := f.c.Client(c).Verify(ctxT(t), &apiv1.VerifyRequest{KeyId: id, Message: msg, Signature: sig.GetSignature(), SigningAlgorithm: alg})
 		if err == nil && v.GetSignatureValid() {
 			t.Fatalf("a signature verified for another message (%v)", alg)
 		}

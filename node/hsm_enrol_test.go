@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"errors"
@@ -12,18 +12,18 @@ import (
 	"github.com/meridiankms/meridian/client"
 	"github.com/meridiankms/meridian/hsm"
 	"github.com/meridiankms/meridian/internal/testwait"
+	"github.com/meridiankms/meridian/node"
 )
 
 // lateNodeEnrolled: node 4 (a fresh token) joins later, is enrolled, and
 // decrypts and verifies everything made before it existed.
 func (f *hsmFixture) lateNodeEnrolled(t *testing.T) {
-	i := f.c.add(func(_ int, cfg *Config) {
+	i := f.c.Add("", func(_ int, cfg *node.Config) {
 		h := usePKCS11(t, cfg)
-		h.faults = withFaults(cfg)
 		f.hsms = append(f.hsms, h)
 	})
 	f.checkEnrolled(t, i)
-	f.c.waitApplied(f.node(0).FSM().AppliedIndex())
+	f.c.WaitApplied(f.node(0).FSM().AppliedIndex())
 	for _, s := range f.saved {
 		f.checkSealed(t, i, s)
 	}
@@ -35,25 +35,24 @@ func (f *hsmFixture) lateNodeEnrolled(t *testing.T) {
 // leaking anything. It then leaves so the rotation does not wait for it.
 func (f *hsmFixture) neverEnrolled(t *testing.T) {
 	var h hsmNode
-	i := f.c.add(func(_ int, cfg *Config) { usePKCS11(t, cfg) })
-	f.c.stop(i)
-	cfg := &f.c.cfgs[i]
-	cfg.Join = nil // a member already: it restarts from its Raft state
-	h = usePKCS11(t, cfg)
-	f.c.start(i)
+	i := f.c.Add("", func(_ int, cfg *node.Config) { usePKCS11(t, cfg) })
+	f.c.Stop(i)
+	f.c.EditConfig(i, func(cfg *node.Config) { h = usePKCS11(t, cfg) })
+	f.c.Resume(i) // a member already: it restarts from its Raft state
+
 	n := f.node(i)
 	defer func() {
-		f.c.stop(i)
-		leader := f.c.waitLeader()
+		f.c.Stop(i)
+		leader := f.c.WaitLeader()
 		if err := f.node(leader).Cluster().RemoveServer(ctxT(t), n.ID()); err != nil {
 			t.Errorf("remove the never-enrolled node: %v", err)
 		}
-		f.c.nodes, f.c.cfgs = f.c.nodes[:i], f.c.cfgs[:i]
+		f.c.Forget(i)
 	}()
 	if vs, err := n.HSM().DomainKeyVersions(ctxT(t)); err != nil || len(vs) != 0 {
 		t.Fatalf("never-enrolled token holds DK versions %v (err %v)", vs, err)
 	}
-	f.c.waitApplied(f.node(0).FSM().AppliedIndex())
+	f.c.WaitApplied(f.node(0).FSM().AppliedIndex())
 
 	err := n.Ready(ctxT(t))
 	if !errors.Is(err, hsm.ErrNoDomainKey) || !strings.Contains(err.Error(), "domain key") {
@@ -63,7 +62,7 @@ func (f *hsmFixture) neverEnrolled(t *testing.T) {
 		return healthStatus(t, n) == healthpb.HealthCheckResponse_NOT_SERVING
 	})
 	before := hsmErrors(t, n)
-	cl := f.c.client(i)
+	cl := f.c.Client(i)
 	for _, s := range f.saved {
 		var err error
 		if s.mac != nil {
@@ -94,7 +93,7 @@ func (f *hsmFixture) neverEnrolled(t *testing.T) {
 	if got := hsmErrors(t, n); got <= before {
 		t.Errorf("meridian_hsm_errors_total on the never-enrolled node stayed at %v", got)
 	}
-	logs := string(f.c.logs.Bytes())
+	logs := string(f.c.Logs.Bytes())
 	if !strings.Contains(logs, "domain key not present") {
 		t.Error("the node's logs never say that the domain key is missing")
 	}

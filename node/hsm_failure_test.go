@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"github.com/meridiankms/meridian/client"
 	"github.com/meridiankms/meridian/hsm"
 	"github.com/meridiankms/meridian/internal/testwait"
+	"github.com/meridiankms/meridian/node"
 )
 
 // isUnavailable reports a KMSUnavailableException (gRPC Unavailable).
@@ -28,7 +29,7 @@ func (f *hsmFixture) hsmFailureOnOneNode(t *testing.T) {
 	const bad = 1
 	sick := f.node(bad)
 	// A key node 2 has never used: its first use there needs an unwrap.
-	res := mustCreateKey(t, f.c.client(0), &apiv1.CreateKeyRequest{})
+	res := mustCreateKey(t, f.c.Client(0), &apiv1.CreateKeyRequest{})
 	fresh := res.GetKeyMetadata().GetKeyId()
 	var hsmSym *sealed
 	for i := range f.saved {
@@ -39,12 +40,12 @@ func (f *hsmFixture) hsmFailureOnOneNode(t *testing.T) {
 	if hsmSym == nil {
 		t.Fatal("no HSM-level symmetric ciphertext saved")
 	}
-	healthy := mustEncrypt(t, f.c.client(0), fresh, []byte("made while healthy"))
+	healthy := mustEncrypt(t, f.c.Client(0), fresh, []byte("made while healthy"))
 	// And one node 2 has just used, so its material is cached there.
-	res = mustCreateKey(t, f.c.client(0), &apiv1.CreateKeyRequest{})
+	res = mustCreateKey(t, f.c.Client(0), &apiv1.CreateKeyRequest{})
 	warm := res.GetKeyMetadata().GetKeyId()
-	f.c.waitApplied(res.GetCommitIndex())
-	warmCT := mustEncrypt(t, f.c.client(bad), warm, []byte("warm"))
+	f.c.WaitApplied(res.GetCommitIndex())
+	warmCT := mustEncrypt(t, f.c.Client(bad), warm, []byte("warm"))
 
 	// A nearest-node client that knew node 2 healthy and prefers its
 	// region: its first calls land there and must fail over.
@@ -57,18 +58,18 @@ func (f *hsmFixture) hsmFailureOnOneNode(t *testing.T) {
 	defer early.Close()
 
 	errsBefore := hsmErrors(t, sick)
-	f.hsms[bad].faults.Fail(true)
-	defer f.hsms[bad].faults.Fail(false)
+	f.c.Faults(bad).Fail(true)
+	defer f.c.Faults(bad).Fail(false)
 
 	testwait.Eventually(t, 5*time.Second, "sick node reports NOT_SERVING", func() bool {
 		return healthStatus(t, sick) == healthpb.HealthCheckResponse_NOT_SERVING
 	})
 	err = sick.Ready(ctxT(t))
-	if !errors.Is(err, ErrNotReady) || !errors.Is(err, hsm.ErrUnavailable) || !strings.Contains(err.Error(), "hsm") {
+	if !errors.Is(err, node.ErrNotReady) || !errors.Is(err, hsm.ErrUnavailable) || !strings.Contains(err.Error(), "hsm") {
 		t.Fatalf("Ready of the sick node = %v, want ErrNotReady naming the HSM", err)
 	}
 
-	pinned := f.c.client(bad)
+	pinned := f.c.Client(bad)
 	calls := map[string]func() error{
 		"encrypt with a key not yet unwrapped here": func() error {
 			_, err := pinned.Encrypt(ctxT(t), &apiv1.EncryptRequest{KeyId: fresh, Plaintext: []byte("x")})
@@ -113,7 +114,7 @@ func (f *hsmFixture) hsmFailureOnOneNode(t *testing.T) {
 
 	// The others serve, and a nearest-node client never sees the failure.
 	for _, j := range []int{0, 2} {
-		ct := mustEncrypt(t, f.c.client(j), fresh, []byte("others serve"))
+		ct := mustEncrypt(t, f.c.Client(j), fresh, []byte("others serve"))
 		f.checkSealed(t, j, sealed{what: "encrypt", keyID: fresh, pt: []byte("others serve"), ct: ct})
 		f.checkSealed(t, j, *hsmSym)
 	}
@@ -128,7 +129,7 @@ func (f *hsmFixture) hsmFailureOnOneNode(t *testing.T) {
 	defer late.Close()
 	f.noFailureThrough(t, "client made during the failure", late, bad, fresh, hsmSym)
 
-	f.hsms[bad].faults.Fail(false)
+	f.c.Faults(bad).Fail(false)
 	testwait.Eventually(t, 5*time.Second, "recovered node reports SERVING", func() bool {
 		return healthStatus(t, sick) == healthpb.HealthCheckResponse_SERVING && sick.Ready(ctxT(t)) == nil
 	})

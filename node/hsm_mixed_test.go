@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -10,6 +10,9 @@ import (
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/hsm/pkcs11"
 	"github.com/meridiankms/meridian/hsm/pkcs11/softhsmtest"
+	"github.com/meridiankms/meridian/node"
+	"github.com/meridiankms/meridian/node/localcluster"
+	"github.com/meridiankms/meridian/node/nodetest"
 )
 
 // TestHSMMixedBackends: enrolment works across backends, both ways. A soft
@@ -26,41 +29,41 @@ func TestHSMMixedBackends(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			backends := []string{tc.founder, tc.join}
-			c := startHSMCluster(t, 2, func(i int, cfg *Config) {
+			c := startHSMCluster(t, 2, func(i int, cfg *node.Config) {
 				if backends[i] == "pkcs11" {
 					usePKCS11(t, cfg)
 				} else {
-					useOwnSoft(cfg)
+					nodetest.UseOwnSoft(cfg)
 				}
 			})
-			want, err := c.nodes[0].HSM().DomainKeyVersions(ctxT(t))
+			want, err := c.Nodes[0].HSM().DomainKeyVersions(ctxT(t))
 			if err != nil || len(want) == 0 {
 				t.Fatalf("founder's DK versions %v, %v", want, err)
 			}
-			got, err := c.nodes[1].HSM().DomainKeyVersions(ctxT(t))
+			got, err := c.Nodes[1].HSM().DomainKeyVersions(ctxT(t))
 			if err != nil || !slices.Equal(got, want) {
 				t.Fatalf("%s joiner holds DK versions %v (err %v), founder %v", tc.join, got, err, want)
 			}
 			for _, level := range []apiv1.ProtectionLevel{apiv1.ProtectionLevel_PROTECTION_LEVEL_SOFTWARE, apiv1.ProtectionLevel_PROTECTION_LEVEL_HSM} {
 				for a := range 2 {
 					b := 1 - a
-					res := mustCreateKey(t, c.client(a), &apiv1.CreateKeyRequest{ProtectionLevel: level})
-					c.waitApplied(res.GetCommitIndex())
+					res := mustCreateKey(t, c.Client(a), &apiv1.CreateKeyRequest{ProtectionLevel: level})
+					c.WaitApplied(res.GetCommitIndex())
 					id := res.GetKeyMetadata().GetKeyId()
 					pt := []byte("across backends")
-					ct := mustEncrypt(t, c.client(a), id, pt)
-					dec, err := c.client(b).Decrypt(ctxT(t), &apiv1.DecryptRequest{CiphertextBlob: ct})
+					ct := mustEncrypt(t, c.Client(a), id, pt)
+					dec, err := c.Client(b).Decrypt(ctxT(t), &apiv1.DecryptRequest{CiphertextBlob: ct})
 					if err != nil || !bytes.Equal(dec.GetPlaintext(), pt) {
 						t.Fatalf("%v key made on the %s node: decrypt on the %s node: %v", level, backends[a], backends[b], err)
 					}
-					mac := mustCreateKey(t, c.client(a), &apiv1.CreateKeyRequest{KeySpec: apiv1.KeySpec_KEY_SPEC_HMAC_256, ProtectionLevel: level})
-					c.waitApplied(mac.GetCommitIndex())
+					mac := mustCreateKey(t, c.Client(a), &apiv1.CreateKeyRequest{KeySpec: apiv1.KeySpec_KEY_SPEC_HMAC_256, ProtectionLevel: level})
+					c.WaitApplied(mac.GetCommitIndex())
 					macID := mac.GetKeyMetadata().GetKeyId()
-					m, err := c.client(a).GenerateMac(ctxT(t), &apiv1.GenerateMacRequest{KeyId: macID, Message: pt, MacAlgorithm: apiv1.MacAlgorithm_MAC_ALGORITHM_HMAC_SHA_256})
+					m, err := c.Client(a).GenerateMac(ctxT(t), &apiv1.GenerateMacRequest{KeyId: macID, Message: pt, MacAlgorithm: apiv1.MacAlgorithm_MAC_ALGORITHM_HMAC_SHA_256})
 					if err != nil {
 						t.Fatal(err)
 					}
-					v, err := c.client(b).VerifyMac(ctxT(t), &apiv1.VerifyMacRequest{KeyId: macID, Message: pt, Mac: m.GetMac(), MacAlgorithm: apiv1.MacAlgorithm_MAC_ALGORITHM_HMAC_SHA_256})
+					v, err := c.Client(b).VerifyMac(ctxT(t), &apiv1.VerifyMacRequest{KeyId: macID, Message: pt, Mac: m.GetMac(), MacAlgorithm: apiv1.MacAlgorithm_MAC_ALGORITHM_HMAC_SHA_256})
 					if err != nil || !v.GetMacValid() {
 						t.Fatalf("%v MAC made on the %s node: verify on the %s node: valid=%v err=%v", level, backends[a], backends[b], v.GetMacValid(), err)
 					}
@@ -76,27 +79,27 @@ func TestHSMMixedBackends(t *testing.T) {
 // addresses then serve a node with the right settings.
 func TestHSMStartupErrors(t *testing.T) {
 	dir := t.TempDir()
-	good := fastConfig(t, dir, 0, &logSink{})
+	good := localcluster.Config(dir, 0)
 	good.Bootstrap = true
 	h := usePKCS11(t, &good)
 	const wrongPIN = "wrong-pin-7391"
 	for _, tc := range []struct {
 		name   string
-		change func(*HSMConfig)
+		change func(*node.HSMConfig)
 		want   error
 		says   []string
 	}{
-		{"missing module", func(c *HSMConfig) { c.ModulePath = "/nonexistent/libvendor-pkcs11.so" },
+		{"missing module", func(c *node.HSMConfig) { c.ModulePath = "/nonexistent/libvendor-pkcs11.so" },
 			pkcs11.ErrModule, []string{"/nonexistent/libvendor-pkcs11.so", "does not exist"}},
-		{"unknown token label", func(c *HSMConfig) { c.TokenLabel = "no-such-token" },
+		{"unknown token label", func(c *node.HSMConfig) { c.TokenLabel = "no-such-token" },
 			pkcs11.ErrTokenNotFound, []string{`"no-such-token"`, h.label}},
-		{"wrong PIN", func(c *HSMConfig) { c.PIN = wrongPIN },
+		{"wrong PIN", func(c *node.HSMConfig) { c.PIN = wrongPIN },
 			pkcs11.ErrWrongPIN, []string{h.label, "wrong PIN"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := good
 			tc.change(&cfg.HSM)
-			n, err := Start(ctxT(t), cfg)
+			n, err := node.Start(ctxT(t), cfg)
 			if err == nil {
 				n.Close()
 				t.Fatal("node started")
@@ -114,7 +117,7 @@ func TestHSMStartupErrors(t *testing.T) {
 		})
 	}
 	ctx := ctxT(t)
-	n, err := Start(ctx, good)
+	n, err := node.Start(ctx, good)
 	if err != nil {
 		t.Fatalf("the right settings on the same addresses: %v", err)
 	}

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -58,7 +58,7 @@ type loadKey struct {
 // re-wrapped through Raft. No request may fail; every old ciphertext still
 // opens everywhere; every version ends under the new DK.
 func (f *hsmFixture) rotateUnderLoad(t *testing.T) {
-	nodes := len(f.c.nodes)
+	nodes := len(f.c.Nodes)
 	var keys []loadKey
 	for _, s := range f.saved {
 		if s.ectx != nil { // the symmetric keys of both levels
@@ -67,9 +67,9 @@ func (f *hsmFixture) rotateUnderLoad(t *testing.T) {
 	}
 	for _, level := range []apiv1.ProtectionLevel{apiv1.ProtectionLevel_PROTECTION_LEVEL_SOFTWARE, apiv1.ProtectionLevel_PROTECTION_LEVEL_HSM} {
 		for range 2 {
-			res := mustCreateKey(t, f.c.client(0), &apiv1.CreateKeyRequest{ProtectionLevel: level})
+			res := mustCreateKey(t, f.c.Client(0), &apiv1.CreateKeyRequest{ProtectionLevel: level})
 			keys = append(keys, loadKey{id: res.GetKeyMetadata().GetKeyId(), fresh: true})
-			f.c.waitApplied(res.GetCommitIndex())
+			f.c.WaitApplied(res.GetCommitIndex())
 		}
 	}
 	oldDK, err := f.node(0).HSM().CurrentDomainKeyVersion(ctxT(t))
@@ -87,7 +87,7 @@ func (f *hsmFixture) rotateUnderLoad(t *testing.T) {
 		firstErrs     []string
 	)
 	for w := 0; w < 4; w++ {
-		enc, dec := f.c.client(w%nodes), f.c.client((w+1)%nodes)
+		enc, dec := f.c.Client(w%nodes), f.c.Client((w+1)%nodes)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -192,8 +192,8 @@ func (f *hsmFixture) rotateUnderLoad(t *testing.T) {
 		t.Fatalf("%d of %d requests failed during the DK rotation: %v", n, ops.Load(), firstErrs)
 	}
 
-	f.c.waitApplied(f.node(0).FSM().AppliedIndex())
-	for i, n := range f.c.nodes {
+	f.c.WaitApplied(f.node(0).FSM().AppliedIndex())
+	for i, n := range f.c.Nodes {
 		keys, _ := n.FSM().Keys("", 0)
 		for _, k := range keys {
 			for _, v := range k.GetVersions() {

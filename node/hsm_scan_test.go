@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -29,7 +29,7 @@ import (
 // CKA_SENSITIVE), so the DK is looked for indirectly: no 32-byte window
 // of any scanned byte may unwrap a blob known to be wrapped under it.
 func (f *hsmFixture) noSecretsAtRest(t *testing.T) {
-	leader := f.c.waitLeader()
+	leader := f.c.WaitLeader()
 	if err := f.node(leader).Cluster().Snapshot(ctxT(t)); err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
@@ -65,10 +65,10 @@ func (f *hsmFixture) noSecretsAtRest(t *testing.T) {
 		}
 		dkBlobs[v] = blob
 	}
-	f.c.closeAll()
+	f.c.CloseAll()
 
 	var files []string
-	if err := filepath.WalkDir(f.c.dir, func(p string, d fs.DirEntry, err error) error {
+	if err := filepath.WalkDir(f.c.Dir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			files = append(files, p)
 		}
@@ -144,7 +144,7 @@ func (f *hsmFixture) noSecretsAtRest(t *testing.T) {
 	if !controlSeen {
 		t.Fatal("no data file holds a replicated wrapped blob: the scan is not reading the nodes' state")
 	}
-	logs := f.c.logs.Bytes()
+	logs := f.c.Logs.Bytes()
 	if len(logs) == 0 {
 		t.Fatal("no logs captured")
 	}

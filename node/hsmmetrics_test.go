@@ -44,7 +44,7 @@ func hsmSeries(t *testing.T, reg *prometheus.Registry, op hsm.Op) (timed uint64,
 			case "meridian_hsm_operation_duration_seconds":
 				timed += m.GetHistogram().GetSampleCount()
 			case "meridian_hsm_errors_total":
-				errs += counterValue(m)
+				errs += m.GetCounter().GetValue()
 			}
 		}
 	}
@@ -67,11 +67,11 @@ func TestInstrumentedHSMMeasuresEveryCall(t *testing.T) {
 		t.Run(string(c.Op), func(t *testing.T) {
 			s := hsmtest.NewStub()
 			m, reg := instrumented(t, s)
-			if _, err := c.Do(ctxT(t), m); err != nil {
+			if _, err := c.Do(t.Context(), m); err != nil {
 				t.Fatal(err)
 			}
 			s.Err = fmt.Errorf("stub: %w", hsm.ErrUnavailable)
-			if _, err := c.Do(ctxT(t), m); !errors.Is(err, hsm.ErrUnavailable) {
+			if _, err := c.Do(t.Context(), m); !errors.Is(err, hsm.ErrUnavailable) {
 				t.Fatalf("err = %v, want the HSM's", err)
 			}
 			wantTimed, wantErrs := uint64(2), 1.0
@@ -104,7 +104,7 @@ func TestEnrolmentHookFollowsTheBackend(t *testing.T) {
 	if x == nil {
 		t.Fatal("no enrolment hook for an HSM that enrols")
 	}
-	raw, err := x.ExportDomainKeys(ctxT(t), []byte("pub"))
+	raw, err := x.ExportDomainKeys(t.Context(), []byte("pub"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestOperatorCallsAreMeasured(t *testing.T) {
 	s := hsmtest.NewStub()
 	m, reg := instrumented(t, s)
 	b := operatorBackend{h: m}
-	ctx := ctxT(t)
+	ctx := t.Context()
 	st, err := b.HSMStatus(ctx)
 	if err != nil || st.Backend != "stub" || !st.Healthy || len(st.Mechanisms) != 1 || st.Mechanisms[0].Name != "CKM_STUB" {
 		t.Fatalf("HSMStatus = %+v, %v", st, err)
@@ -156,7 +156,7 @@ func TestOperatorWithoutCapabilities(t *testing.T) {
 	s := hsmtest.NewStub(hsmtest.Capabilities...)
 	m, _ := instrumented(t, s)
 	b := operatorBackend{h: m}
-	ctx := ctxT(t)
+	ctx := t.Context()
 	st, err := b.HSMStatus(ctx)
 	if err != nil || st.Mechanisms != nil {
 		t.Fatalf("HSMStatus = %+v, %v; want no mechanisms", st, err)
@@ -177,3 +177,10 @@ func TestOperatorWithoutCapabilities(t *testing.T) {
 		t.Errorf("the HSM received %v; want only status's health and versions", calls)
 	}
 }
+
+// noEnrol hides the Enroller capability, as a Config.HSMWrapper might.
+type noEnrol struct{ hsm.HSM }
+
+func (noEnrol) Enroller() (hsm.Enroller, bool) { return nil, false }
+
+func hideEnroller(h hsm.HSM) hsm.HSM { return noEnrol{h} }

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -11,6 +11,9 @@ import (
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/internal/testwait"
 	"github.com/meridiankms/meridian/internal/wait"
+	"github.com/meridiankms/meridian/node"
+	"github.com/meridiankms/meridian/node/localcluster"
+	"github.com/meridiankms/meridian/node/nodetest"
 )
 
 // TestLateJoinerDeadNodeAndQuorumSafety on one node per region (three
@@ -21,13 +24,13 @@ import (
 // nothing, so the cluster recovers by itself when they return.
 func TestLateJoinerDeadNodeAndQuorumSafety(t *testing.T) {
 	const grace = 1500 * time.Millisecond
-	c := startRegions(t, 1, func(cfg *Config) {
+	c := startRegions(t, 1, func(cfg *node.Config) {
 		cfg.SnapshotThreshold, cfg.TrailingLogs = 8, 2
 		cfg.DeadServerGrace = grace
 	})
-	testwait.Eventually(t, waitTimeout, "three voters, one per region", func() bool { return spread(c.voters()) == "[1 1 1]" })
+	testwait.Eventually(t, nodetest.WaitTimeout, "three voters, one per region", func() bool { return nodetest.Spread(c.Voters()) == "[1 1 1]" })
 
-	cl := c.regionClient(regions[0], nil)
+	cl := c.RegionClient(localcluster.Regions[0], nil)
 	var ids []string
 	var last uint64
 	for range 20 {
@@ -40,42 +43,42 @@ func TestLateJoinerDeadNodeAndQuorumSafety(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every node compacts (leadership may move before the late node joins).
-	snapshotAll(t, c.nodes)
+	snapshotAll(t, c.Nodes)
 
 	// The late joiner: the entries it misses are compacted away, so only
 	// a snapshot can bring it up to date.
-	late := c.addNode(regions[0])
-	c.waitAppliedLive(last)
-	if got := c.nodes[late].Cluster().Stats().SnapshotRestores; got == 0 {
-		t.Fatalf("late joiner %s caught up without installing a snapshot", c.nodes[late].ID())
+	late := c.Add(localcluster.Regions[0], nil)
+	c.WaitApplied(last)
+	if got := c.Nodes[late].Cluster().Stats().SnapshotRestores; got == 0 {
+		t.Fatalf("late joiner %s caught up without installing a snapshot", c.Nodes[late].ID())
 	}
 	for _, id := range ids {
-		if _, ok := c.nodes[late].FSM().Key(id); !ok {
+		if _, ok := c.Nodes[late].FSM().Key(id); !ok {
 			t.Fatalf("late joiner lacks key %s", id)
 		}
 	}
-	dec, err := c.pinnedClient(late).Decrypt(ctxT(t), &apiv1.DecryptRequest{CiphertextBlob: enc.GetCiphertextBlob()})
+	dec, err := c.PinnedClient(late).Decrypt(ctxT(t), &apiv1.DecryptRequest{CiphertextBlob: enc.GetCiphertextBlob()})
 	if err != nil || !bytes.Equal(dec.GetPlaintext(), pt) {
 		t.Fatalf("late joiner decrypt: %q, %v", dec.GetPlaintext(), err)
 	}
 
 	// A dead voter (the only one of its region) is removed after the grace,
 	// not before; the late joiner is promoted to keep three voters.
-	deadIdx := c.inRegion(regions[1])[0]
-	if c.nodes[deadIdx].Cluster().IsLeader() {
-		deadIdx = c.inRegion(regions[2])[0]
+	deadIdx := c.InRegion(localcluster.Regions[1])[0]
+	if c.Nodes[deadIdx].Cluster().IsLeader() {
+		deadIdx = c.InRegion(localcluster.Regions[2])[0]
 	}
-	deadID := c.nodes[deadIdx].ID()
+	deadID := c.Nodes[deadIdx].ID()
 	killed := time.Now()
-	c.stop(deadIdx)
-	testwait.Eventually(t, waitTimeout, deadID+" removed from raft", func() bool { return !c.inRaft(deadID) })
+	c.Stop(deadIdx)
+	testwait.Eventually(t, nodetest.WaitTimeout, deadID+" removed from raft", func() bool { return !inRaft(c, deadID) })
 	if d := time.Since(killed); d < grace {
 		t.Errorf("dead node removed %v after it stopped, before the %v grace", d, grace)
 	}
-	testwait.Eventually(t, waitTimeout, "three voters again, the late joiner among them", func() bool {
-		return slices.Contains(c.voters()[regions[0]], c.nodes[late].ID()) && len(allVoters(c.voters())) == 3
+	testwait.Eventually(t, nodetest.WaitTimeout, "three voters again, the late joiner among them", func() bool {
+		return slices.Contains(c.Voters()[localcluster.Regions[0]], c.Nodes[late].ID()) && len(allVoters(c.Voters())) == 3
 	})
-	t.Logf("%s removed %v after it stopped; voters now %v", deadID, time.Since(killed).Round(time.Millisecond), c.voters())
+	t.Logf("%s removed %v after it stopped; voters now %v", deadID, time.Since(killed).Round(time.Millisecond), c.Voters())
 	mustCreateKey(t, cl, &apiv1.CreateKeyRequest{Description: "after removal"})
 
 	// Two of the three voters die: no quorum, and autopilot must not try
@@ -84,10 +87,10 @@ func TestLateJoinerDeadNodeAndQuorumSafety(t *testing.T) {
 	// than the grace plus an autopilot round (2 s).
 	survivor := -1
 	var dead []int
-	voters := allVoters(c.voters())
+	voters := allVoters(c.Voters())
 	for _, id := range voters {
-		i := c.index(id)
-		if survivor < 0 && c.nodes[i].Cluster().IsLeader() {
+		i := c.Index(id)
+		if survivor < 0 && c.Nodes[i].Cluster().IsLeader() {
 			survivor = i
 			continue
 		}
@@ -97,33 +100,33 @@ func TestLateJoinerDeadNodeAndQuorumSafety(t *testing.T) {
 		t.Fatalf("voters %v: want a leader and two others", voters)
 	}
 	for _, i := range dead {
-		c.stop(i)
+		c.Stop(i)
 	}
-	before := c.raftServers(survivor)
+	before := raftServers(c, survivor)
 	watchUntil := time.Now().Add(grace + 2500*time.Millisecond)
 	_ = wait.For(time.Until(watchUntil), 0, func() bool {
-		if got := c.raftServers(survivor); got != before {
+		if got := raftServers(c, survivor); got != before {
 			t.Errorf("configuration changed with two of three voters dead: %s -> %s", before, got)
 			return true
 		}
 		return false
 	})
 	for _, i := range dead {
-		c.restart(i)
+		c.Start(i)
 	}
 	res, err := cl.CreateKey(ctxT(t), &apiv1.CreateKeyRequest{Description: "quorum back"})
 	if err != nil {
 		t.Fatalf("write after the dead voters returned: %v", err)
 	}
-	c.waitAppliedLive(res.GetCommitIndex())
-	if got := allVoters(c.voters()); !slices.Equal(got, voters) {
+	c.WaitApplied(res.GetCommitIndex())
+	if got := allVoters(c.Voters()); !slices.Equal(got, voters) {
 		t.Errorf("voters after recovery: %v, want the same three %v", got, voters)
 	}
 }
 
 // inRaft reports whether id is in the leader's Raft configuration.
-func (c *regionCluster) inRaft(id string) bool {
-	l := c.leaderNode()
+func inRaft(c *nodetest.T, id string) bool {
+	l := c.LeaderNode()
 	if l == nil {
 		return true
 	}
@@ -140,10 +143,10 @@ func (c *regionCluster) inRaft(id string) bool {
 }
 
 // raftServers is node i's Raft configuration as text ("" on error).
-func (c *regionCluster) raftServers(i int) string {
+func raftServers(c *nodetest.T, i int) string {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	servers, err := c.nodes[i].Cluster().Servers(ctx)
+	servers, err := c.Nodes[i].Cluster().Servers(ctx)
 	if err != nil {
 		return ""
 	}

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -13,6 +13,9 @@ import (
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/client"
+	"github.com/meridiankms/meridian/node"
+	"github.com/meridiankms/meridian/node/localcluster"
+	"github.com/meridiankms/meridian/node/nodetest"
 )
 
 // TestCreateOnOneNodeUseOnEvery: a key created through a follower is usable
@@ -20,39 +23,39 @@ import (
 // everywhere.
 func TestCreateOnOneNodeUseOnEvery(t *testing.T) {
 	c := startCluster(t, 3, nil)
-	leader := c.waitLeader()
+	leader := c.WaitLeader()
 	creator := (leader + 1) % 3
-	res := mustCreateKey(t, c.client(creator), &apiv1.CreateKeyRequest{Description: "shared"})
+	res := mustCreateKey(t, c.Client(creator), &apiv1.CreateKeyRequest{Description: "shared"})
 	id := res.GetKeyMetadata().GetKeyId()
-	c.waitApplied(res.GetCommitIndex())
+	c.WaitApplied(res.GetCommitIndex())
 
 	pt := []byte("hello from every region")
 	ectx := map[string]string{"app": "orders"}
-	for i := range c.nodes {
-		enc, err := c.client(i).Encrypt(ctxT(t), &apiv1.EncryptRequest{KeyId: id, Plaintext: pt, EncryptionContext: ectx})
+	for i := range c.Nodes {
+		enc, err := c.Client(i).Encrypt(ctxT(t), &apiv1.EncryptRequest{KeyId: id, Plaintext: pt, EncryptionContext: ectx})
 		if err != nil {
-			t.Fatalf("encrypt on %s: %v", c.nodes[i].ID(), err)
+			t.Fatalf("encrypt on %s: %v", c.Nodes[i].ID(), err)
 		}
-		for j := range c.nodes {
-			dec, err := c.client(j).Decrypt(ctxT(t), &apiv1.DecryptRequest{CiphertextBlob: enc.GetCiphertextBlob(), EncryptionContext: ectx})
+		for j := range c.Nodes {
+			dec, err := c.Client(j).Decrypt(ctxT(t), &apiv1.DecryptRequest{CiphertextBlob: enc.GetCiphertextBlob(), EncryptionContext: ectx})
 			if err != nil {
-				t.Fatalf("decrypt on %s of ciphertext from %s: %v", c.nodes[j].ID(), c.nodes[i].ID(), err)
+				t.Fatalf("decrypt on %s of ciphertext from %s: %v", c.Nodes[j].ID(), c.Nodes[i].ID(), err)
 			}
 			if !bytes.Equal(dec.GetPlaintext(), pt) {
-				t.Fatalf("decrypt on %s: got %q", c.nodes[j].ID(), dec.GetPlaintext())
+				t.Fatalf("decrypt on %s: got %q", c.Nodes[j].ID(), dec.GetPlaintext())
 			}
 		}
 	}
 
-	dis, err := c.client(leader).DisableKey(ctxT(t), &apiv1.DisableKeyRequest{KeyId: id})
+	dis, err := c.Client(leader).DisableKey(ctxT(t), &apiv1.DisableKeyRequest{KeyId: id})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.waitApplied(dis.GetCommitIndex())
-	for i := range c.nodes {
-		_, err := c.client(i).Encrypt(ctxT(t), &apiv1.EncryptRequest{KeyId: id, Plaintext: pt})
+	c.WaitApplied(dis.GetCommitIndex())
+	for i := range c.Nodes {
+		_, err := c.Client(i).Encrypt(ctxT(t), &apiv1.EncryptRequest{KeyId: id, Plaintext: pt})
 		if !client.IsDisabled(err) {
-			t.Fatalf("encrypt on %s after disable: got %v, want DisabledException", c.nodes[i].ID(), err)
+			t.Fatalf("encrypt on %s after disable: got %v, want DisabledException", c.Nodes[i].ID(), err)
 		}
 	}
 }
@@ -65,61 +68,61 @@ func TestRestartFollowerAndLeaderLosesNothing(t *testing.T) {
 	var last uint64
 	create := func(via int, n int) {
 		for k := 0; k < n; k++ {
-			res := mustCreateKey(t, c.client(via), &apiv1.CreateKeyRequest{})
+			res := mustCreateKey(t, c.Client(via), &apiv1.CreateKeyRequest{})
 			acked = append(acked, res.GetKeyMetadata().GetKeyId())
 			last = max(last, res.GetCommitIndex())
 		}
 	}
-	leader := c.waitLeader()
+	leader := c.WaitLeader()
 	create(leader, 5)
 
 	follower := (leader + 1) % 3
-	c.stop(follower)
+	c.Stop(follower)
 	create(leader, 5)
-	c.start(follower)
+	c.Start(follower)
 	create((leader+2)%3, 3)
-	c.waitApplied(last)
+	c.WaitApplied(last)
 
-	c.stop(leader)
-	newLeader := c.waitLeader()
+	c.Stop(leader)
+	newLeader := c.WaitLeader()
 	create(newLeader, 5)
-	c.start(leader)
-	c.waitApplied(last)
+	c.Start(leader)
+	c.WaitApplied(last)
 	assertKeysEverywhere(t, c, acked)
 }
 
 // TestLaggingNodeCatchesUpFromSnapshot: with few trailing logs, a node that
 // was down while the log was compacted is restored from a snapshot.
 func TestLaggingNodeCatchesUpFromSnapshot(t *testing.T) {
-	c := startCluster(t, 3, func(cfg *Config) {
+	c := startCluster(t, 3, func(cfg *node.Config) {
 		cfg.SnapshotThreshold = 8
 		cfg.TrailingLogs = 2
 	})
-	leader := c.waitLeader()
+	leader := c.WaitLeader()
 	lagging := (leader + 1) % 3
-	c.stop(lagging)
+	c.Stop(lagging)
 	var acked []string
 	var last uint64
 	for k := 0; k < 30; k++ {
-		res := mustCreateKey(t, c.client(leader), &apiv1.CreateKeyRequest{})
+		res := mustCreateKey(t, c.Client(leader), &apiv1.CreateKeyRequest{})
 		acked = append(acked, res.GetKeyMetadata().GetKeyId())
 		last = res.GetCommitIndex()
 	}
 	// Every running node compacts its log, not only the leader: under load
 	// leadership can move before the lagging node returns, and a leader
 	// that still held the entries would replay them instead.
-	snapshotAll(t, c.nodes)
-	c.start(lagging)
-	c.waitApplied(last)
-	if got := c.nodes[lagging].Cluster().Stats().SnapshotRestores; got == 0 {
+	snapshotAll(t, c.Nodes)
+	c.Start(lagging)
+	c.WaitApplied(last)
+	if got := c.Nodes[lagging].Cluster().Stats().SnapshotRestores; got == 0 {
 		t.Fatalf("lagging node caught up without installing a snapshot")
 	}
 	assertKeysEverywhere(t, c, acked)
 }
 
-func assertKeysEverywhere(t *testing.T, c *testCluster, ids []string) {
+func assertKeysEverywhere(t *testing.T, c *nodetest.T, ids []string) {
 	t.Helper()
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes {
 		for _, id := range ids {
 			if _, ok := n.FSM().Key(id); !ok {
 				t.Fatalf("%s lost acknowledged key %s", n.ID(), id)
@@ -136,11 +139,11 @@ func assertKeysEverywhere(t *testing.T, c *testCluster, ids []string) {
 // logs contain any unwrapped key material, plaintext, data key or the
 // passphrase.
 func TestNoPlaintextAtRest(t *testing.T) {
-	c := startCluster(t, 3, func(cfg *Config) { cfg.SnapshotThreshold = 8; cfg.TrailingLogs = 2 })
-	leader := c.waitLeader()
-	cl := c.client(leader)
+	c := startCluster(t, 3, func(cfg *node.Config) { cfg.SnapshotThreshold = 8; cfg.TrailingLogs = 2 })
+	leader := c.WaitLeader()
+	cl := c.Client(leader)
 	var secrets [][]byte
-	secrets = append(secrets, testPassphrase)
+	secrets = append(secrets, localcluster.Passphrase)
 	specs := []apiv1.KeySpec{apiv1.KeySpec_KEY_SPEC_SYMMETRIC_DEFAULT, apiv1.KeySpec_KEY_SPEC_HMAC_256,
 		apiv1.KeySpec_KEY_SPEC_ECC_NIST_P256, apiv1.KeySpec_KEY_SPEC_RSA_2048}
 	var sym string
@@ -170,21 +173,21 @@ func TestNoPlaintextAtRest(t *testing.T) {
 		}
 		secrets = append(secrets, dk.GetPlaintext())
 	}
-	if err := c.nodes[leader].Cluster().Snapshot(ctxT(t)); err != nil {
+	if err := c.Nodes[leader].Cluster().Snapshot(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
 	// Every version's material, unwrapped here with the test's own HSM.
-	keys, _ := c.nodes[leader].FSM().Keys("", 0)
+	keys, _ := c.Nodes[leader].FSM().Keys("", 0)
 	for _, k := range keys {
 		for _, v := range k.GetVersions() {
-			m, err := c.nodes[leader].HSM().Unwrap(ctxT(t), v.GetDomainKeyVersion(), v.GetWrappedMaterial())
+			m, err := c.Nodes[leader].HSM().Unwrap(ctxT(t), v.GetDomainKeyVersion(), v.GetWrappedMaterial())
 			if err != nil {
 				t.Fatalf("unwrap %s v%d: %v", k.GetId(), v.GetVersion(), err)
 			}
 			secrets = append(secrets, m)
 		}
 	}
-	c.closeAll()
+	c.CloseAll()
 
 	scan := func(where string, data []byte) {
 		for _, s := range secrets {
@@ -198,7 +201,7 @@ func TestNoPlaintextAtRest(t *testing.T) {
 		}
 	}
 	files := 0
-	err := filepath.WalkDir(c.dir, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(c.Dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -216,7 +219,7 @@ func TestNoPlaintextAtRest(t *testing.T) {
 	if files < 6 {
 		t.Fatalf("scanned only %d files; expected bolt files, snapshots and the HSM file", files)
 	}
-	logs := c.logs.Bytes()
+	logs := c.Logs.Bytes()
 	if len(logs) == 0 {
 		t.Fatal("no logs captured")
 	}
@@ -227,7 +230,7 @@ func TestNoPlaintextAtRest(t *testing.T) {
 // stack and expects ValidationException-style answers, never a crash.
 func TestBadInputGetsClearErrors(t *testing.T) {
 	c := startCluster(t, 1, nil)
-	cl := c.client(0)
+	cl := c.Client(0)
 	id := mustCreateKey(t, cl, &apiv1.CreateKeyRequest{}).GetKeyMetadata().GetKeyId()
 	cases := []struct {
 		name string
@@ -282,7 +285,7 @@ func TestBadInputGetsClearErrors(t *testing.T) {
 }
 
 // snapshotAll snapshots (and so compacts the log of) every running node.
-func snapshotAll(t *testing.T, nodes []*Node) {
+func snapshotAll(t *testing.T, nodes []*node.Node) {
 	t.Helper()
 	for _, n := range nodes {
 		if n == nil {

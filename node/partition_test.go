@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"slices"
@@ -10,6 +10,8 @@ import (
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/client"
 	"github.com/meridiankms/meridian/internal/wait"
+	"github.com/meridiankms/meridian/node/localcluster"
+	"github.com/meridiankms/meridian/node/nodetest"
 )
 
 // TestPartitionedRegion cuts one region (not the leader's) away from the
@@ -20,10 +22,10 @@ import (
 // refused there once the partition heals.
 func TestPartitionedRegion(t *testing.T) {
 	c := startRegions(t, 2, nil)
-	c.waitSpread()
-	lr := c.leaderNode().Region()
-	cut := regions[(slices.Index(regions, lr)+1)%3]
-	majority := c.regionClient(lr, nil)
+	c.WaitSpread()
+	lr := c.LeaderNode().Region()
+	cut := localcluster.Regions[(slices.Index(localcluster.Regions, lr)+1)%3]
+	majority := c.RegionClient(lr, nil)
 
 	const bound = 2 * time.Second
 	open := mustCreateKey(t, majority, &apiv1.CreateKeyRequest{Description: "no staleness bound"})
@@ -32,11 +34,11 @@ func TestPartitionedRegion(t *testing.T) {
 	if got := bounded.GetKeyMetadata().GetMaxStaleness().AsDuration(); got != bound {
 		t.Fatalf("created key reports max staleness %v, want %v", got, bound)
 	}
-	c.waitAppliedLive(bounded.GetCommitIndex())
+	c.WaitApplied(bounded.GetCommitIndex())
 	openID, boundedID := open.GetKeyMetadata().GetKeyId(), bounded.GetKeyMetadata().GetKeyId()
 
-	inside := c.inRegion(cut)[0]
-	pin := c.pinnedClient(inside)
+	inside := c.InRegion(cut)[0]
+	pin := c.PinnedClient(inside)
 	pt := []byte("served inside the partition")
 	encrypt := func(id string) error {
 		_, err := pin.Encrypt(ctxT(t), &apiv1.EncryptRequest{KeyId: id, Plaintext: pt})
@@ -44,15 +46,15 @@ func TestPartitionedRegion(t *testing.T) {
 	}
 	openCT, err := pin.Encrypt(ctxT(t), &apiv1.EncryptRequest{KeyId: openID, Plaintext: pt})
 	if err != nil {
-		t.Fatalf("encrypt on %s before the partition: %v", c.nodes[inside].ID(), err)
+		t.Fatalf("encrypt on %s before the partition: %v", c.Nodes[inside].ID(), err)
 	}
 	if err := encrypt(boundedID); err != nil {
-		t.Fatalf("bounded key on %s before the partition: %v", c.nodes[inside].ID(), err)
+		t.Fatalf("bounded key on %s before the partition: %v", c.Nodes[inside].ID(), err)
 	}
 
-	for _, r := range regions {
+	for _, r := range localcluster.Regions {
 		if r != cut {
-			c.sim.Partition(cut, r)
+			c.Sim.Partition(cut, r)
 		}
 	}
 	cutAt := time.Now()
@@ -74,7 +76,7 @@ func TestPartitionedRegion(t *testing.T) {
 	})
 	switch {
 	case refusal == nil:
-		t.Fatalf("bounded key still served on %s %v after the partition (bound %v)", c.nodes[inside].ID(), time.Since(cutAt).Round(time.Millisecond), bound)
+		t.Fatalf("bounded key still served on %s %v after the partition (bound %v)", c.Nodes[inside].ID(), time.Since(cutAt).Round(time.Millisecond), bound)
 	case !client.IsUnavailable(refusal):
 		t.Fatalf("bounded key on the stale node: got %v, want Unavailable", refusal)
 	case refusedAt < bound-200*time.Millisecond:
@@ -111,17 +113,17 @@ func TestPartitionedRegion(t *testing.T) {
 		t.Errorf("open key inside the partition before the heal: %v (the replica cannot have learnt of the disable)", err)
 	}
 
-	c.sim.HealAll()
+	c.Sim.HealAll()
 	healed := time.Now()
 	var last error
-	if wait.For(waitTimeout, 0, func() bool { last = encrypt(openID); return client.IsDisabled(last) }) != nil {
-		t.Fatalf("%s still serves the key disabled during the partition %v after the heal: %v", c.nodes[inside].ID(), waitTimeout, last)
+	if wait.For(nodetest.WaitTimeout, 0, func() bool { last = encrypt(openID); return client.IsDisabled(last) }) != nil {
+		t.Fatalf("%s still serves the key disabled during the partition %v after the heal: %v", c.Nodes[inside].ID(), nodetest.WaitTimeout, last)
 	}
 	t.Logf("disabled key refused inside the healed region %v after the heal", time.Since(healed).Round(time.Millisecond))
-	if err := c.nodes[inside].FSM().WaitApplied(ctxT(t), dis.GetCommitIndex()); err != nil {
+	if err := c.Nodes[inside].FSM().WaitApplied(ctxT(t), dis.GetCommitIndex()); err != nil {
 		t.Fatal(err)
 	}
-	if wait.For(waitTimeout, 0, func() bool { last = encrypt(boundedID); return last == nil }) != nil {
+	if wait.For(nodetest.WaitTimeout, 0, func() bool { last = encrypt(boundedID); return last == nil }) != nil {
 		t.Errorf("bounded key not served again after the heal: %v", last)
 	}
 }

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"errors"
@@ -16,6 +16,8 @@ import (
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/cluster/clusterpb"
 	"github.com/meridiankms/meridian/internal/wait"
+	"github.com/meridiankms/meridian/node"
+	"github.com/meridiankms/meridian/node/nodetest"
 )
 
 // nodeToNodeMethods are every call of the cluster plane, and the DK export
@@ -41,7 +43,7 @@ func dialPlain(t testing.TB, addr string) *grpc.ClientConn {
 }
 
 // clusterRPCs is meridian_cluster_rpcs_total{method,code} on n.
-func clusterRPCs(t testing.TB, n *Node, method, code string) float64 {
+func clusterRPCs(t testing.TB, n *node.Node, method, code string) float64 {
 	t.Helper()
 	mfs, err := n.Registry().Gather()
 	if err != nil {
@@ -72,34 +74,34 @@ func clusterRPCs(t testing.TB, n *Node, method, code string) float64 {
 // enrolled on the way), a follower forwards writes to the leader, and a
 // domain-key rotation reaches every member.
 func TestClusterPlaneIsApartFromTheClientAPI(t *testing.T) {
-	c := startCluster(t, 3, func(cfg *Config) {
+	c := startCluster(t, 3, func(cfg *node.Config) {
 		// An HSM of its own per node: joiners are enrolled through the
 		// cluster plane's Join.
 		cfg.HSM.SoftPath = filepath.Join(cfg.DataDir, "hsm", "domain.sealed")
 	})
-	leader := c.waitLeader()
+	leader := c.WaitLeader()
 	ctx := ctxT(t)
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes {
 		if n.ClusterAddr() == n.APIAddr() {
 			t.Fatalf("%s serves both planes on %s", n.ID(), n.APIAddr())
 		}
-		if err := c.nodes[leader].Cluster().WaitForLeader(ctx); err != nil {
+		if err := c.Nodes[leader].Cluster().WaitForLeader(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if wait.For(waitTimeout, 0, func() bool {
-		for _, n := range c.nodes {
-			reg, ok := c.nodes[leader].FSM().Node(n.ID())
+	if wait.For(nodetest.WaitTimeout, 0, func() bool {
+		for _, n := range c.Nodes {
+			reg, ok := c.Nodes[leader].FSM().Node(n.ID())
 			if !ok || reg.GetClusterAddr() != n.ClusterAddr() || reg.GetApiAddr() != n.APIAddr() {
 				return false
 			}
 		}
 		return true
 	}) != nil {
-		t.Fatalf("registrations do not carry each node's cluster address: %v", c.nodes[leader].FSM().Nodes())
+		t.Fatalf("registrations do not carry each node's cluster address: %v", c.Nodes[leader].FSM().Nodes())
 	}
 
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes {
 		api := dialPlain(t, n.APIAddr())
 		for _, m := range nodeToNodeMethods {
 			if err := api.Invoke(ctx, m, &emptypb.Empty{}, &emptypb.Empty{}); status.Code(err) != codes.Unimplemented {
@@ -123,25 +125,25 @@ func TestClusterPlaneIsApartFromTheClientAPI(t *testing.T) {
 			t.Errorf("%s cluster port, Status: %v, %v", n.ID(), st, err)
 		}
 	}
-	if _, ok := c.nodes[leader].FSM().Node("intruder"); ok {
+	if _, ok := c.Nodes[leader].FSM().Node("intruder"); ok {
 		t.Fatal("a join through the API port registered a node")
 	}
 
 	// A write through a follower is forwarded over the cluster plane.
 	f := (leader + 1) % 3
-	before := clusterRPCs(t, c.nodes[leader], "meridian.cluster.v1.Cluster/Apply", "OK")
-	res := mustCreateKey(t, c.client(f), &apiv1.CreateKeyRequest{Description: "via a follower"})
-	c.waitApplied(res.GetCommitIndex())
-	if got := clusterRPCs(t, c.nodes[leader], "meridian.cluster.v1.Cluster/Apply", "OK"); got <= before {
+	before := clusterRPCs(t, c.Nodes[leader], "meridian.cluster.v1.Cluster/Apply", "OK")
+	res := mustCreateKey(t, c.Client(f), &apiv1.CreateKeyRequest{Description: "via a follower"})
+	c.WaitApplied(res.GetCommitIndex())
+	if got := clusterRPCs(t, c.Nodes[leader], "meridian.cluster.v1.Cluster/Apply", "OK"); got <= before {
 		t.Fatalf("leader served %v forwarded applies on its cluster plane, want more than %v", got, before)
 	}
-	ct, err := c.client(f).Encrypt(ctx, &apiv1.EncryptRequest{KeyId: res.GetKeyMetadata().GetKeyId(), Plaintext: []byte("hello")})
+	ct, err := c.Client(f).Encrypt(ctx, &apiv1.EncryptRequest{KeyId: res.GetKeyMetadata().GetKeyId(), Plaintext: []byte("hello")})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	// A domain-key rotation led by a follower reaches every member.
-	stream, err := apiv1.NewOperatorClient(dialPlain(t, c.nodes[f].APIAddr())).RotateDomainKey(ctx, &apiv1.RotateDomainKeyRequest{})
+	stream, err := apiv1.NewOperatorClient(dialPlain(t, c.Nodes[f].APIAddr())).RotateDomainKey(ctx, &apiv1.RotateDomainKeyRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,28 +170,28 @@ func TestClusterPlaneIsApartFromTheClientAPI(t *testing.T) {
 	if last := ps[len(ps)-1]; dist != 2 || last.GetPhase() != apiv1.RotatePhase_ROTATE_PHASE_DONE || last.GetDomainKeyVersion() != 2 {
 		t.Fatalf("rotation progress %v, want two members served and DONE at v2", ps)
 	}
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes {
 		vs, err := n.HSM().DomainKeyVersions(ctx)
 		if err != nil || !slices.Contains(vs, 2) {
 			t.Errorf("%s holds DK versions %v (%v), want v2", n.ID(), vs, err)
 		}
-		if got := clusterRPCs(t, n, "meridian.cluster.v1.DomainKeys/Export", "OK"); n != c.nodes[f] && got != 0 {
+		if got := clusterRPCs(t, n, "meridian.cluster.v1.DomainKeys/Export", "OK"); n != c.Nodes[f] && got != 0 {
 			t.Errorf("%s exported its DKs %v times; only the rotation's source exports", n.ID(), got)
 		}
 	}
 	// The operator's sync still works from the client API, through the
 	// node, which fetches over the cluster plane: nothing is missing now.
 	other := (f + 1) % 3
-	sync, err := apiv1.NewOperatorClient(dialPlain(t, c.nodes[other].APIAddr())).SyncDomainKeys(ctx,
-		&apiv1.SyncDomainKeysRequest{SourceApiAddr: c.nodes[f].APIAddr()})
+	sync, err := apiv1.NewOperatorClient(dialPlain(t, c.Nodes[other].APIAddr())).SyncDomainKeys(ctx,
+		&apiv1.SyncDomainKeysRequest{SourceApiAddr: c.Nodes[f].APIAddr()})
 	if err != nil || len(sync.GetImportedVersions()) != 0 || !slices.Contains(sync.GetHsmDomainKeyVersions(), 2) {
 		t.Fatalf("operator sync: %v, %v", sync, err)
 	}
 	// Every node still decrypts, the key now under the new DK version.
-	for i := range c.nodes {
-		pt, err := c.client(i).Decrypt(ctx, &apiv1.DecryptRequest{CiphertextBlob: ct.GetCiphertextBlob()})
+	for i := range c.Nodes {
+		pt, err := c.Client(i).Decrypt(ctx, &apiv1.DecryptRequest{CiphertextBlob: ct.GetCiphertextBlob()})
 		if err != nil || string(pt.GetPlaintext()) != "hello" {
-			t.Fatalf("decrypt on %s after the rotation: %v", c.nodes[i].ID(), err)
+			t.Fatalf("decrypt on %s after the rotation: %v", c.Nodes[i].ID(), err)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -16,6 +16,9 @@ import (
 	"github.com/meridiankms/meridian/cluster/netsim"
 	"github.com/meridiankms/meridian/internal/testwait"
 	"github.com/meridiankms/meridian/internal/wait"
+	"github.com/meridiankms/meridian/node"
+	"github.com/meridiankms/meridian/node/localcluster"
+	"github.com/meridiankms/meridian/node/nodetest"
 	"github.com/meridiankms/meridian/transport"
 )
 
@@ -26,11 +29,11 @@ import (
 // replaced with no data-plane call failing; a whole region lost and back.
 func TestRegionsPlacementFailoverAndRegionLoss(t *testing.T) {
 	c := startRegions(t, 2, nil)
-	t.Logf("placement: %v", c.waitSpread())
+	t.Logf("placement: %v", c.WaitSpread())
 
 	crossRegionUseIsImmediate(t, c)
-	key := mustCreateKey(t, c.regionClient(regions[0], nil), &apiv1.CreateKeyRequest{Description: "workload"})
-	c.waitAppliedLive(key.GetCommitIndex())
+	key := mustCreateKey(t, c.RegionClient(localcluster.Regions[0], nil), &apiv1.CreateKeyRequest{Description: "workload"})
+	c.WaitApplied(key.GetCommitIndex())
 	id := key.GetKeyMetadata().GetKeyId()
 	leaderKillUnderLoad(t, c, id)
 	regionLossAndReturn(t, c, id)
@@ -40,14 +43,14 @@ func TestRegionsPlacementFailoverAndRegionLoss(t *testing.T) {
 // once through a client of region C carrying A's consistency token, even
 // while C's replicas lag: C's node waits for the token instead of
 // answering NotFound.
-func crossRegionUseIsImmediate(t *testing.T, c *regionCluster) {
+func crossRegionUseIsImmediate(t *testing.T, c *nodetest.T) {
 	t.Helper()
 	// C: a region without the leader, the one with fewer voters, so that
 	// cutting it off leaves the most voters (4 of 5) with the leader.
-	lr := c.leaderNode().Region()
-	v := c.voters()
+	lr := c.LeaderNode().Region()
+	v := c.Voters()
 	var others []string
-	for _, r := range regions {
+	for _, r := range localcluster.Regions {
 		if r != lr {
 			others = append(others, r)
 		}
@@ -56,16 +59,16 @@ func crossRegionUseIsImmediate(t *testing.T, c *regionCluster) {
 		others[0], others[1] = others[1], others[0]
 	}
 	rc, ra := others[0], others[1] // A forwards its writes to the leader's region
-	clA := c.regionClient(ra, nil)
+	clA := c.RegionClient(ra, nil)
 	// Routing frozen as New found it: a refresh during the cut below could
 	// see C's nodes unready (no leader) and send the call elsewhere.
-	clC := c.regionClient(rc, func(cfg *client.Config) { cfg.RefreshInterval, cfg.DownFor = time.Minute, time.Minute })
+	clC := c.RegionClient(rc, func(cfg *client.Config) { cfg.RefreshInterval, cfg.DownFor = time.Minute, time.Minute })
 
 	// Cut C off so its replicas cannot have the key when the decrypt
 	// arrives; heal shortly after.
-	for _, r := range regions {
+	for _, r := range localcluster.Regions {
 		if r != rc {
-			c.sim.Partition(rc, r)
+			c.Sim.Partition(rc, r)
 		}
 	}
 	res := mustCreateKey(t, clA, &apiv1.CreateKeyRequest{Description: "made in " + ra})
@@ -79,12 +82,12 @@ func crossRegionUseIsImmediate(t *testing.T, c *regionCluster) {
 	if token < res.GetCommitIndex() {
 		t.Fatalf("client token %d below the create's commit index %d", token, res.GetCommitIndex())
 	}
-	for _, i := range c.inRegion(rc) {
-		if _, ok := c.nodes[i].FSM().Key(id); ok {
-			t.Fatalf("%s in %s has the key although its region is cut off", c.nodes[i].ID(), rc)
+	for _, i := range c.InRegion(rc) {
+		if _, ok := c.Nodes[i].FSM().Key(id); ok {
+			t.Fatalf("%s in %s has the key although its region is cut off", c.Nodes[i].ID(), rc)
 		}
 	}
-	heal := time.AfterFunc(300*time.Millisecond, c.sim.HealAll)
+	heal := time.AfterFunc(300*time.Millisecond, c.Sim.HealAll)
 	defer heal.Stop()
 
 	// The token travels with the application (here: as the header a
@@ -120,23 +123,23 @@ func firstOf(v []string) string {
 // leaderKillUnderLoad: four nearest-node clients of different regions run
 // Encrypt/Decrypt while the leader is closed; a new leader is elected,
 // writes resume, and not one data-plane call fails.
-func leaderKillUnderLoad(t *testing.T, c *regionCluster, key string) {
+func leaderKillUnderLoad(t *testing.T, c *nodetest.T, key string) {
 	t.Helper()
-	leader := c.leaderNode()
-	li := c.index(leader.ID())
+	leader := c.LeaderNode()
+	li := c.Index(leader.ID())
 	// One client of the leader's region is made to prefer the leader itself
 	// (every other node looks 40 ms further away), so the kill certainly
 	// takes its preferred node away rather than only in theory.
 	far := netsim.New()
 	far.SetDefault(20*time.Millisecond, 0)
-	for _, n := range c.live() {
+	for _, n := range c.Live() {
 		if n != leader {
 			far.Register(n.APIAddr(), "far")
 		}
 	}
 	var nearLeader *client.Client
 	for range 3 { // RTT probes under -race on busy cores are noisy
-		nearLeader = c.regionClient(leader.Region(), func(cfg *client.Config) {
+		nearLeader = c.RegionClient(leader.Region(), func(cfg *client.Config) {
 			cfg.DialOptions = append(cfg.DialOptions, far.Host("near", "").DialOption())
 		})
 		if nearLeader.Addr() == leader.APIAddr() {
@@ -146,45 +149,45 @@ func leaderKillUnderLoad(t *testing.T, c *regionCluster, key string) {
 	if nearLeader.Addr() != leader.APIAddr() {
 		t.Fatalf("client meant to prefer the leader %s routes to %s first: %+v", leader.APIAddr(), nearLeader.Addr(), nearLeader.Nodes())
 	}
-	ws := []*workload{startWorkload(t, "leader-"+leader.Region(), nearLeader, key)}
-	for _, r := range regions {
-		ws = append(ws, startWorkload(t, r, c.regionClient(r, nil), key))
+	ws := []*nodetest.Workload{nodetest.StartWorkload(t, "leader-"+leader.Region(), nearLeader, key)}
+	for _, r := range localcluster.Regions {
+		ws = append(ws, nodetest.StartWorkload(t, r, c.RegionClient(r, nil), key))
 	}
 	waitWorkloads(t, c, ws, 5)
 
 	killed := time.Now()
-	c.stop(li)
-	testwait.Eventually(t, waitTimeout, "a new leader", func() bool { return c.leaderNode() != nil })
+	c.Stop(li)
+	testwait.Eventually(t, nodetest.WaitTimeout, "a new leader", func() bool { return c.LeaderNode() != nil })
 	elected := time.Since(killed)
 	for _, w := range ws {
-		w.mark()
+		w.Mark()
 	}
-	res := mustCreateKey(t, c.regionClient(regions[1], nil), &apiv1.CreateKeyRequest{Description: "after leader kill"})
+	res := mustCreateKey(t, c.RegionClient(localcluster.Regions[1], nil), &apiv1.CreateKeyRequest{Description: "after leader kill"})
 	t.Logf("leader %s killed: new leader %s after %v, first write committed after %v",
-		leader.ID(), c.leaderNode().ID(), elected.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
+		leader.ID(), c.LeaderNode().ID(), elected.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond))
 	waitWorkloads(t, c, ws, 5)
 	for _, w := range ws {
-		ok, served := w.finish(t)
-		t.Logf("workload %s: %d round trips, %d failed over, served since the kill by %v", w.name, ok, w.retried(), served)
+		ok, served := w.Finish(t)
+		t.Logf("workload %s: %d round trips, %d failed over, served since the kill by %v", w.Name, ok, w.Retried(), served)
 	}
 	// Whether a call was in flight at the kill (and so retried on another
 	// node) or the client saw the connection go and routed the next call
 	// away is timing: on a loaded machine the workload makes few calls and
 	// the graceful stop lets in-flight ones finish. The behaviour is that
 	// its preferred node went away and none of its calls failed (finish).
-	t.Logf("the client that preferred the leader retried %d calls on another node mid-call", ws[0].retried())
+	t.Logf("the client that preferred the leader retried %d calls on another node mid-call", ws[0].Retried())
 
-	c.restart(li)
-	c.waitAppliedLive(res.GetCommitIndex())
+	c.Start(li)
+	c.WaitApplied(res.GetCommitIndex())
 }
 
 // waitWorkloads waits until every workload made n more successful round
 // trips since its mark (or start).
-func waitWorkloads(t *testing.T, c *regionCluster, ws []*workload, n int) {
+func waitWorkloads(t *testing.T, c *nodetest.T, ws []*nodetest.Workload, n int) {
 	t.Helper()
-	if wait.For(waitTimeout, 0, func() bool {
+	if wait.For(nodetest.WaitTimeout, 0, func() bool {
 		for _, w := range ws {
-			if w.succeededSinceMark() < n {
+			if w.SucceededSinceMark() < n {
 				return false
 			}
 		}
@@ -193,18 +196,9 @@ func waitWorkloads(t *testing.T, c *regionCluster, ws []*workload, n int) {
 		return
 	}
 	for _, w := range ws {
-		w.mu.Lock()
-		t.Errorf("workload %s: %d ok (%d since mark), %d failures, last: %v", w.name, w.ok, w.okAfter, len(w.failures), lastErr(w.failures))
-		w.mu.Unlock()
+		t.Errorf("workload %s", w)
 	}
-	t.Fatalf("workloads made no progress within %v", waitTimeout)
-}
-
-func lastErr(errs []error) error {
-	if len(errs) == 0 {
-		return nil
-	}
-	return errs[len(errs)-1]
+	t.Fatalf("workloads made no progress within %v", nodetest.WaitTimeout)
 }
 
 // regionLossAndReturn: every node of a region with two voters (the
@@ -212,27 +206,27 @@ func lastErr(errs []error) error {
 // region's clients fail over with no error returned, autopilot never
 // leaves the voters without a live majority, and when the region returns
 // its nodes catch up and the 2-2-1 spread is restored.
-func regionLossAndReturn(t *testing.T, c *regionCluster, key string) {
+func regionLossAndReturn(t *testing.T, c *nodetest.T, key string) {
 	t.Helper()
-	v := c.waitSpread()
-	lost := c.leaderNode().Region()
+	v := c.WaitSpread()
+	lost := c.LeaderNode().Region()
 	if len(v[lost]) != 2 {
-		for _, r := range regions {
+		for _, r := range localcluster.Regions {
 			if len(v[r]) == 2 {
 				lost = r
 				break
 			}
 		}
 	}
-	other := regions[(slices.Index(regions, lost)+1)%3]
-	clLost, clOther := c.regionClient(lost, nil), c.regionClient(other, nil)
-	ws := []*workload{startWorkload(t, "in-"+lost, clLost, key), startWorkload(t, "in-"+other, clOther, key)}
+	other := localcluster.Regions[(slices.Index(localcluster.Regions, lost)+1)%3]
+	clLost, clOther := c.RegionClient(lost, nil), c.RegionClient(other, nil)
+	ws := []*nodetest.Workload{nodetest.StartWorkload(t, "in-"+lost, clLost, key), nodetest.StartWorkload(t, "in-"+other, clOther, key)}
 	waitWorkloads(t, c, ws, 5)
 
-	victims := c.inRegion(lost)
-	var survivors []*Node
+	victims := c.InRegion(lost)
+	var survivors []*node.Node
 	dead := map[string]bool{}
-	for i, n := range c.nodes {
+	for i, n := range c.Nodes {
 		if n == nil {
 			continue
 		}
@@ -245,10 +239,10 @@ func regionLossAndReturn(t *testing.T, c *regionCluster, key string) {
 	watch := watchQuorum(t, survivors, dead)
 	killed := time.Now()
 	for _, i := range victims {
-		c.stop(i)
+		c.Stop(i)
 	}
 	for _, w := range ws {
-		w.mark()
+		w.Mark()
 	}
 
 	// Writes continue, through the lost region's own client too (its
@@ -267,33 +261,33 @@ func regionLossAndReturn(t *testing.T, c *regionCluster, key string) {
 	t.Logf("%s lost: 4 writes committed %v after the kill", lost, time.Since(killed).Round(time.Millisecond))
 	waitWorkloads(t, c, ws, 10)
 	for _, w := range ws {
-		ok, served := w.finish(t)
+		ok, served := w.Finish(t)
 		if served[lost] > 0 {
-			t.Errorf("workload %s: %d calls served by the closed region %s", w.name, served[lost], lost)
+			t.Errorf("workload %s: %d calls served by the closed region %s", w.Name, served[lost], lost)
 		}
-		t.Logf("workload %s: %d round trips, %d failed over, served since the loss by %v", w.name, ok, w.retried(), served)
+		t.Logf("workload %s: %d round trips, %d failed over, served since the loss by %v", w.Name, ok, w.Retried(), served)
 	}
 	// Let autopilot act on the dead voters (grace 1.5 s, 2 s rounds) while
 	// the watch is on: removing them must never cost the live majority.
-	testwait.Eventually(t, waitTimeout, "a dead voter of "+lost+" removed", func() bool {
-		return len(c.voters()[lost]) < 2
+	testwait.Eventually(t, nodetest.WaitTimeout, "a dead voter of "+lost+" removed", func() bool {
+		return len(c.Voters()[lost]) < 2
 	})
 	for _, bad := range watch.stop() {
 		t.Errorf("quorum at risk: %s", bad)
 	}
 
 	for _, i := range victims {
-		c.restart(i)
+		c.Start(i)
 	}
-	c.waitAppliedLive(last)
+	c.WaitApplied(last)
 	for _, i := range victims {
 		for _, id := range created {
-			if _, ok := c.nodes[i].FSM().Key(id); !ok {
-				t.Errorf("%s came back without key %s written while it was down", c.nodes[i].ID(), id)
+			if _, ok := c.Nodes[i].FSM().Key(id); !ok {
+				t.Errorf("%s came back without key %s written while it was down", c.Nodes[i].ID(), id)
 			}
 		}
 	}
-	back := c.waitSpread()
+	back := c.WaitSpread()
 	if len(back[lost]) == 0 {
 		t.Errorf("region %s got no voter back: %v", lost, back)
 	}
@@ -311,7 +305,7 @@ type quorumWatch struct {
 	bad   []string
 }
 
-func watchQuorum(t testing.TB, live []*Node, dead map[string]bool) *quorumWatch {
+func watchQuorum(t testing.TB, live []*node.Node, dead map[string]bool) *quorumWatch {
 	w := &quorumWatch{stopc: make(chan struct{}), done: make(chan struct{})}
 	t.Cleanup(func() { w.stop() })
 	go func() {

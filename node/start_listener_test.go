@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meridiankms/meridian/node"
+	"github.com/meridiankms/meridian/node/localcluster"
 )
 
 // TestFailedStartReleasesTheClusterListener: a start that fails after
@@ -20,7 +23,7 @@ func TestFailedStartReleasesTheClusterListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	cfg := fastConfig(t, dir, 0, &logSink{})
+	cfg := localcluster.Config(dir, 0)
 	blocker := filepath.Join(dir, "file")
 	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -29,7 +32,7 @@ func TestFailedStartReleasesTheClusterListener(t *testing.T) {
 	cfg.ClusterListener = lis
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if n, err := Start(ctx, cfg); err == nil {
+	if n, err := node.Start(ctx, cfg); err == nil {
 		n.Close()
 		t.Fatal("Start created a data dir under a regular file")
 	} else if !strings.Contains(err.Error(), "data dir") {

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
 	"github.com/meridiankms/meridian/buildinfo"
+	"github.com/meridiankms/meridian/node/nodetest"
 )
 
 // A node left without a BuildVersion advertises the binary's own version:
@@ -19,22 +20,22 @@ func TestMembersReportBuildVersion(t *testing.T) {
 		t.Fatal("buildinfo.Version() is empty")
 	}
 	c := startRegions(t, 1, nil)
-	cl := c.client(0)
+	cl := c.Client(0)
 	var last []*apiv1.Member
-	deadline := time.Now().Add(waitTimeout)
+	deadline := time.Now().Add(nodetest.WaitTimeout)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		resp, err := cl.Members(ctx, &apiv1.MembersRequest{})
 		cancel()
 		if err == nil {
 			last = resp.GetMembers()
-			ok := len(last) == len(c.nodes)
+			ok := len(last) == len(c.Nodes)
 			for _, m := range last {
 				// Other nodes' versions come from gossip, so wait until it reported them.
 				ok = ok && m.GetBuildVersion() == want
 			}
 			if ok {
-				if !bytes.Contains(c.logs.Bytes(), []byte("version="+want)) {
+				if !bytes.Contains(c.Logs.Bytes(), []byte("version="+want)) {
 					t.Fatalf("no start-up log line carries version=%s", want)
 				}
 				return

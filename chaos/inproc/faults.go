@@ -19,15 +19,11 @@ func (h *Harness) Kill(_ context.Context, id string) error {
 		return err
 	}
 	h.unfreeze(m) // SIGKILL ends a stopped process too
-	h.mu.Lock()
-	n := m.n
-	m.n = nil
-	h.mu.Unlock()
-	if n == nil {
+	if h.c.Node(m.i) == nil {
 		return nil
 	}
 	m.setDown(true)
-	if err := n.Close(); err != nil {
+	if err := h.c.StopNode(m.i); err != nil {
 		return fmt.Errorf("inproc: kill %s: %w", id, err)
 	}
 	return nil
@@ -43,7 +39,6 @@ func (h *Harness) Restart(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	m.cfg.Join, m.cfg.GossipSeeds = h.liveSeeds(m)
 	return h.start(ctx, m)
 }
 
@@ -60,13 +55,13 @@ func (h *Harness) Freeze(_ context.Context, id string) error {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if m.n == nil {
+	if h.c.Node(m.i) == nil {
 		return fmt.Errorf("inproc: freeze %s: node is not running: %w", id, chaos.ErrUnknownNode)
 	}
 	m.frozen = true
 	m.freeze()
-	h.sim.Isolate(id)
-	m.hsm.Hold()
+	h.c.Sim.Isolate(id)
+	h.c.Faults(m.i).Hold()
 	return nil
 }
 
@@ -87,8 +82,8 @@ func (h *Harness) unfreeze(m *member) {
 		return
 	}
 	m.frozen = false
-	m.hsm.Release()
-	h.sim.Reconnect(m.cfg.NodeID)
+	h.c.Faults(m.i).Release()
+	h.c.Sim.Reconnect(m.id)
 	m.thaw()
 }
 
@@ -100,9 +95,9 @@ func (h *Harness) Partition(_ context.Context, a, b string, oneWay bool) error {
 		return fmt.Errorf("%w: partition %s from itself", chaos.ErrBadOptions, a)
 	}
 	if oneWay {
-		h.sim.Block(a, b)
+		h.c.Sim.Block(a, b)
 	} else {
-		h.sim.Partition(a, b)
+		h.c.Sim.Partition(a, b)
 	}
 	return nil
 }
@@ -112,10 +107,10 @@ func (h *Harness) Partition(_ context.Context, a, b string, oneWay bool) error {
 func (h *Harness) Heal(context.Context) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.sim.HealAll()
+	h.c.Sim.HealAll()
 	for _, m := range h.members {
 		if m.frozen {
-			h.sim.Isolate(m.cfg.NodeID)
+			h.c.Sim.Isolate(m.id)
 		}
 	}
 	return nil
@@ -130,7 +125,7 @@ func (h *Harness) SetLatency(_ context.Context, a, b string, oneWay, jitter time
 	if oneWay == 0 && jitter == 0 && a != b {
 		oneWay, jitter = h.cfg.OneWay, h.cfg.Jitter
 	}
-	h.sim.SetLatency(a, b, oneWay, jitter)
+	h.c.Sim.SetLatency(a, b, oneWay, jitter)
 	return nil
 }
 
@@ -141,7 +136,7 @@ func (h *Harness) FailHSM(_ context.Context, id string, fail bool) error {
 	if err != nil {
 		return err
 	}
-	m.hsm.Fail(fail)
+	h.c.Faults(m.i).Fail(fail)
 	return nil
 }
 
@@ -156,10 +151,9 @@ func (h *Harness) Wipe(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := removeDataDir(m.cfg.DataDir); err != nil {
+	if err := removeDataDir(h.c.NodeConfig(m.i).DataDir); err != nil {
 		return err
 	}
-	m.cfg.Join, m.cfg.GossipSeeds = h.liveSeeds(m)
 	return h.start(ctx, m)
 }
 
@@ -211,17 +205,18 @@ func (h *Harness) converged(ctx context.Context) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, m := range h.members {
-		if m.n == nil || m.frozen {
+		n := h.c.Node(m.i)
+		if n == nil || m.frozen {
 			continue
 		}
-		if !inConfig[m.cfg.NodeID] {
+		if !inConfig[m.id] {
 			return false
 		}
-		if l, _ := m.n.Cluster().Leader(); l == "" {
+		if l, _ := n.Cluster().Leader(); l == "" {
 			return false
 		}
 		// Raft's applied index: configuration entries never reach the fsm.
-		if m.n.Cluster().Stats().AppliedIndex < commit {
+		if n.Cluster().Stats().AppliedIndex < commit {
 			return false
 		}
 	}
@@ -233,7 +228,7 @@ func (h *Harness) liveCount() int {
 	defer h.mu.Unlock()
 	n := 0
 	for _, m := range h.members {
-		if m.n != nil && !m.frozen {
+		if h.c.Node(m.i) != nil && !m.frozen {
 			n++
 		}
 	}

@@ -40,7 +40,8 @@ func newGate(backend string) (*gate, error) {
 	return g, nil
 }
 
-func (g *gate) addr() string { return g.lis.Addr().String() }
+// Addr implements localcluster.Front.
+func (g *gate) Addr() string { return g.lis.Addr().String() }
 
 func (g *gate) accept() {
 	defer g.wg.Done()
@@ -200,8 +201,9 @@ func (g *gate) close() {
 	g.wg.Wait()
 }
 
-// setBackend points the gate at the node's new listener address.
-func (g *gate) setBackend(addr string) {
+// SetBackend points the gate at the node's new listener address
+// (localcluster.Front).
+func (g *gate) SetBackend(addr string) {
 	g.mu.Lock()
 	g.backend = addr
 	g.mu.Unlock()
