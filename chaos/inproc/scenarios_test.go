@@ -23,7 +23,10 @@ func runScenario(t *testing.T, scenario string, seed int64, d time.Duration, per
 }
 
 // runOptions is runScenario with every option; Harness, OutDir and Logf
-// are set here.
+// are set here. Runs are independent (a cluster, a data dir and a report
+// each) and mostly wait on the scenario's clock, so the scenario tests run
+// in parallel, as many at once as -parallel allows (GOMAXPROCS: two on
+// our machines).
 func runOptions(t *testing.T, opt chaos.Options, perRegion int) *chaos.Report {
 	t.Helper()
 	scenario, seed := opt.Scenario, opt.Seed
@@ -70,6 +73,7 @@ func runOptions(t *testing.T, opt chaos.Options, perRegion int) *chaos.Report {
 }
 
 func TestScenarioKillLeader(t *testing.T) {
+	t.Parallel() // each run has a cluster of its own; see runOptions
 	for _, seed := range []int64{1, 2} {
 		rep := runScenario(t, "kill-leader", seed, 6*time.Second, 1)
 		if rep.DataPlane.Failed != 0 {
@@ -98,6 +102,7 @@ func assertWritesBack(t *testing.T, seed int64, rep *chaos.Report) {
 // run; the runner then probes until writes are back instead of reporting
 // "never", and the probe is named as such in the report.
 func TestWritesBackProbedAfterShortRun(t *testing.T) {
+	t.Parallel() // each run has a cluster of its own; see runOptions
 	const d = 3 * time.Second
 	rep := runOptions(t, chaos.Options{Scenario: "kill-leader", Duration: d, Seed: 1, Rate: 40,
 		Schedule: chaos.Schedule{{At: d - time.Millisecond, Fault: chaos.KillLeader()}}}, 1)
@@ -111,6 +116,7 @@ func TestWritesBackProbedAfterShortRun(t *testing.T) {
 }
 
 func TestScenarioKillRegion(t *testing.T) {
+	t.Parallel() // each run has a cluster of its own; see runOptions
 	for _, tc := range []struct {
 		seed      int64
 		perRegion int
@@ -125,6 +131,7 @@ func TestScenarioKillRegion(t *testing.T) {
 }
 
 func TestScenarioPartitionRegion(t *testing.T) {
+	t.Parallel() // each run has a cluster of its own; see runOptions
 	for _, seed := range []int64{1, 2} {
 		rep := runScenario(t, "partition-region", seed, 8*time.Second, 1)
 		if len(rep.Faults) != 2 {
@@ -138,6 +145,7 @@ func TestScenarioPartitionRegion(t *testing.T) {
 }
 
 func TestScenarioFreezeLeader(t *testing.T) {
+	t.Parallel() // each run has a cluster of its own; see runOptions
 	for _, seed := range []int64{1, 2} {
 		rep := runScenario(t, "freeze-leader", seed, 7*time.Second, 1)
 		assertWritesBack(t, seed, rep)
@@ -148,6 +156,7 @@ func TestScenarioFreezeLeader(t *testing.T) {
 }
 
 func TestScenarioHSMFailure(t *testing.T) {
+	t.Parallel() // each run has a cluster of its own; see runOptions
 	for _, seed := range []int64{1, 2} {
 		rep := runScenario(t, "hsm-failure", seed, 6*time.Second, 1)
 		if rep.DataPlane.Availability < 0.98 {
@@ -158,6 +167,7 @@ func TestScenarioHSMFailure(t *testing.T) {
 }
 
 func TestScenarioDisableKey(t *testing.T) {
+	t.Parallel() // each run has a cluster of its own; see runOptions
 	rep := runScenario(t, "disable-key", 1, 6*time.Second, 1)
 	gd := rep.GameDay
 	switch {
@@ -173,6 +183,7 @@ func TestScenarioDisableKey(t *testing.T) {
 }
 
 func TestScenarioRandom(t *testing.T) {
+	t.Parallel() // each run has a cluster of its own; see runOptions
 	for _, seed := range []int64{7, 8} {
 		rep := runScenario(t, "random", seed, 9*time.Second, 1)
 		if len(rep.Faults) == 0 {
