@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 var updateDocs = flag.Bool("update", false, "rewrite docs/CLI.md from the command tree")
@@ -107,4 +108,26 @@ func TestCLIReferenceCoversEveryCommand(t *testing.T) {
 			t.Errorf("%s is missing from the reference", want)
 		}
 	}
+}
+
+// A backquoted word in a flag's help becomes its value name in --help
+// ("--chaos meridian chaos run" once): a flag that takes no value must not
+// get one, and a value name is one word in capitals (HOST:PORT, FILE).
+func TestFlagHelpValueNames(t *testing.T) {
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			name, _ := pflag.UnquoteUsage(f)
+			if f.NoOptDefVal != "" && strings.Contains(f.Usage, "`") {
+				t.Errorf("%s --%s takes no value but its help names one: %q", c.CommandPath(), f.Name, f.Usage)
+			}
+			if strings.ContainsAny(name, " \t") {
+				t.Errorf("%s --%s: value name %q is not one word (a backquoted phrase in its help?)", c.CommandPath(), f.Name, name)
+			}
+		})
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd())
 }

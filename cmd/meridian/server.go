@@ -153,7 +153,8 @@ func runServer(cmd *cobra.Command, v *viper.Viper) error {
 }
 
 // chaosFlagHelp is the help of --chaos, on `server` and `demo` alike.
-const chaosFlagHelp = "advertise that this cluster may be disrupted by `meridian chaos run` (game days, test clusters)"
+// (No backquotes: pflag shows a backquoted word as the flag's value name.)
+const chaosFlagHelp = "advertise that this cluster may be disrupted by meridian chaos run (game days, test clusters)"
 
 // nodeBuildVersion is the build version a node advertises in gossip. With
 // chaos it carries chaos.ChaosMarker: `meridian chaos run --harness
