@@ -238,9 +238,11 @@ func checkPortsFree(cfg node.Config) error {
 func printDemoBanner(w io.Writer, nodes []*node.Node, dir string, temp bool) {
 	fmt.Fprintf(w, "Meridian demo cluster is ready: %d nodes, soft HSM, plaintext gRPC.\n\n", len(nodes))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  NODE\tREGION\tAPI\tMETRICS")
+	// CLUSTER is the node-to-node plane: what a server's --join names to
+	// add a node to the demo; clients use API.
+	fmt.Fprintln(tw, "  NODE\tREGION\tAPI\tCLUSTER\tMETRICS")
 	for _, n := range nodes {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\thttp://%s/metrics\n", n.ID(), n.Region(), n.APIAddr(), n.MetricsAddr())
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\thttp://%s/metrics\n", n.ID(), n.Region(), n.APIAddr(), n.ClusterAddr(), n.MetricsAddr())
 	}
 	tw.Flush()
 	where := dir

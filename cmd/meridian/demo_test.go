@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"regexp"
 	"strings"
 	"testing"
@@ -144,6 +145,19 @@ func (d *demoRun) stop(t *testing.T) (code int, logs string) {
 func TestDemoCtrlCLogsNoErrors(t *testing.T) {
 	d, _ := startDemoCmd(t, "--regions", "us-east,eu-west", "--nodes-per-region", "2",
 		"--log-level", "info", "--status-interval", "100ms")
+	// The banner names each node's cluster plane (what a server's --join
+	// names), apart from its API, and something listens there.
+	for _, id := range []string{"node-1", "node-4"} {
+		f := rowOf(t, d.out.String(), id) // NODE REGION API CLUSTER METRICS
+		if len(f) != 5 || f[3] == f[2] {
+			t.Fatalf("banner row %v: want NODE REGION API CLUSTER METRICS, the cluster plane apart from the API", f)
+		}
+		conn, err := net.DialTimeout("tcp", f[3], 10*time.Second)
+		if err != nil {
+			t.Fatalf("%s's cluster plane %s from the banner: %v", id, f[3], err)
+		}
+		conn.Close()
+	}
 	// Let the table draw at least once, so its watcher is stopped too.
 	deadline := time.Now().Add(time.Minute)
 	for !strings.Contains(d.out.String(), "status:") && time.Now().Before(deadline) {

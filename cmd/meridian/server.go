@@ -146,10 +146,21 @@ func runServer(cmd *cobra.Command, v *viper.Viper) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "meridian node %s serving: api %s, cluster %s, metrics %s\n", n.ID(), n.APIAddr(), n.ClusterAddr(), n.MetricsAddr())
+	fmt.Fprintf(cmd.OutOrStdout(), "meridian node %s serving: api %s, cluster %s, metrics %s\n", n.ID(),
+		advertised(n.APIAddr(), cfg.AdvertiseAPIAddr), advertised(n.ClusterAddr(), cfg.AdvertiseClusterAddr), n.MetricsAddr())
 	<-cmd.Context().Done()
 	logger.Info("shutting down")
 	return n.Close()
+}
+
+// advertised is a bound address with the one other hosts are told, when
+// that differs: an operator bound to 0.0.0.0 needs to see what clients
+// and peers will dial.
+func advertised(bound, adv string) string {
+	if adv == "" || adv == bound {
+		return bound
+	}
+	return bound + " (advertised " + adv + ")"
 }
 
 // chaosFlagHelp is the help of --chaos, on `server` and `demo` alike.

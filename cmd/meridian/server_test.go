@@ -234,3 +234,17 @@ func TestServerRefusesSharedPINFile(t *testing.T) {
 		})
 	}
 }
+
+// The ready line shows what other hosts dial when it differs from what
+// the node bound (a bind to 0.0.0.0 behind an advertised name).
+func TestServingLineShowsAdvertisedAddress(t *testing.T) {
+	for _, tc := range []struct{ bound, adv, want string }{
+		{"127.0.0.1:7400", "", "127.0.0.1:7400"},
+		{"127.0.0.1:7400", "127.0.0.1:7400", "127.0.0.1:7400"},
+		{"0.0.0.0:7400", "node1.example:7400", "0.0.0.0:7400 (advertised node1.example:7400)"},
+	} {
+		if got := advertised(tc.bound, tc.adv); got != tc.want {
+			t.Errorf("advertised(%q, %q) = %q, want %q", tc.bound, tc.adv, got, tc.want)
+		}
+	}
+}
