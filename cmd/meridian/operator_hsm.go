@@ -14,6 +14,7 @@ import (
 	"github.com/meridiankms/meridian/hsm"
 	"github.com/meridiankms/meridian/hsm/pkcs11"
 	"github.com/meridiankms/meridian/hsm/soft"
+	"github.com/meridiankms/meridian/node/settings"
 )
 
 // envSOPIN carries the PKCS#11 security officer PIN for `hsm init`. PINs,
@@ -65,20 +66,13 @@ func (h *hsmOptions) check() error {
 	return nil
 }
 
-// readPIN takes a PIN from its file (which must be private to its owner)
-// or the environment. The PIN never appears in an error.
+// readPIN is settings.ReadPIN (the server's), its refusal a usage error.
 func readPIN(file, env, flag, what string) (string, error) {
-	if file != "" {
-		pin, err := pkcs11.ReadPINFile(file)
-		if err != nil {
-			return "", usageErrorf("--%s: %v", flag, err)
-		}
-		return pin, nil
+	pin, err := settings.ReadPIN(file, env, flag, what)
+	if err != nil {
+		return "", usageError{err}
 	}
-	if pin := os.Getenv(env); pin != "" {
-		return pin, nil
-	}
-	return "", usageErrorf("the %s is needed: set %s or pass --%s", what, env, flag)
+	return pin, nil
 }
 
 func (h *hsmOptions) softConfig() (soft.Config, error) {

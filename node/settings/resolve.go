@@ -42,7 +42,7 @@ func Resolve(o Options) (node.Config, error) {
 	}
 	switch cfg.HSM.Backend {
 	case "pkcs11":
-		pin, err := ReadPIN(o.HSMPINFile, "hsm-pin-file", "PKCS#11 token's user PIN")
+		pin, err := ReadPIN(o.HSMPINFile, EnvHSMPIN, "hsm-pin-file", "PKCS#11 token's user PIN")
 		if err != nil {
 			return cfg, err
 		}
@@ -80,9 +80,10 @@ func ReadPassphrase(file, flag string) ([]byte, error) {
 	return nil, fmt.Errorf("%w: the soft HSM needs a passphrase: set %s or pass --%s", ErrInvalid, EnvHSMPassphrase, flag)
 }
 
-// ReadPIN takes a PKCS#11 PIN from an owner-only file or EnvHSMPIN; flag
-// names the file's flag and what the PIN is for, for errors.
-func ReadPIN(file, flag, what string) (string, error) {
+// ReadPIN takes a PKCS#11 PIN from an owner-only file or the environment
+// variable env (EnvHSMPIN for the user PIN); flag names the file's flag
+// and what the PIN is for, for errors. The PIN never appears in an error.
+func ReadPIN(file, env, flag, what string) (string, error) {
 	if file != "" {
 		pin, err := pkcs11.ReadPINFile(file)
 		if err != nil {
@@ -90,10 +91,10 @@ func ReadPIN(file, flag, what string) (string, error) {
 		}
 		return pin, nil
 	}
-	if pin := os.Getenv(EnvHSMPIN); pin != "" {
+	if pin := os.Getenv(env); pin != "" {
 		return pin, nil
 	}
-	return "", fmt.Errorf("%w: the %s is needed: set %s or pass --%s", ErrInvalid, what, EnvHSMPIN, flag)
+	return "", fmt.Errorf("%w: the %s is needed: set %s or pass --%s", ErrInvalid, what, env, flag)
 }
 
 // ReadGossipKey reads the base64 gossip key from file or EnvGossipKey.
