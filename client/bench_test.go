@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"github.com/meridiankms/meridian/internal/fakekms"
 )
 
 // BenchmarkEncrypt compares a data-plane call through the nearest-node
@@ -18,14 +19,14 @@ import (
 // with the generated stub calling the same loopback node directly. It
 // reports p50 and p99 per call besides ns/op.
 func BenchmarkEncrypt(b *testing.B) {
-	brd := &board{}
+	brd := &fakekms.Cluster{}
 	near := startNode(b, brd, "near", "eu-west", 0)
 	startNode(b, brd, "far", "us-east", 20*time.Millisecond)
 	req := &apiv1.EncryptRequest{KeyId: "k-1", Plaintext: make([]byte, 32)}
 	ctx := context.Background()
 
 	b.Run("direct", func(b *testing.B) {
-		conn, err := grpc.NewClient(near.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(near.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -37,7 +38,7 @@ func BenchmarkEncrypt(b *testing.B) {
 		})
 	})
 	b.Run("direct-deadline-token", func(b *testing.B) {
-		conn, err := grpc.NewClient(near.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(near.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -51,20 +52,20 @@ func BenchmarkEncrypt(b *testing.B) {
 		})
 	})
 	b.Run("nearest-bare", func(b *testing.B) {
-		c := newClusterClient(b, "", func(c *Config) { c.CallTimeout, c.AttemptTimeout = 0, 0 }, near.addr)
+		c := newClusterClient(b, "", func(c *Config) { c.CallTimeout, c.AttemptTimeout = 0, 0 }, near.Addr())
 		measure(b, func() error {
 			_, err := c.Encrypt(ctx, req)
 			return err
 		})
 	})
 	b.Run("nearest", func(b *testing.B) {
-		c := newClusterClient(b, "", nil, near.addr)
+		c := newClusterClient(b, "", nil, near.Addr())
 		c.observeCommit(42) // every call carries a consistency token
 		measure(b, func() error {
 			_, err := c.Encrypt(ctx, req)
 			return err
 		})
-		if c.Addr() != near.addr {
+		if c.Addr() != near.Addr() {
 			b.Fatalf("served by %s, not the nearest", c.Addr())
 		}
 	})

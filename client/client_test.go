@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"reflect"
 	"regexp"
@@ -14,13 +15,39 @@ import (
 	"google.golang.org/grpc/status"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"github.com/meridiankms/meridian/internal/fakekms"
 )
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
+// startFake serves a lone fake node with faults until the test ends.
+func startFake(t *testing.T, faults fakekms.Faults) *fakekms.Server {
+	t.Helper()
+	return fakekms.Start(t, fakekms.Config{Faults: faults})
+}
+
+// newTestClient connects to addrs with fast retries; mod adjusts the config.
+func newTestClient(t *testing.T, mod func(*Config), addrs ...string) *Client {
+	t.Helper()
+	cfg := DefaultConfig(addrs...)
+	cfg.Insecure = true
+	cfg.BackoffBase = time.Millisecond
+	cfg.BackoffMax = 5 * time.Millisecond
+	cfg.DialTimeout = 5 * time.Second
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 func TestWriteSetsAndReusesRequestIDAcrossRetries(t *testing.T) {
-	f := &fakeKMS{failUnavailable: 2}
-	c := newTestClient(t, nil, startFake(t, f))
+	f := startFake(t, fakekms.Faults{Unavailable: 2})
+	c := newTestClient(t, nil, f.Addr())
 
 	req := &apiv1.CreateKeyRequest{Description: "orders"}
 	var info CallInfo
@@ -28,7 +55,7 @@ func TestWriteSetsAndReusesRequestIDAcrossRetries(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateKey: %v", err)
 	}
-	_, ids := f.snapshot()
+	ids := f.RequestIDs()
 	if len(ids) != 3 {
 		t.Fatalf("server saw %d attempts, want 3", len(ids))
 	}
@@ -54,19 +81,19 @@ func TestWriteSetsAndReusesRequestIDAcrossRetries(t *testing.T) {
 	if _, err := c.CreateKey(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	_, ids = f.snapshot()
+	ids = f.RequestIDs()
 	if ids[3] == ids[0] || !uuidRE.MatchString(ids[3]) {
 		t.Fatalf("second call reused id %q", ids[3])
 	}
 }
 
 func TestCallerChosenRequestIDIsKept(t *testing.T) {
-	f := &fakeKMS{failUnavailable: 1}
-	c := newTestClient(t, nil, startFake(t, f))
+	f := startFake(t, fakekms.Faults{Unavailable: 1})
+	c := newTestClient(t, nil, f.Addr())
 	if _, err := c.EnableKey(context.Background(), &apiv1.EnableKeyRequest{KeyId: "k", RequestId: "mine-123"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, ids := f.snapshot(); !reflect.DeepEqual(ids, []string{"mine-123", "mine-123"}) {
+	if ids := f.RequestIDs(); !reflect.DeepEqual(ids, []string{"mine-123", "mine-123"}) {
 		t.Fatalf("ids = %q", ids)
 	}
 }
@@ -74,16 +101,13 @@ func TestCallerChosenRequestIDIsKept(t *testing.T) {
 // A write applied by the server whose reply was lost must not be applied
 // twice when the client retries.
 func TestAmbiguousCreateKeyRetryMakesOneKey(t *testing.T) {
-	f := &fakeKMS{failAfterApply: 2}
-	c := newTestClient(t, nil, startFake(t, f))
+	f := startFake(t, fakekms.Faults{AfterApply: 2})
+	c := newTestClient(t, nil, f.Addr())
 	resp, err := c.CreateKey(context.Background(), &apiv1.CreateKeyRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.mu.Lock()
-	n := len(f.keys)
-	f.mu.Unlock()
-	if n != 1 {
+	if n := f.Cluster().Keys(); n != 1 {
 		t.Fatalf("server holds %d keys after retries, want 1", n)
 	}
 	if resp.GetKeyMetadata().GetKeyId() == "" {
@@ -93,14 +117,14 @@ func TestAmbiguousCreateKeyRetryMakesOneKey(t *testing.T) {
 
 func TestRetriesStopAtBound(t *testing.T) {
 	for _, attempts := range []int{1, 3, 5} {
-		f := &fakeKMS{failUnavailable: 100}
-		c := newTestClient(t, func(cfg *Config) { cfg.MaxAttempts = attempts }, startFake(t, f))
+		f := startFake(t, fakekms.Faults{Unavailable: 100})
+		c := newTestClient(t, func(cfg *Config) { cfg.MaxAttempts = attempts }, f.Addr())
 		var info CallInfo
 		_, err := c.ListKeys(WithCallInfo(context.Background(), &info), nil)
 		if !IsUnavailable(err) {
 			t.Fatalf("attempts=%d: err = %v, want Unavailable", attempts, err)
 		}
-		if calls, _ := f.snapshot(); len(calls) != attempts || info.Attempts != attempts {
+		if calls := f.Calls(); len(calls) != attempts || info.Attempts != attempts {
 			t.Fatalf("attempts=%d: server saw %d calls, CallInfo %d", attempts, len(calls), info.Attempts)
 		}
 	}
@@ -108,13 +132,13 @@ func TestRetriesStopAtBound(t *testing.T) {
 
 func TestOnlyUnavailableIsRetried(t *testing.T) {
 	for _, code := range []codes.Code{codes.NotFound, codes.FailedPrecondition, codes.Internal, codes.InvalidArgument} {
-		f := &fakeKMS{err: status.Error(code, "no")}
-		c := newTestClient(t, nil, startFake(t, f))
+		f := startFake(t, fakekms.Faults{Err: status.Error(code, "no")})
+		c := newTestClient(t, nil, f.Addr())
 		_, err := c.DescribeKey(context.Background(), &apiv1.DescribeKeyRequest{KeyId: "k"})
 		if CodeOf(err) != code {
 			t.Fatalf("code = %v, want %v", CodeOf(err), code)
 		}
-		if calls, _ := f.snapshot(); len(calls) != 1 {
+		if calls := f.Calls(); len(calls) != 1 {
 			t.Fatalf("%v was retried: %d calls", code, len(calls))
 		}
 	}
@@ -150,7 +174,7 @@ func TestErrorsDecode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newTestClient(t, nil, startFake(t, &fakeKMS{err: tt.serverErr}))
+			c := newTestClient(t, nil, startFake(t, fakekms.Faults{Err: tt.serverErr}).Addr())
 			_, err := c.Encrypt(context.Background(), &apiv1.EncryptRequest{KeyId: "k-1", Plaintext: []byte("x")})
 			var e *Error
 			if !errors.As(err, &e) {
@@ -190,8 +214,9 @@ func TestIsHelpers(t *testing.T) {
 }
 
 func TestLastCommitIndexTracksMax(t *testing.T) {
-	f := &fakeKMS{commits: []uint64{5, 3, 9, 7}}
-	c := newTestClient(t, nil, startFake(t, f))
+	f := startFake(t, fakekms.Faults{})
+	f.Cluster().QueueCommits(5, 3, 9, 7)
+	c := newTestClient(t, nil, f.Addr())
 	want := []uint64{5, 5, 9, 9}
 	for i, w := range want {
 		if _, err := c.EnableKey(context.Background(), &apiv1.EnableKeyRequest{KeyId: "k"}); err != nil {
@@ -211,8 +236,7 @@ func TestLastCommitIndexTracksMax(t *testing.T) {
 }
 
 func TestLastCommitIndexConcurrentWrites(t *testing.T) {
-	f := &fakeKMS{}
-	c := newTestClient(t, nil, startFake(t, f))
+	c := newTestClient(t, nil, startFake(t, fakekms.Faults{}).Addr())
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
@@ -228,15 +252,16 @@ func TestLastCommitIndexConcurrentWrites(t *testing.T) {
 }
 
 func TestCancelStopsRetries(t *testing.T) {
-	f := &fakeKMS{failUnavailable: 100, started: make(chan string, 100)}
+	started := make(chan string, 100)
+	f := fakekms.Start(t, fakekms.Config{Started: started, Faults: fakekms.Faults{Unavailable: 100}})
 	c := newTestClient(t, func(cfg *Config) {
 		cfg.MaxAttempts = 100
 		cfg.BackoffBase = time.Minute // the retry would wait a minute
 		cfg.BackoffMax = time.Minute
-	}, startFake(t, f))
+	}, f.Addr())
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		<-f.started
+		<-started
 		cancel()
 	}()
 	start := time.Now()
@@ -247,7 +272,7 @@ func TestCancelStopsRetries(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("cancel took %v to stop retries", d)
 	}
-	if calls, _ := f.snapshot(); len(calls) != 1 {
+	if calls := f.Calls(); len(calls) != 1 {
 		t.Fatalf("%d attempts after cancel, want 1", len(calls))
 	}
 }
@@ -255,12 +280,12 @@ func TestCancelStopsRetries(t *testing.T) {
 // A deadline that expires during the backoff ends the call at once and the
 // error still says what the last attempt met.
 func TestDeadlineDuringBackoff(t *testing.T) {
-	f := &fakeKMS{failUnavailable: 100}
+	f := startFake(t, fakekms.Faults{Unavailable: 100})
 	c := newTestClient(t, func(cfg *Config) {
 		cfg.MaxAttempts = 100
 		cfg.BackoffBase = time.Minute
 		cfg.BackoffMax = time.Minute
-	}, startFake(t, f))
+	}, f.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, err := c.Sign(ctx, &apiv1.SignRequest{KeyId: "k"})
@@ -270,14 +295,14 @@ func TestDeadlineDuringBackoff(t *testing.T) {
 	if !strings.Contains(err.Error(), "injected") || !strings.Contains(err.Error(), "after 1 attempts") {
 		t.Fatalf("error %q hides the last server error", err)
 	}
-	if calls, _ := f.snapshot(); len(calls) != 1 {
+	if calls := f.Calls(); len(calls) != 1 {
 		t.Fatalf("%d attempts, want 1", len(calls))
 	}
 }
 
 func TestCallTimeoutAppliesWithoutDeadline(t *testing.T) {
-	f := &fakeKMS{block: true}
-	c := newTestClient(t, func(cfg *Config) { cfg.CallTimeout = 50 * time.Millisecond }, startFake(t, f))
+	f := startFake(t, fakekms.Faults{Block: true})
+	c := newTestClient(t, func(cfg *Config) { cfg.CallTimeout = 50 * time.Millisecond }, f.Addr())
 	_, err := c.GenerateRandom(context.Background(), &apiv1.GenerateRandomRequest{NumberOfBytes: 8})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want DeadlineExceeded", err)
@@ -285,8 +310,8 @@ func TestCallTimeoutAppliesWithoutDeadline(t *testing.T) {
 }
 
 func TestCallInfoNamesServingNode(t *testing.T) {
-	addr := startFake(t, &fakeKMS{})
-	c := newTestClient(t, nil, closedAddr(t), addr)
+	addr := startFake(t, fakekms.Faults{}).Addr()
+	c := newTestClient(t, nil, fakekms.ClosedAddr(t), addr)
 	if c.Addr() != addr {
 		t.Fatalf("client picked %s, want the reachable %s", c.Addr(), addr)
 	}
@@ -297,7 +322,7 @@ func TestCallInfoNamesServingNode(t *testing.T) {
 	if info.Addr != addr || info.Peer == nil || info.Peer.String() != addr || info.Attempts != 1 {
 		t.Fatalf("CallInfo = %+v, want served by %s", info, addr)
 	}
-	if got := info.Header.Get("meridian-node"); len(got) != 1 || got[0] != "fake-1" {
+	if got := info.Header.Get(fakekms.NodeHeader); len(got) != 1 || got[0] != fakekms.DefaultID {
 		t.Fatalf("header meridian-node = %q", got)
 	}
 	if info.RequestID != "" {
@@ -306,7 +331,7 @@ func TestCallInfoNamesServingNode(t *testing.T) {
 }
 
 func TestNewFailsWhenNothingReachable(t *testing.T) {
-	cfg := DefaultConfig(closedAddr(t), closedAddr(t))
+	cfg := DefaultConfig(fakekms.ClosedAddr(t), fakekms.ClosedAddr(t))
 	cfg.Insecure = true
 	cfg.DialTimeout = 2 * time.Second
 	_, err := New(context.Background(), cfg)
@@ -326,7 +351,7 @@ func TestConfigValidate(t *testing.T) {
 		{"ok", func(*Config) {}, nil},
 		{"no addrs", func(c *Config) { c.Addrs = nil }, ErrNoAddrs},
 		{"plaintext not asked for", func(c *Config) { c.Insecure = false }, ErrNoTransportSecurity},
-		{"tls and insecure", func(c *Config) { c.TLS = new(tlsConfig) }, ErrConflictingSecurity},
+		{"tls and insecure", func(c *Config) { c.TLS = new(tls.Config) }, ErrConflictingSecurity},
 	}
 	for _, tt := range tests {
 		cfg := base
@@ -353,7 +378,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestClosedClientRefusesCalls(t *testing.T) {
-	c := newTestClient(t, nil, startFake(t, &fakeKMS{}))
+	c := newTestClient(t, nil, startFake(t, fakekms.Faults{}).Addr())
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -368,8 +393,9 @@ func TestClosedClientRefusesCalls(t *testing.T) {
 // Every Client method reaches the RPC of the same name, and exactly the
 // requests with a request_id field get one.
 func TestEveryMethodRoutesAndWritesCarryIDs(t *testing.T) {
-	f := &fakeKMS{recordMembers: true}
-	c := newTestClient(t, nil, startFake(t, f))
+	f := startFake(t, fakekms.Faults{})
+	f.RecordMembers(true)
+	c := newTestClient(t, nil, f.Addr())
 	ct := reflect.TypeOf(c)
 	ctxT := reflect.TypeOf((*context.Context)(nil)).Elem()
 	n := 0
@@ -381,13 +407,13 @@ func TestEveryMethodRoutesAndWritesCarryIDs(t *testing.T) {
 		n++
 		reqT := m.Type.In(2).Elem()
 		out := m.Func.Call([]reflect.Value{reflect.ValueOf(c), reflect.ValueOf(context.Background()), reflect.New(reqT)})
-		_ = out // the fake implements few methods; Unimplemented is fine here
-		calls, ids := f.snapshot()
-		if got := methodName(calls[len(calls)-1]); got != m.Name {
-			t.Errorf("%s called RPC %s", m.Name, got)
+		_ = out // an empty request may be refused; only the routing counts here
+		last := f.Last(t)
+		if last.Method != m.Name {
+			t.Errorf("%s called RPC %s", m.Name, last.Method)
 		}
 		_, hasID := reqT.FieldByName("RequestId")
-		if id := ids[len(ids)-1]; hasID != (id != "") {
+		if id := last.RequestID; hasID != (id != "") {
 			t.Errorf("%s: request id %q (request has the field: %v)", m.Name, id, hasID)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meridiankms/meridian/internal/fakekms"
 )
 
 // An address that answers HTTP/1.1 (a node's metrics port, say) is named
@@ -35,7 +37,7 @@ func TestNewNamesAnHTTPEndpoint(t *testing.T) {
 
 // A refused connection says so, with gRPC's reason.
 func TestNewSaysWhyADialFailed(t *testing.T) {
-	addr := closedAddr(t)
+	addr := fakekms.ClosedAddr(t)
 	cfg := DefaultConfig(addr)
 	cfg.Insecure = true
 	cfg.DialTimeout = 5 * time.Second

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/meridiankms/meridian/internal/fakekms"
 )
 
 // A malformed --addr is a usage error saying what is wrong, before any
@@ -78,7 +80,7 @@ func TestAddrAtAnHTTPEndpoint(t *testing.T) {
 
 // Nothing listening is still reported as that.
 func TestAddrWithNothingListening(t *testing.T) {
-	addr := closedAddr(t)
+	addr := fakekms.ClosedAddr(t)
 	_, errOut, code := cli(t, "", "key", "list", "--insecure", "--addr", addr)
 	if code != exitError || !strings.Contains(errOut, "dial "+addr+": connection failed (is a node listening there?): dial tcp "+addr+": connect: connection refused") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)

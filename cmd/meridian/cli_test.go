@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"github.com/meridiankms/meridian/internal/fakekms"
 )
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -23,8 +24,8 @@ func TestCreateParsesFlags(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
-	method, m := f.last(t)
-	req := m.(*apiv1.CreateKeyRequest)
+	last := f.Last(t)
+	method, req := last.Method, last.Request.(*apiv1.CreateKeyRequest)
 	if method != "CreateKey" || req.GetDescription() != "orders" ||
 		req.GetKeySpec() != apiv1.KeySpec_KEY_SPEC_HMAC_256 ||
 		req.GetKeyUsage() != apiv1.KeyUsage_KEY_USAGE_GENERATE_VERIFY_MAC ||
@@ -90,7 +91,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 			}
 		})
 	}
-	if n := f.count(); n != 0 {
+	if n := len(f.Calls()); n != 0 {
 		t.Fatalf("usage errors reached the server %d times", n)
 	}
 }
@@ -101,7 +102,7 @@ func TestInsecureRequired(t *testing.T) {
 	if code != exitUsage || !strings.Contains(errOut, "refusing to connect without TLS") || !strings.Contains(errOut, "--insecure") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
-	if f.count() != 0 {
+	if len(f.Calls()) != 0 {
 		t.Fatal("the CLI called the server without --insecure")
 	}
 }
@@ -121,7 +122,7 @@ func TestServerErrorFormatAndExitCode(t *testing.T) {
 }
 
 func TestUnreachableNodeExits1(t *testing.T) {
-	lis := closedAddr(t)
+	lis := fakekms.ClosedAddr(t)
 	_, errOut, code := keyCLI(t, lis, "", "list")
 	if code != exitError || !strings.Contains(errOut, "no reachable node") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
@@ -151,8 +152,7 @@ func TestEncryptInputs(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
-			_, m := f.last(t)
-			req := m.(*apiv1.EncryptRequest)
+			req := f.Last(t).Request.(*apiv1.EncryptRequest)
 			if string(req.GetPlaintext()) != tt.want || req.GetKeyId() != "alias/orders" ||
 				req.GetEncryptionContext()["app"] != "orders" || req.GetEncryptionContext()["tenant"] != "7" {
 				t.Fatalf("server got %v", req)
@@ -202,7 +202,7 @@ func TestDecryptInputsAndRawOutput(t *testing.T) {
 			if out != tt.want {
 				t.Fatalf("raw stdout = %q, want %q", out, tt.want)
 			}
-			if _, m := f.last(t); m.(*apiv1.DecryptRequest).GetKeyId() != "" {
+			if f.Last(t).Request.(*apiv1.DecryptRequest).GetKeyId() != "" {
 				t.Fatal("decrypt sent a key id nobody gave")
 			}
 		})
@@ -277,23 +277,23 @@ func TestGenerateDataKeyVariants(t *testing.T) {
 	if _, errOut, code := keyCLI(t, addr, "", "generate-data-key", "--key", "k-1"); code != 0 {
 		t.Fatal(errOut)
 	}
-	method, m := f.last(t)
-	if req := m.(*apiv1.GenerateDataKeyRequest); method != "GenerateDataKey" || req.GetKeySpec() != apiv1.DataKeySpec_DATA_KEY_SPEC_AES_256 {
-		t.Fatalf("%s %v", method, req)
+	last := f.Last(t)
+	if req := last.Request.(*apiv1.GenerateDataKeyRequest); last.Method != "GenerateDataKey" || req.GetKeySpec() != apiv1.DataKeySpec_DATA_KEY_SPEC_AES_256 {
+		t.Fatalf("%s %v", last.Method, req)
 	}
 	if _, errOut, code := keyCLI(t, addr, "", "generate-data-key", "--key", "k-1", "--bytes", "64", "--no-plaintext"); code != 0 {
 		t.Fatal(errOut)
 	}
-	method, m = f.last(t)
-	if req := m.(*apiv1.GenerateDataKeyRequest); method != "GenerateDataKeyWithoutPlaintext" || req.GetNumberOfBytes() != 64 || req.GetKeySpec() != 0 {
-		t.Fatalf("%s %v", method, req)
+	last = f.Last(t)
+	if req := last.Request.(*apiv1.GenerateDataKeyRequest); last.Method != "GenerateDataKeyWithoutPlaintext" || req.GetNumberOfBytes() != 64 || req.GetKeySpec() != 0 {
+		t.Fatalf("%s %v", last.Method, req)
 	}
 	if _, errOut, code := keyCLI(t, addr, "", "generate-data-key-pair", "--key", "k-1", "--spec", "ecc_nist_p384", "--no-plaintext"); code != 0 {
 		t.Fatal(errOut)
 	}
-	method, m = f.last(t)
-	if req := m.(*apiv1.GenerateDataKeyPairRequest); method != "GenerateDataKeyPairWithoutPlaintext" || req.GetKeyPairSpec() != apiv1.DataKeyPairSpec_DATA_KEY_PAIR_SPEC_ECC_NIST_P384 {
-		t.Fatalf("%s %v", method, req)
+	last = f.Last(t)
+	if req := last.Request.(*apiv1.GenerateDataKeyPairRequest); last.Method != "GenerateDataKeyPairWithoutPlaintext" || req.GetKeyPairSpec() != apiv1.DataKeyPairSpec_DATA_KEY_PAIR_SPEC_ECC_NIST_P384 {
+		t.Fatalf("%s %v", last.Method, req)
 	}
 }
 
@@ -303,11 +303,11 @@ func TestAddrFromEnvironment(t *testing.T) {
 	if _, errOut, code := cli(t, "", "key", "list", "--insecure"); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	if f.count() != 1 {
+	if len(f.Calls()) != 1 {
 		t.Fatal("MERIDIAN_ADDR was not used")
 	}
 	// --addr wins over the environment.
-	t.Setenv("MERIDIAN_ADDR", closedAddr(t))
+	t.Setenv("MERIDIAN_ADDR", fakekms.ClosedAddr(t))
 	if _, errOut, code := cli(t, "", "key", "list", "--insecure", "--addr", addr); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -388,7 +388,8 @@ func TestEveryCommandReachesItsRPC(t *testing.T) {
 			t.Errorf("%v: exit %d: %s", tt.args, code, errOut)
 			continue
 		}
-		method, req := f.last(t)
+		last := f.Last(t)
+		method, req := last.Method, last.Request
 		if method != tt.method {
 			t.Errorf("%v called %s, want %s", tt.args, method, tt.method)
 		}
@@ -398,12 +399,12 @@ func TestEveryCommandReachesItsRPC(t *testing.T) {
 		seen[method] = true
 	}
 	seen["GenerateDataKeyWithoutPlaintext"], seen["GenerateDataKeyPairWithoutPlaintext"] = true, true // TestGenerateDataKeyVariants
-	f.recordMembers.Store(true)
+	f.RecordMembers(true)
 	for _, args := range [][]string{{"operator", "members"}, {"operator", "raft", "list-peers"}} {
 		if _, errOut, code := cli(t, "", append(args, "--insecure", "--no-discovery", "--addr", addr)...); code != 0 {
 			t.Fatalf("%v: exit %d: %s", args, code, errOut)
 		}
-		if method, _ := f.last(t); method != "Members" {
+		if method := f.Last(t).Method; method != "Members" {
 			t.Fatalf("%v called %s, want Members", args, method)
 		}
 		seen["Members"] = true
@@ -452,10 +453,12 @@ func TestConsistencyTokenFlagAndEnv(t *testing.T) {
 	if _, errOut, code := keyCLI(t, addr, "", "describe", "--key", "k-1"); code != exitUsage || !strings.Contains(errOut, "MERIDIAN_CONSISTENCY_TOKEN") {
 		t.Fatalf("bad env token: exit %d, %q", code, errOut)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.tokens) < 2 || f.tokens[0] != "42" || f.tokens[1] != "77" {
-		t.Fatalf("tokens sent = %q, want 42 then 77", f.tokens)
+	var tokens []string
+	for _, c := range f.Calls() {
+		tokens = append(tokens, c.Token)
+	}
+	if len(tokens) < 2 || tokens[0] != "42" || tokens[1] != "77" {
+		t.Fatalf("tokens sent = %q, want 42 then 77", tokens)
 	}
 }
 
@@ -489,7 +492,7 @@ func TestEncryptPlaintextTooLarge(t *testing.T) {
 			}
 		})
 	}
-	if f.count() != 0 {
+	if len(f.Calls()) != 0 {
 		t.Fatal("an oversized plaintext reached the server")
 	}
 	if _, errOut, code := keyCLI(t, addr, "", "encrypt", "--key", "k-1", "--plaintext", strings.Repeat("x", 4096)); code != 0 {

@@ -37,16 +37,16 @@ func TestClientFlagsFromEnvironment(t *testing.T) {
 	t.Setenv("MERIDIAN_OUTPUT", "")
 
 	// MERIDIAN_NO_DISCOVERY: the client asks no node for the members.
-	before := f.discoveries.Load()
+	before := f.Discoveries()
 	t.Setenv("MERIDIAN_NO_DISCOVERY", "true")
 	if _, errOut, code := cli(t, "", "key", "list"); code != 0 {
 		t.Fatal(errOut)
 	}
-	if f.discoveries.Load() != before {
+	if f.Discoveries() != before {
 		t.Fatal("MERIDIAN_NO_DISCOVERY=true still ran discovery")
 	}
 	t.Setenv("MERIDIAN_NO_DISCOVERY", "")
-	if _, _, _ = cli(t, "", "key", "list"); f.discoveries.Load() == before {
+	if _, _, _ = cli(t, "", "key", "list"); f.Discoveries() == before {
 		t.Fatal("discovery never ran without MERIDIAN_NO_DISCOVERY (the check above proves nothing)")
 	}
 
@@ -82,15 +82,14 @@ func TestBadEnvironmentValuesNameTheVariable(t *testing.T) {
 			}
 		})
 	}
-	if n := f.count(); n != 0 {
+	if n := len(f.Calls()); n != 0 {
 		t.Fatalf("bad environment values reached the server %d times", n)
 	}
 }
 
 // --region that no discovered node is in is a warning, not an error.
 func TestRegionWithoutNodesWarns(t *testing.T) {
-	f, addr := startFake(t)
-	f.discover.Store(true) // the fake's one member is in us-east
+	_, addr := startFake(t) // its one member is in us-east
 	_, errOut, code := keyCLI(t, addr, "", "list", "--region", "mars")
 	want := `warning: --region "mars": no discovered node is in that region (regions: us-east)`
 	if code != 0 || !strings.Contains(errOut, want) {

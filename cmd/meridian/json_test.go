@@ -109,13 +109,14 @@ func TestJSONOutputShape(t *testing.T) {
 	}
 
 	// Operator commands: enums without their proto prefix, indexes as numbers.
-	f.recordMembers.Store(true)
+	f.RecordMembers(true)
 	out, errOut, code = cli(t, "", "operator", "members", "--insecure", "--no-discovery", "--addr", addr, "-o", "json")
 	if code != 0 {
 		t.Fatalf("members: exit %d: %s", code, errOut)
 	}
 	v = decodeJSON(t, out)
-	wantJSON(t, "members", v, map[string]any{"appliedIndex": json.Number("19"), "servedBy": "n1"})
+	// Applied up to the create's commit, the one write so far.
+	wantJSON(t, "members", v, map[string]any{"appliedIndex": json.Number("42"), "servedBy": "n1"})
 	wantJSON(t, "members[0]", v["members"].([]any)[0].(map[string]any), map[string]any{
 		"role": "VOTER", "status": "ALIVE", "buildVersion": "v1.2.3", "leader": true,
 	})

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"github.com/meridiankms/meridian/internal/fakekms"
 )
 
 func rotationScript() []*apiv1.RotateDomainKeyProgress {
@@ -48,7 +49,7 @@ func TestDomainKeyRotateFailure(t *testing.T) {
 	script = append(script, &apiv1.RotateDomainKeyProgress{Phase: apiv1.RotatePhase_ROTATE_PHASE_DISTRIBUTE, NodeId: "n2", ApiAddr: "10.0.0.2:7400",
 		Outcome: apiv1.DistributeOutcome_DISTRIBUTE_OUTCOME_FAILED, Detail: "Unavailable: connection refused"})
 	addr := startFakeOperator(t, &fakeOperator{progress: script,
-		rotateErr: apiError(codes.Unavailable, "KMSUnavailableException", "1 member(s) did not receive domain key v2: node n2")})
+		rotateErr: fakekms.APIError(codes.Unavailable, "KMSUnavailableException", "1 member(s) did not receive domain key v2: node n2")})
 	out, errOut, code := opCLI(t, addr, "domain-key", "rotate")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1", code)
@@ -149,7 +150,7 @@ func TestOperatorCommandErrors(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "--insecure") {
 		t.Fatalf("without --insecure: exit %d: %s", code, errOut)
 	}
-	addr := closedAddr(t)
+	addr := fakekms.ClosedAddr(t)
 	_, errOut, code = opCLI(t, addr, "domain-key", "status")
 	if code != 1 || !strings.Contains(errOut, "node "+addr+" unreachable") {
 		t.Fatalf("closed address: exit %d: %s", code, errOut)
