@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/meridiankms/meridian/chaos"
+	"github.com/meridiankms/meridian/internal/wait"
 )
 
 // Kill stops node id as abruptly as one process can stop a part of
@@ -161,18 +162,10 @@ func (h *Harness) Wipe(ctx context.Context, id string) error {
 // leader's Raft configuration, knows the leader and has applied the
 // leader's commit index.
 func (h *Harness) WaitConverged(ctx context.Context) error {
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if h.converged(ctx) {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("inproc: cluster did not converge: %w", ctx.Err())
-		case <-tick.C:
-		}
+	if err := wait.Until(ctx, 20*time.Millisecond, func() bool { return h.converged(ctx) }); err != nil {
+		return fmt.Errorf("inproc: cluster did not converge: %w", err)
 	}
+	return nil
 }
 
 func (h *Harness) converged(ctx context.Context) bool {

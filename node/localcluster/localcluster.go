@@ -30,6 +30,7 @@ import (
 	"github.com/meridiankms/meridian/cluster/netsim"
 	"github.com/meridiankms/meridian/hsm"
 	"github.com/meridiankms/meridian/hsm/hsmfault"
+	"github.com/meridiankms/meridian/internal/wait"
 	"github.com/meridiankms/meridian/node"
 )
 
@@ -500,18 +501,11 @@ func (c *Cluster) LeaderNode() *node.Node {
 
 // AwaitLeader polls until some running node leads and returns its index.
 func (c *Cluster) AwaitLeader(ctx context.Context) (int, error) {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if i := c.Leader(); i >= 0 {
-			return i, nil
-		}
-		select {
-		case <-ctx.Done():
-			return -1, fmt.Errorf("localcluster: no leader: %w", ctx.Err())
-		case <-tick.C:
-		}
+	i := -1
+	if err := wait.Until(ctx, 0, func() bool { i = c.Leader(); return i >= 0 }); err != nil {
+		return -1, fmt.Errorf("localcluster: no leader: %w", err)
 	}
+	return i, nil
 }
 
 // Index is the index of the node with id (-1 if none).
