@@ -1,6 +1,6 @@
 // Command meridian is Meridian's single binary: the node (`server`, `demo`),
-// the client CLI (`key ...`, `operator ...`), the game-day runner
-// (`chaos run`) and `version`.
+// the client CLI (`key ...`, `operator ...`), the cluster's certificate
+// authority (`tls ...`), the game-day runner (`chaos run`) and `version`.
 package main
 
 import (
@@ -77,7 +77,7 @@ command-line client for the key management API.`,
 // addCommands registers the top-level commands: the node's (server, demo),
 // the clients' (operator, key) and the rest.
 func addCommands(root *cobra.Command) {
-	root.AddCommand(newServerCmd(), newDemoCmd(), newOperatorCmd(), newChaosCmd(), newVersionCmd())
+	root.AddCommand(newServerCmd(), newDemoCmd(), newOperatorCmd(), newTLSCmd(), newChaosCmd(), newVersionCmd())
 	addKeyCommands(root)
 }
 
