@@ -1,0 +1,24 @@
+package identity
+
+import "errors"
+
+// Sentinel errors. Every error this package returns wraps one of them, so
+// callers (the transport's error mapping, the node's startup) can tell a bad
+// certificate from a missing file with errors.Is, while the text names the
+// file or the certificate and what is wrong with it.
+var (
+	// ErrNoIdentity: a certificate carries no SPIFFE ID (no URI SAN).
+	ErrNoIdentity = errors.New("no SPIFFE ID")
+	// ErrInvalidIdentity: a certificate's identity breaks the X509-SVID rules
+	// or Meridian's: more than one URI SAN, a URI that is not a SPIFFE ID, a
+	// CA certificate, or a malformed node or client name.
+	ErrInvalidIdentity = errors.New("invalid identity")
+	// ErrNoPeer: FromPeer found no gRPC peer in the context (not called from
+	// a gRPC server handler).
+	ErrNoPeer = errors.New("no gRPC peer in context")
+	// ErrUnverified: a connection presented a client certificate that the
+	// TLS layer did not verify (a server config that only requests
+	// certificates). It names nobody: trusting it would let anyone claim
+	// any identity.
+	ErrUnverified = errors.New("peer certificate not verified")
+)
