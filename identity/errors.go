@@ -21,4 +21,12 @@ var (
 	// certificates). It names nobody: trusting it would let anyone claim
 	// any identity.
 	ErrUnverified = errors.New("peer certificate not verified")
+	// ErrLoad: certificate, key or CA bundle files could not be loaded. The
+	// message names the file and says what is wrong with it.
+	ErrLoad = errors.New("load TLS material")
+	// ErrExpired: a certificate's validity period has ended.
+	ErrExpired = errors.New("expired")
+	// ErrNotYetValid: a certificate's validity period has not begun (a
+	// fresh certificate on a node whose clock is behind, usually).
+	ErrNotYetValid = errors.New("not yet valid")
 )
