@@ -29,4 +29,16 @@ var (
 	// ErrNotYetValid: a certificate's validity period has not begun (a
 	// fresh certificate on a node whose clock is behind, usually).
 	ErrNotYetValid = errors.New("not yet valid")
+	// ErrUntrusted: a certificate does not chain to a CA of the current
+	// bundle (with the right extended key usage), or its CA may not vouch
+	// for its trust domain.
+	ErrUntrusted = errors.New("certificate not trusted")
+	// ErrNotNode: a peer that must be a node of this cluster's trust domain
+	// is not (a client certificate, another trust domain, another node id).
+	ErrNotNode = errors.New("not a node of this cluster")
+	// ErrHostname: the server's certificate does not name the host dialed.
+	ErrHostname = errors.New("certificate does not match the server name")
+	// ErrNoCertificate: this Source has no certificate of its own to present
+	// (it was configured with a CA bundle only).
+	ErrNoCertificate = errors.New("no certificate configured")
 )
