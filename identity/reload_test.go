@@ -252,22 +252,53 @@ func TestWatchCertificateThenKey(t *testing.T) {
 
 // A certificate issued a moment in the future (the issuer's clock ahead of
 // ours) fails to load, and no further file event will come: the watch's
-// retry alone must pick it up once it is valid.
+// retry alone must pick it up once it is valid. The Source's clock is a
+// fake one, so that "once" does not depend on how busy the machine is.
 func TestWatchRetriesFailedReload(t *testing.T) {
-	p := newPair(t, fastWatch)
-	run(t, p.server.Watch)
+	clock := &fakeClock{now: time.Now()}
+	ca := newCA(t, "ca")
+	certPEM, keyPEM := ca.issue(t, nodeSpec("n1", ""))
+	s, f := newSource(t, certPEM, keyPEM, ca.pem, fastWatch, func(c *Config) { c.Now = clock.Now })
+	run(t, s.Watch)
+
 	soon := nodeSpec("n1", "")
-	soon.notBefore = time.Now().Add(2 * time.Second)
-	certPEM, keyPEM := p.ca.issue(t, soon)
-	p.files.write(t, certPEM, keyPEM, nil)
-	testwait.Eventually(t, 10*time.Second, "a failed reload", func() error {
-		if err := p.server.Stats().LastError; !errors.Is(err, ErrNotYetValid) {
+	soon.notBefore, soon.notAfter = clock.Now().Add(30*time.Minute), clock.Now().Add(2*time.Hour)
+	newCert, newKey := ca.issue(t, soon)
+	f.write(t, newCert, newKey, nil)
+	testwait.Eventually(t, 10*time.Second, "a reload failing with not yet valid", func() error {
+		if err := s.Stats().LastError; !errors.Is(err, ErrNotYetValid) {
 			return fmt.Errorf("last error %v", err)
 		}
 		return nil
 	})
-	wantServed(t, p.srv, p.cli, p.first)
-	wantServed(t, p.srv, p.cli, certPEM)
+	if got := s.NotAfter(); !got.Equal(leafOf(t, certPEM).NotAfter) {
+		t.Fatalf("NotAfter = %v: the certificate not yet valid was taken", got)
+	}
+	clock.Advance(31 * time.Minute)
+	want := leafOf(t, newCert).NotAfter
+	testwait.Eventually(t, 10*time.Second, "the retry to load the new certificate", func() error {
+		if got := s.NotAfter(); !got.Equal(want) {
+			return fmt.Errorf("NotAfter %v, last error %v", got, s.Stats().LastError)
+		}
+		return nil
+	})
+}
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 func TestReloadOnSignal(t *testing.T) {
