@@ -39,6 +39,10 @@ type Config struct {
 	// transport (RaftBindAddr is then ignored). It is the seam for TLS and
 	// for simulated WAN latency and partitions in tests.
 	StreamLayer raft.StreamLayer
+	// RaftTLS, when set, runs the Raft transport over mutual TLS: the
+	// stream layer (StreamLayer, or a TCP one on RaftBindAddr) is wrapped so
+	// that every connection handshakes with these configurations.
+	RaftTLS RaftTLS
 
 	// APIAddr is this node's client API address. It is only recorded and
 	// advertised (registration, gossip, Members) for clients to find the
@@ -89,9 +93,18 @@ type Config struct {
 
 	// DialOptions are used for node-to-node gRPC to other members' cluster
 	// addresses (forwarding, joins, autopilot status polls, domain-key peer
-	// calls). Default: insecure credentials (mutual TLS arrives with the
-	// security issue).
+	// calls). Default: insecure credentials; the node wiring replaces them
+	// with mutual TLS credentials when TLS is configured.
 	DialOptions []grpc.DialOption
+
+	// PeerNodeID, when set, names the node calling a cluster-plane handler,
+	// from its authenticated connection (the wiring reads the verified
+	// node certificate; cluster imports no identity code). A join is then
+	// accepted only from the node it names (or, forwarded, from a member
+	// vouching for it): identity comes from the connection, never from
+	// what the request claims. Nil: callers are not authenticated
+	// (plaintext, --insecure), and joins are taken at their word.
+	PeerNodeID func(ctx context.Context) (string, error)
 
 	// Gossip configures memberlist membership; GossipBindAddr "" turns
 	// gossip (and with it autopilot) off, leaving the issue-2 behaviour:
@@ -251,6 +264,9 @@ func (c *Config) Validate() error {
 		return bad("dial options are empty (need at least transport credentials)")
 	case c.RetainSnapshots < 1:
 		return bad("retain snapshots %d is below 1", c.RetainSnapshots)
+	}
+	if err := c.RaftTLS.validate(); err != nil {
+		return bad("%v", err)
 	}
 	if err := c.validateGossip(); err != nil {
 		return bad("%v", err)

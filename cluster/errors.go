@@ -42,6 +42,12 @@ var (
 	// the joiner stops retrying. The node is not added.
 	ErrInvalidTransportKey = errors.New("invalid transport public key")
 
+	// ErrJoinIdentity refuses a join whose caller is not the node it asks
+	// to add: the verified certificate of the connection names another
+	// node (or the forwarder is not a member). Permanent: the joiner stops
+	// retrying. The node is not added.
+	ErrJoinIdentity = errors.New("the join does not come from the node it names")
+
 	// ErrNoDomainKeyBundle means a join that asked for the domain keys was
 	// accepted without them: the leader runs a build that predates
 	// enrolment. The node IS a member then, without the domain keys; join

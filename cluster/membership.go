@@ -132,6 +132,11 @@ func (e remoteRefusal) Unwrap() error { return e.sentinel }
 // an HSM hiccup on the leader, a seed not up yet) is worth a retry.
 func permanentJoinErr(err error) error {
 	st, ok := status.FromError(err)
+	if ok && (st.Code() == codes.PermissionDenied || st.Code() == codes.Unauthenticated) {
+		// Who this node is comes from its certificate: a retry presents
+		// the same one.
+		return remoteRefusal{msg: st.Message(), sentinel: ErrJoinIdentity}
+	}
 	if !ok || (st.Code() != codes.InvalidArgument && st.Code() != codes.FailedPrecondition) {
 		return nil
 	}

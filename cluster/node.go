@@ -203,8 +203,19 @@ func (n *Node) openTransport() error {
 		// pipelining of little benefit.
 		MaxRPCsInFlight: 1,
 	}
-	if n.cfg.StreamLayer != nil {
-		tc.Stream = n.cfg.StreamLayer
+	if n.cfg.StreamLayer != nil || n.cfg.RaftTLS.on() {
+		stream := n.cfg.StreamLayer
+		if stream == nil {
+			tcp, err := newTCPStreamLayer(n.cfg.RaftBindAddr, n.cfg.RaftAdvertiseAddr)
+			if err != nil {
+				return err
+			}
+			stream = tcp
+		}
+		if n.cfg.RaftTLS.on() {
+			stream = newTLSStreamLayer(stream, n.cfg.RaftTLS, n.log.With("component", "raft-tls"))
+		}
+		tc.Stream = stream
 		n.trans = raft.NewNetworkTransportWithConfig(tc)
 		n.raftAddr = string(n.trans.LocalAddr())
 		return nil

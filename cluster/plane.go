@@ -26,8 +26,8 @@ type PlaneObserver func(method string, code codes.Code, elapsed time.Duration)
 // client API's (request ids, consistency waits, error mapping and client
 // metrics belong there): calls are observed (when observe is set) and a
 // panicking handler answers Internal instead of taking the node down. opts
-// add server options: the transport credentials (none yet, as on the
-// client API until mutual TLS arrives) and limits.
+// add server options: the transport credentials (the wiring's mutual TLS
+// that only node certificates pass; none under --insecure) and limits.
 func NewServer(log *slog.Logger, observe PlaneObserver, opts ...grpc.ServerOption) *grpc.Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -89,6 +89,9 @@ func (s *rpcServer) Join(ctx context.Context, req *clusterpb.JoinRequest) (*clus
 	if l := len(req.GetTransportPublicKey()); l > maxTransportKeySize {
 		return nil, status.Errorf(codes.InvalidArgument, "join %s: %v: %d bytes, at most %d", req.GetNodeId(), ErrInvalidTransportKey, l, maxTransportKeySize)
 	}
+	if err := n.authorizeJoin(ctx, req); err != nil {
+		return nil, err
+	}
 	if n.IsLeader() {
 		bundle, err := n.exportDomainKeys(ctx, req)
 		if err != nil {
@@ -156,4 +159,52 @@ func (s *rpcServer) Status(context.Context, *clusterpb.StatusRequest) (*clusterp
 		NodeId: n.cfg.NodeID, LastIndex: n.raft.LastIndex(), AppliedIndex: n.fsm.AppliedIndex(),
 		Term: n.raft.CurrentTerm(), State: n.raft.State().String(),
 	}, nil
+}
+
+// authorizeJoin checks who asks to join, from the connection (Config.PeerNodeID),
+// never from the request: either the joining node itself, or a member
+// forwarding its join, which made this check at the first hop. Without
+// the check any holder of a cluster certificate could join under another
+// node's id, and be handed the domain keys in its name.
+func (n *Node) authorizeJoin(ctx context.Context, req *clusterpb.JoinRequest) error {
+	if n.cfg.PeerNodeID == nil {
+		return nil // plaintext (--insecure): nobody is authenticated
+	}
+	caller, err := n.cfg.PeerNodeID(ctx)
+	if err != nil {
+		return status.Errorf(codes.Unauthenticated, "join %q: %v", req.GetNodeId(), err)
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
+		if by := md.Get(forwardedKey)[0]; by != caller {
+			return status.Errorf(codes.PermissionDenied, "join %q: %v: forwarded as from node %q by node %s",
+				req.GetNodeId(), ErrJoinIdentity, by, caller)
+		}
+		if !n.isServer(caller) {
+			// Not PermissionDenied: an honest forwarder may have been
+			// removed without knowing it, and the joiner should then try
+			// another seed, as after any follower's stale leader view.
+			return status.Errorf(codes.FailedPrecondition, "join %q: forwarded by node %s, which is not a member",
+				req.GetNodeId(), caller)
+		}
+		return nil
+	}
+	if caller != req.GetNodeId() {
+		return status.Errorf(codes.PermissionDenied, "join %q: %v: the caller's certificate names node %s",
+			req.GetNodeId(), ErrJoinIdentity, caller)
+	}
+	return nil
+}
+
+// isServer reports whether id is in this node's latest Raft configuration.
+func (n *Node) isServer(id string) bool {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == id {
+			return true
+		}
+	}
+	return false
 }

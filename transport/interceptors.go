@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	apiv1 "github.com/meridiankms/meridian/api/meridian/v1"
+	"github.com/meridiankms/meridian/identity"
 )
 
 // RequestIDHeader is the gRPC metadata key that carries a request id. A
@@ -43,6 +44,7 @@ func RequestIDFromContext(ctx context.Context) string {
 func (s *Server) unaryInterceptors() []grpc.UnaryServerInterceptor {
 	return []grpc.UnaryServerInterceptor{
 		s.withRequestID,
+		s.authenticate,
 		s.observe,
 		s.recoverPanics,
 		s.mapErrors,
@@ -103,12 +105,21 @@ func (s *Server) observe(ctx context.Context, req any, info *grpc.UnaryServerInf
 		attrs := []slog.Attr{
 			slog.String("operation", operationName(info.FullMethod)),
 			slog.String("request_id", RequestIDFromContext(ctx)),
+			slog.Any("principal", principalOf(ctx)),
 			slog.String("outcome", outcome),
 			slog.Duration("duration", elapsed),
 		}
 		s.log.LogAttrs(ctx, slog.LevelDebug, "request", append(attrs, keyAttrs(req)...)...)
 	}
 	return resp, err
+}
+
+// principalOf is the caller for the access log: its LogValue (SPIFFE ID,
+// kind, method) carries no secret, and "anonymous" for a caller without a
+// certificate.
+func principalOf(ctx context.Context) slog.LogValuer {
+	p, _ := identity.FromContext(ctx)
+	return p
 }
 
 // keyAttrs picks the key and alias names out of a request for the access

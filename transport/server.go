@@ -178,6 +178,7 @@ func NewServer(cfg Config, ks keystore.Service, opts ...Option) (*Server, error)
 			Timeout: cfg.KeepaliveTimeout,
 		}),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptors()...),
+		grpc.ChainStreamInterceptor(s.authenticateStream),
 	}
 	if cfg.TLS != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
