@@ -121,6 +121,11 @@ type Config struct {
 	// HSM selects and configures the node's HSM.
 	HSM HSMConfig
 
+	// TLS, when its files are set, serves every gRPC listener and the Raft
+	// transport over TLS 1.3 and dials every peer with mutual TLS; unset,
+	// everything but gossip is plaintext (only for --insecure).
+	TLS TLSConfig
+
 	// Raft timings; zero keeps the cluster package's LAN defaults (or what
 	// WANRTT derives).
 	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout time.Duration
@@ -169,6 +174,51 @@ type HSMConfig struct {
 	MaxSessions int
 }
 
+// TLSConfig names the node's TLS material. One certificate, a node
+// certificate of the cluster CA naming this node
+// (spiffe://TRUST-DOMAIN/node/NODE-ID, serverAuth and clientAuth), serves
+// the client API and the cluster plane and is presented on every
+// node-to-node dial. The files are reloaded when they change (and on
+// SIGHUP in `meridian server`), so certificates rotate without a restart.
+type TLSConfig struct {
+	// CertFile is the node's certificate (PEM, leaf first, then any
+	// intermediates).
+	CertFile string
+	// KeyFile is its private key (PEM). Never logged.
+	KeyFile string
+	// CAFile is the CA bundle (PEM) every peer and client certificate must
+	// chain to; during a CA rotation it holds the old and the new CA.
+	CAFile string
+	// TrustDomain is the cluster's SPIFFE trust domain; empty: the one the
+	// node's certificate names.
+	TrustDomain string
+}
+
+// Enabled reports whether any TLS file is set: TLS is then on, and
+// Validate requires all three.
+func (t TLSConfig) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" || t.CAFile != "" }
+
+// validate names the missing file's flag: half a TLS configuration is a
+// mistake to report, never a reason to fall back to plaintext.
+func (t TLSConfig) validate() error {
+	if !t.Enabled() {
+		if t.TrustDomain != "" {
+			return fmt.Errorf("%w: --tls-trust-domain is set without --tls-cert, --tls-key and --tls-ca", ErrConfig)
+		}
+		return nil
+	}
+	for _, f := range []struct{ v, flag, what string }{
+		{t.CertFile, "tls-cert", "the node's certificate"},
+		{t.KeyFile, "tls-key", "the certificate's private key"},
+		{t.CAFile, "tls-ca", "the cluster's CA bundle"},
+	} {
+		if f.v == "" {
+			return fmt.Errorf("%w: TLS is configured but --%s (%s) is missing: set --tls-cert, --tls-key and --tls-ca together", ErrConfig, f.flag, f.what)
+		}
+	}
+	return nil
+}
+
 // DefaultConfig returns a single-node configuration on loopback ports:
 // 7400 API, 7401 Raft, 7402 metrics, 7404 cluster plane (7403 is gossip's
 // when turned on).
@@ -210,6 +260,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GossipAddr != "" && !c.GossipInsecure && len(c.GossipKey) != 32 {
 		return fmt.Errorf("%w: gossip needs a 32-byte key (got %d bytes); generate one with `meridian operator gossip-keygen`", ErrConfig, len(c.GossipKey))
+	}
+	if err := c.TLS.validate(); err != nil {
+		return err
 	}
 	if c.Bootstrap && len(c.Join) > 0 {
 		return fmt.Errorf("%w: --bootstrap and --join are exclusive: a node either founds a cluster or joins one", ErrConfig)

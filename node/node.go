@@ -20,6 +20,7 @@ import (
 	"github.com/meridiankms/meridian/cluster/netsim"
 	"github.com/meridiankms/meridian/fsm"
 	"github.com/meridiankms/meridian/hsm"
+	"github.com/meridiankms/meridian/identity"
 	"github.com/meridiankms/meridian/keystore"
 	"github.com/meridiankms/meridian/transport"
 )
@@ -43,6 +44,9 @@ type Node struct {
 	server   *transport.Server
 	metrics  *transport.MetricsServer
 	registry *prometheus.Registry
+	// tls is the node's TLS material (nil under --insecure): one source
+	// for every listener and dialer, reloaded in place.
+	tls *identity.Source
 	// clusterSrv serves the cluster plane (node-to-node calls) on its own
 	// listener; clients reach only server.
 	clusterSrv *grpc.Server
@@ -93,6 +97,13 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
+	if cfg.TLS.Enabled() {
+		// First: wrong TLS files are a configuration error, found before
+		// the HSM opens or a port is taken.
+		if n.tls, err = openTLS(cfg, n.log); err != nil {
+			return nil, err
+		}
+	}
 	n.registry = prometheus.NewRegistry()
 	raw, err := openHSM(ctx, cfg)
 	if err != nil {
@@ -126,6 +137,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 
 	ccfg, err := clusterConfig(cfg, advertise, advertiseCluster, n.log)
+	if err == nil && n.tls != nil {
+		err = setClusterTLS(&ccfg, n.tls)
+	}
 	if err != nil {
 		closeLis()
 		return nil, err
@@ -175,8 +189,12 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	n.wg.Add(2)
 	go n.watchReadiness()
 	go n.keepDomainKeysInSync()
+	if n.tls != nil {
+		n.wg.Add(1)
+		go n.watchTLS()
+	}
 	n.log.Info("node started", "version", cfg.BuildVersion, "api", n.apiAddr, "cluster", n.clusterAddr, "raft", n.cluster.RaftAddr(),
-		"metrics", n.metricsAddr, "region", cfg.Region, "hsm", cfg.HSM.Backend)
+		"metrics", n.metricsAddr, "region", cfg.Region, "hsm", cfg.HSM.Backend, "tls", n.tls != nil)
 	return n, nil
 }
 
@@ -262,6 +280,23 @@ func (n *Node) startServers(lis, clis net.Listener) error {
 
 	tcfg := transport.DefaultConfig()
 	tcfg.ListenAddr, tcfg.MetricsListenAddr = n.apiAddr, n.cfg.MetricsAddr
+	// The cluster plane admits node certificates only (mutual TLS); the
+	// API verifies a client certificate when one is given, and a caller
+	// without one is anonymous. The metrics endpoint stays plaintext:
+	// Prometheus scrapes usually run inside the host's network.
+	var clusterOpts []grpc.ServerOption
+	if n.tls != nil {
+		if tcfg.TLS, err = n.tls.ServerConfig(identity.ClientAPI); err != nil {
+			closeLis()
+			return err
+		}
+		creds, err := n.tls.ServerCredentials(identity.ClusterPlane)
+		if err != nil {
+			closeLis()
+			return err
+		}
+		clusterOpts = append(clusterOpts, grpc.Creds(creds))
+	}
 	if n.server, err = transport.NewServer(tcfg, n.store, transport.WithLogger(n.log), transport.WithMetrics(m),
 		transport.WithNodeID(n.cfg.NodeID), transport.WithConsistency(n.fsm, n.cfg.ConsistencyMaxWait),
 		transport.WithMembership(transport.MembershipFunc(n.members)),
@@ -269,10 +304,9 @@ func (n *Node) startServers(lis, clis net.Listener) error {
 		closeLis()
 		return err
 	}
-	// The cluster plane: its own server, listener and interceptors. Until
-	// mutual TLS arrives it is plaintext, as the API is (the server
-	// demands --insecure for both).
-	n.clusterSrv = cluster.NewServer(n.log, observe)
+	// The cluster plane: its own server, listener and interceptors; with
+	// TLS, only node certificates of the cluster pass its handshake.
+	n.clusterSrv = cluster.NewServer(n.log, observe, clusterOpts...)
 	n.cluster.Register(n.clusterSrv)
 	n.wg.Add(2)
 	go func() {

@@ -70,6 +70,26 @@ Besides these, ` + "`server`" + ` takes ` + "`--config FILE`" + `, ` + "`--insec
 		fmt.Fprintf(&b, "| `--%s` | `%s` | `%s` | %s | %s |\n", s.Name, EnvName(s.Name), s.Name, code(d), strings.ReplaceAll(usage, "|", "\\|"))
 	}
 	b.WriteString(`
+## TLS
+
+` + "`--tls-cert`, `--tls-key` and `--tls-ca`" + ` turn TLS 1.3 on, together (one of them alone is refused,
+naming the missing flag); without them the server refuses to start unless ` + "`--insecure`" + `.
+With TLS:
+
+- the client API (` + "`--api-addr`" + `) verifies a client certificate when the caller presents one and
+  names the caller by its SPIFFE ID; a caller without one is anonymous;
+- the cluster plane (` + "`--cluster-addr`" + `) and Raft (` + "`--raft-addr`" + `) run mutual TLS and admit only
+  node certificates of the cluster's trust domain (` + "`spiffe://TRUST-DOMAIN/node/ID`" + `); a join is
+  accepted only from the node its certificate names; every node-to-node dial presents this
+  node's certificate and accepts only a node of the trust domain;
+- gossip stays encrypted with the gossip key, not TLS;
+- the metrics endpoint (` + "`--metrics-addr`" + `) stays plaintext: keep it on a host-local or
+  monitoring network.
+
+` + "`--tls-cert`" + ` must be a node certificate naming ` + "`--node-id`" + ` (` + "`meridian tls cert create --node ID`" + `).
+The files are reloaded when they change and on SIGHUP, without a restart; new connections
+present the new certificate, established ones keep theirs. See docs/PKI.md.
+
 ## Bind and advertise addresses
 
 Every listener has a bind address (` + "`--api-addr`, `--cluster-addr`, `--raft-addr`, `--gossip-addr`, `--metrics-addr`" + `)

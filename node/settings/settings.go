@@ -123,6 +123,15 @@ var table = []Setting{
 	{Name: "join", Help: "cluster `ADDRS` (--cluster-addr, not the API address) of members to join through (repeatable)",
 		field: nc(func(c *node.Config) any { return &c.Join })},
 
+	{Name: "tls-cert", Help: "this node's certificate `FILE` (PEM; a node certificate of the cluster CA naming --node-id): turns TLS on for the API, the cluster plane and Raft, with --tls-key and --tls-ca",
+		field: nc(func(c *node.Config) any { return &c.TLS.CertFile })},
+	{Name: "tls-key", Help: "the private key `FILE` of --tls-cert (PEM, owner-only)",
+		field: nc(func(c *node.Config) any { return &c.TLS.KeyFile })},
+	{Name: "tls-ca", Help: "CA bundle `FILE` (PEM) that peer and client certificates must chain to; during a CA rotation it holds both CAs",
+		field: nc(func(c *node.Config) any { return &c.TLS.CAFile })},
+	{Name: "tls-trust-domain", Help: "the cluster's SPIFFE trust `DOMAIN` node certificates must name (default: the one --tls-cert names)",
+		field: nc(func(c *node.Config) any { return &c.TLS.TrustDomain })},
+
 	{Name: "hsm", Help: "HSM backend: soft or pkcs11", field: nc(func(c *node.Config) any { return &c.HSM.Backend })},
 	{Name: "hsm-module", Help: "pkcs11: the PKCS#11 module `PATH` (e.g. /usr/lib/softhsm/libsofthsm2.so)",
 		field: nc(func(c *node.Config) any { return &c.HSM.ModulePath })},

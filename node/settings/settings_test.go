@@ -125,3 +125,45 @@ func TestEverySettingHasItsOwnField(t *testing.T) {
 		}
 	}
 }
+
+// The TLS settings fill node.Config.TLS, and Resolve refuses a partial set
+// naming the missing flag: half a TLS configuration must never start a
+// plaintext node.
+func TestTLSSettings(t *testing.T) {
+	base := map[string]string{"data-dir": t.TempDir(), "node-id": "n1", "gossip-insecure": "true"}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	o, err := Load(mapSource(with(map[string]string{"tls-cert": "/c.pem", "tls-key": "/k.pem", "tls-ca": "/ca.pem", "tls-trust-domain": "td.example"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tl := o.Node.TLS; tl.CertFile != "/c.pem" || tl.KeyFile != "/k.pem" || tl.CAFile != "/ca.pem" || tl.TrustDomain != "td.example" {
+		t.Fatalf("loaded %+v", tl)
+	}
+	t.Setenv(EnvHSMPassphrase, "not-a-secret")
+	for _, tc := range []struct {
+		given   map[string]string
+		missing string
+	}{
+		{map[string]string{"tls-cert": "/c", "tls-key": "/k"}, "--tls-ca"},
+		{map[string]string{"tls-cert": "/c", "tls-ca": "/ca"}, "--tls-key"},
+		{map[string]string{"tls-key": "/k", "tls-ca": "/ca"}, "--tls-cert"},
+	} {
+		o, err := Load(mapSource(with(tc.given)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Resolve(o)
+		if err == nil || !strings.Contains(err.Error(), tc.missing+" ") {
+			t.Errorf("%v: got %v, want an error naming %s", tc.given, err, tc.missing)
+		}
+	}
+}
