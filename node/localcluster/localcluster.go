@@ -80,6 +80,12 @@ type Options struct {
 	// Setup, if set, adjusts node i's config after the harness's defaults
 	// (Bootstrap, Join and HSM included) and before its first start.
 	Setup func(i int, cfg *node.Config)
+	// TLS makes a throwaway CA (Dir/tls/ca.pem, its key in memory) and
+	// gives every node a node certificate of it (SPIFFE node id, region,
+	// 127.0.0.1), unless Setup set the node's TLS files itself: the API,
+	// the cluster plane and Raft then run TLS as in production. Clients
+	// get a certificate from ClientTLS.
+	TLS bool
 	// StartTimeout bounds each node's start, join included (default 60 s:
 	// an enrolled joiner makes an RSA-3072 transport key, seconds under
 	// -race on a loaded machine).
@@ -104,6 +110,7 @@ type Cluster struct {
 	// otherwise).
 	Sim       *netsim.Sim
 	gossipKey []byte
+	tlsCA     *harnessCA // Options.TLS only
 
 	mu sync.Mutex
 	// Nodes[i] is node i while it runs (nil when stopped); Cfgs[i] is what
@@ -136,6 +143,11 @@ func New(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		c.Sim.SetDefault(opts.OneWay, opts.Jitter)
 		c.gossipKey = make([]byte, 32)
 		if _, err := rand.Read(c.gossipKey); err != nil {
+			return nil, err
+		}
+	}
+	if opts.TLS {
+		if c.tlsCA, err = newHarnessCA(opts.Dir); err != nil {
 			return nil, err
 		}
 	}
@@ -238,6 +250,15 @@ func (c *Cluster) AddNode(ctx context.Context, region string, setup func(i int, 
 	}
 	if c.opts.Regional && cfg.Zone == "" {
 		cfg.Zone = fmt.Sprintf("%s%c", cfg.Region, 'a'+i/len(c.opts.Regions)%3)
+	}
+	if c.tlsCA != nil && !cfg.TLS.Enabled() {
+		// After the setups: the certificate names the region the node
+		// ends up in.
+		tc, err := c.IssueNodeCert(cfg.NodeID, cfg.Region)
+		if err != nil {
+			return -1, err
+		}
+		cfg.TLS = tc
 	}
 	c.mu.Lock()
 	c.Cfgs = append(c.Cfgs, cfg)

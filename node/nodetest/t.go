@@ -7,6 +7,7 @@ package nodetest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -41,6 +42,9 @@ type T struct {
 	Logs *LogSink
 	// Dir is the test's temp dir holding every node's data dir.
 	Dir string
+
+	tlsOnce sync.Once
+	tlsCfg  *tls.Config // the clients' TLS of a TLS cluster (ClientTLS("nodetest"))
 }
 
 // Start starts a cluster of opts (Dir and Logger are the harness's) for t.
@@ -204,11 +208,29 @@ func (c *T) Index(id string) int {
 	return i
 }
 
+// ClientTLS is a TLS configuration for a client named name, with a client
+// certificate of the cluster's CA (nil when the cluster is not TLS).
+func (c *T) ClientTLS(name string) *tls.Config {
+	c.t.Helper()
+	cfg, err := c.Cluster.ClientTLS(name)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cfg
+}
+
+// security sets how cfg's clients dial: with a client certificate
+// ("nodetest") on a TLS cluster, plaintext otherwise.
+func (c *T) security(cfg *client.Config) {
+	c.tlsOnce.Do(func() { c.tlsCfg = c.ClientTLS("nodetest") })
+	cfg.TLS, cfg.Insecure = c.tlsCfg, c.tlsCfg == nil
+}
+
 // Client talks to node i only ("through node i" must mean node i).
 func (c *T) Client(i int) *client.Client {
 	c.t.Helper()
 	cfg := client.DefaultConfig(c.APIAddr(i))
-	cfg.Insecure = true
+	c.security(&cfg)
 	cfg.DisableDiscovery = true
 	return c.newClient(cfg)
 }
@@ -218,7 +240,8 @@ func (c *T) Client(i int) *client.Client {
 func (c *T) PinnedClient(i int) *client.Client {
 	c.t.Helper()
 	cfg := client.DefaultConfig(c.APIAddr(i))
-	cfg.Insecure, cfg.DisableDiscovery, cfg.MaxAttempts = true, true, 1
+	c.security(&cfg)
+	cfg.DisableDiscovery, cfg.MaxAttempts = true, 1
 	return c.newClient(cfg)
 }
 
@@ -235,7 +258,8 @@ func (c *T) RegionClient(region string, tweak func(*client.Config)) *client.Clie
 		}
 	}
 	cfg := client.DefaultConfig(seeds...)
-	cfg.Insecure, cfg.Region = true, region
+	c.security(&cfg)
+	cfg.Region = region
 	cfg.RefreshInterval, cfg.DownFor = time.Second, time.Second
 	if tweak != nil {
 		tweak(&cfg)
