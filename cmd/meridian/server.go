@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
@@ -76,11 +79,22 @@ once caught up, spreads --target-voters voters so that no region holds a
 majority when there are three or more regions, and removes nodes dead for
 longer than --dead-server-grace without ever risking quorum.
 
-TLS is not configured yet: the API and node-to-node traffic (cluster plane
-and Raft) are plaintext, so the server refuses to start without --insecure.`,
+TLS: --tls-cert, --tls-key and --tls-ca (together) serve the API, the
+cluster plane and Raft over TLS 1.3. The certificate is a node certificate
+of the cluster's CA naming --node-id (make them with meridian tls; see
+docs/PKI.md). The cluster plane and Raft admit only node certificates of
+the cluster's trust domain, and a join only from the node its certificate
+names; the API verifies a client certificate when one is presented (a
+caller without one is anonymous). Certificate files are reloaded when they
+change and on SIGHUP, without a restart. The metrics endpoint stays
+plaintext. Without TLS files the server refuses to start unless
+--insecure, which serves everything but gossip in plaintext: only for
+tests and trusted networks.`,
 		Example: `  # first node of a new cluster
-  MERIDIAN_HSM_PASSPHRASE=... meridian server --insecure --bootstrap \
+  MERIDIAN_HSM_PASSPHRASE=... meridian server --bootstrap \
     --node-id n1 --region us-east --data-dir /var/lib/meridian \
+    --tls-cert /etc/meridian/tls/node-n1.pem --tls-key /etc/meridian/tls/node-n1-key.pem \
+    --tls-ca /etc/meridian/tls/ca.pem \
     --api-addr 10.0.0.1:7400 --raft-addr 10.0.0.1:7401 --metrics-addr 10.0.0.1:7402 \
     --cluster-addr 10.0.0.1:7404
 
@@ -93,7 +107,7 @@ and Raft) are plaintext, so the server refuses to start without --insecure.`,
 	fs.String("config", "", "read options from this YAML, JSON or TOML `FILE`")
 	defaults := settings.Defaults()
 	settings.Register(fs, &defaults) // every node option, from the one table
-	fs.Bool("insecure", false, "serve plaintext gRPC (API and cluster plane) and Raft (required until TLS arrives)")
+	fs.Bool("insecure", false, "allow serving plaintext gRPC (API and cluster plane) and Raft when no --tls-* files are given (tests, trusted networks only)")
 	fs.Bool("chaos", false, chaosFlagHelp)
 	fs.String("log-level", "info", "log level: debug, info, warn or error")
 	fs.String("log-format", "text", "log format: text or json")
@@ -127,9 +141,16 @@ func runServer(cmd *cobra.Command, v *viper.Viper) error {
 	if err := loadServerOptions(cmd, v); err != nil {
 		return err
 	}
-	if !v.GetBool("insecure") {
-		return usageErrorf("refusing to serve without TLS: TLS is not configured yet, so key material requests, " +
-			"node-to-node calls and Raft traffic would cross the network in plaintext; pass --insecure to accept that on a trusted network")
+	// Before the rest of the configuration: without TLS nothing else
+	// matters, and the operator should hear that first. Half a TLS
+	// configuration passes here and is refused by the node's validation,
+	// naming the missing flag.
+	tlsGiven := v.GetString("tls-cert") != "" || v.GetString("tls-key") != "" || v.GetString("tls-ca") != ""
+	insecure := v.GetBool("insecure")
+	if !tlsGiven && !insecure {
+		return usageErrorf("refusing to serve without TLS: key material requests, node-to-node calls and Raft traffic " +
+			"would cross the network in plaintext; pass --tls-cert, --tls-key and --tls-ca (see docs/PKI.md), " +
+			"or --insecure to accept plaintext on a trusted network")
 	}
 	logger, err := newLogger(cmd.ErrOrStderr(), v.GetString("log-level"), v.GetString("log-format"))
 	if err != nil {
@@ -142,15 +163,54 @@ func runServer(cmd *cobra.Command, v *viper.Viper) error {
 	cfg.Logger = logger
 	bi := buildinfo.Read()
 	logger.Info("meridian server starting", "version", bi.Version, "revision", bi.Revision, "go", bi.GoVersion)
+	switch {
+	case !tlsGiven:
+		logger.Warn("INSECURE: serving the API, the cluster plane and Raft in plaintext (--insecure); " +
+			"anyone on the network can read key material requests and join this cluster")
+	case insecure:
+		logger.Warn("--insecure has no effect: TLS is configured")
+	}
 	n, err := node.Start(cmd.Context(), cfg)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "meridian node %s serving: api %s, cluster %s, metrics %s\n", n.ID(),
-		advertised(n.APIAddr(), cfg.AdvertiseAPIAddr), advertised(n.ClusterAddr(), cfg.AdvertiseClusterAddr), n.MetricsAddr())
+	reloading := reloadTLSOnHUP(cmd.Context(), n)
+	fmt.Fprintf(cmd.OutOrStdout(), "meridian node %s serving: api %s, cluster %s, metrics %s, tls %s\n", n.ID(),
+		advertised(n.APIAddr(), cfg.AdvertiseAPIAddr), advertised(n.ClusterAddr(), cfg.AdvertiseClusterAddr), n.MetricsAddr(),
+		onOff(n.TLS() != nil))
 	<-cmd.Context().Done()
 	logger.Info("shutting down")
+	<-reloading
 	return n.Close()
+}
+
+// reloadTLSOnHUP reloads the node's certificate, key and CA bundle on
+// SIGHUP (as well as on file changes, which the node watches itself), for
+// file systems without change events and for operators who want a reload
+// now. Without TLS, SIGHUP keeps its default meaning. The returned channel
+// closes once the loop has stopped, after ctx ends.
+func reloadTLSOnHUP(ctx context.Context, n *node.Node) <-chan struct{} {
+	done := make(chan struct{})
+	src := n.TLS()
+	if src == nil {
+		close(done)
+		return done
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer close(done)
+		defer signal.Stop(hup)
+		_ = src.ReloadOn(ctx, hup) // logs each failed reload; returns when ctx ends
+	}()
+	return done
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
 }
 
 // advertised is a bound address with the one other hosts are told, when

@@ -38,12 +38,19 @@ var servingRE = regexp.MustCompile(`serving: api (127\.0\.0\.1:\d+)`)
 // and returns its API address once it prints its ready line.
 func startServerCmd(t *testing.T, extra ...string) string {
 	t.Helper()
+	return startServerWith(t, append([]string{"--insecure"}, extra...)...)
+}
+
+// startServerWith is startServerCmd without the implied --insecure: the
+// node "t1", its security as extra says.
+func startServerWith(t *testing.T, extra ...string) string {
+	t.Helper()
 	dir := t.TempDir()
 	pass := filepath.Join(dir, "passphrase")
 	if err := os.WriteFile(pass, []byte("server-test-passphrase\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"server", "--insecure", "--bootstrap", "--node-id", "t1",
+	args := append([]string{"server", "--bootstrap", "--node-id", "t1",
 		"--data-dir", filepath.Join(dir, "data"), "--api-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--cluster-addr", "127.0.0.1:0",
 		"--metrics-addr", "", "--gossip-addr", "127.0.0.1:0", "--gossip-insecure", "--hsm-passphrase-file", pass, "--log-level", "error",
 		"--raft-heartbeat-timeout", "100ms", "--raft-election-timeout", "100ms", "--raft-leader-lease-timeout", "50ms"}, extra...)
@@ -140,6 +147,8 @@ func TestServerRefusesBadSetups(t *testing.T) {
 		{"bad log level", []string{"server", "--insecure", "--data-dir", dir, "--log-level", "loud"}, "--log-level"},
 		{"gossip without key", []string{"server", "--insecure", "--data-dir", dir}, "gossip is encrypted"},
 		{"short gossip key", []string{"server", "--insecure", "--data-dir", dir, "--gossip-key-file", shortKey}, "must be 32 bytes"},
+		{"TLS without its CA", []string{"server", "--data-dir", dir, "--tls-cert", "n.pem", "--tls-key", "n-key.pem"}, "--tls-ca (the cluster's CA bundle) is missing"},
+		{"TLS without its key", []string{"server", "--insecure", "--data-dir", dir, "--tls-cert", "n.pem", "--tls-ca", "ca.pem"}, "--tls-key (the certificate's private key) is missing"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
