@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meridiankms/meridian/identity"
 	"github.com/meridiankms/meridian/keystore"
 )
 
@@ -19,6 +20,10 @@ type fakeStore struct {
 	block    bool          // wait for ctx to end and return its error
 	entered  chan struct{} // closed when a blocking call has started
 	deadline time.Time     // the last call's context deadline
+	// principal is the last call's identity.FromContext; hasPrincipal
+	// false means the call reached the store unauthenticated.
+	principal    identity.Principal
+	hasPrincipal bool
 
 	// canned outputs
 	md       keystore.KeyMetadata
@@ -84,6 +89,7 @@ func (f *fakeStore) enter(ctx context.Context, op string, args any) error {
 	f.mu.Lock()
 	f.calls = append(f.calls, fakeCall{op, args})
 	f.deadline, _ = ctx.Deadline()
+	f.principal, f.hasPrincipal = identity.FromContext(ctx)
 	err, p, block, entered := f.err, f.panicVal, f.block, f.entered
 	f.mu.Unlock()
 	if p != nil {
