@@ -401,3 +401,25 @@ func issuedPair(t testing.TB, iss *pki.Issued) tls.Certificate {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestTLSRegionalJoinThroughAFollower: with TLS on a regional cluster
+// (gossip, autopilot, node-to-node traffic through the Sim, under the TLS)
+// a node joining through a follower is forwarded to the leader, which
+// accepts the follower's word for it because the follower is a member and
+// checked the joiner's certificate; the new node then serves a key made
+// before it came.
+func TestTLSRegionalJoinThroughAFollower(t *testing.T) {
+	c := nodetest.Start(t, localcluster.Options{Nodes: 3, Regional: true, TLS: true})
+	leader := c.WaitLeader()
+	res := mustCreateKey(t, c.Client(leader), &apiv1.CreateKeyRequest{})
+	follower := (leader + 1) % 3
+	i := c.Add("", func(_ int, cfg *node.Config) { cfg.Join = []string{c.ClusterAddr(follower)} })
+	c.WaitMembers()
+	c.WaitApplied(res.GetCommitIndex())
+	if _, err := c.Client(i).Encrypt(ctxT(t), &apiv1.EncryptRequest{KeyId: res.GetKeyMetadata().GetKeyId(), Plaintext: []byte("x")}); err != nil {
+		t.Fatalf("encrypt on the joined node: %v", err)
+	}
+	if !logLine(c, "node="+c.Node(i).ID()+" ", "joined cluster", "seed="+c.ClusterAddr(follower)) {
+		t.Errorf("%s did not join through %s", c.Node(i).ID(), c.Node(follower).ID())
+	}
+}
