@@ -51,8 +51,8 @@ type Config struct {
 	// ClusterAddr is the cluster plane's gRPC listen address: node-to-node
 	// calls only (forwarded writes, joins, autopilot status polls,
 	// domain-key peer calls), kept off the client API so that a firewall
-	// can admit only other nodes (and, with the next security step, only
-	// node certificates pass it).
+	// can admit only other nodes (and, with TLS, only node certificates
+	// pass it).
 	ClusterAddr string
 	// AdvertiseClusterAddr is the cluster address other nodes use; defaults
 	// to the listener's address.
