@@ -27,7 +27,7 @@ func startFake(t *testing.T, faults fakekms.Faults) *fakekms.Server {
 }
 
 // newTestClient connects to addrs with fast retries; mod adjusts the config.
-func newTestClient(t *testing.T, mod func(*Config), addrs ...string) *Client {
+func newTestClient(t testing.TB, mod func(*Config), addrs ...string) *Client {
 	t.Helper()
 	cfg := DefaultConfig(addrs...)
 	cfg.Insecure = true

@@ -29,20 +29,12 @@ func startNode(t testing.TB, c *fakekms.Cluster, id, region string, delay time.D
 // timers unless mod sets them.
 func newClusterClient(t testing.TB, region string, mod func(*Config), seeds ...string) *Client {
 	t.Helper()
-	cfg := DefaultConfig(seeds...)
-	cfg.Insecure = true
-	cfg.Region = region
-	cfg.BackoffBase = time.Millisecond
-	cfg.BackoffMax = 10 * time.Millisecond
-	if mod != nil {
-		mod(&cfg)
-	}
-	c, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return newTestClient(t, func(cfg *Config) {
+		cfg.Region, cfg.BackoffMax = region, 10*time.Millisecond
+		if mod != nil {
+			mod(cfg)
+		}
+	}, seeds...)
 }
 
 func nodeAddrs(c *Client) []string {
