@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
@@ -179,7 +180,11 @@ func (n *Node) authorizeJoin(ctx context.Context, req *clusterpb.JoinRequest) er
 			return status.Errorf(codes.PermissionDenied, "join %q: %v: forwarded as from node %q by node %s",
 				req.GetNodeId(), ErrJoinIdentity, by, caller)
 		}
-		if !n.isServer(caller) {
+		member, err := n.isServer(ctx, caller)
+		if err != nil {
+			return status.Errorf(codes.Unavailable, "join %q: check forwarder %s: %v", req.GetNodeId(), caller, err)
+		}
+		if !member {
 			// Not PermissionDenied: an honest forwarder may have been
 			// removed without knowing it, and the joiner should then try
 			// another seed, as after any follower's stale leader view.
@@ -196,15 +201,10 @@ func (n *Node) authorizeJoin(ctx context.Context, req *clusterpb.JoinRequest) er
 }
 
 // isServer reports whether id is in this node's latest Raft configuration.
-func (n *Node) isServer(id string) bool {
-	f := n.raft.GetConfiguration()
-	if f.Error() != nil {
-		return false
+func (n *Node) isServer(ctx context.Context, id string) (bool, error) {
+	servers, err := n.Servers(ctx)
+	if err != nil {
+		return false, err
 	}
-	for _, s := range f.Configuration().Servers {
-		if string(s.ID) == id {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == id }), nil
 }
