@@ -206,6 +206,11 @@ func TestTLSCluster(t *testing.T) {
 		defer c.SetT(t)()
 		i := follower
 		n := c.Node(i)
+		// Connected before the reload: its connection must keep working.
+		pinned := c.Client(i)
+		if _, err := pinned.Encrypt(ctxT(t), &apiv1.EncryptRequest{KeyId: keyID, Plaintext: []byte("x")}); err != nil {
+			t.Fatalf("encrypt before the reload: %v", err)
+		}
 		before := servedSerial(t, c.APIAddr(i), nil)
 		tc, err := c.IssueNodeCert(n.ID(), n.Region())
 		if err != nil {
@@ -226,8 +231,8 @@ func TestTLSCluster(t *testing.T) {
 		// Still serving, old connections and new: the pinned client kept
 		// its connection; a new client makes a new one; a write through
 		// the node is forwarded (or applied) and replicated.
-		if _, err := c.Client(i).Encrypt(ctxT(t), &apiv1.EncryptRequest{KeyId: keyID, Plaintext: []byte("x")}); err != nil {
-			t.Fatalf("encrypt after the reload: %v", err)
+		if _, err := pinned.Encrypt(ctxT(t), &apiv1.EncryptRequest{KeyId: keyID, Plaintext: []byte("x")}); err != nil {
+			t.Fatalf("encrypt after the reload, on the connection made before it: %v", err)
 		}
 		res := mustCreateKey(t, tlsClient(t, c, c.APIAddr(i), "bob"), &apiv1.CreateKeyRequest{})
 		c.WaitApplied(res.GetCommitIndex())

@@ -101,9 +101,12 @@ type Front interface {
 	SetBackend(addr string)
 }
 
-// Cluster is a set of in-process nodes. Its methods are safe for
-// concurrent use; Nodes and Cfgs are for tests that start and stop nodes
-// from one goroutine (T), and are read under no lock.
+// Cluster is a set of in-process nodes. Its accessors are safe for
+// concurrent use, and different nodes may be started and stopped at once
+// (a cold restart of everything); one node must not be started or stopped
+// from two goroutines at once, nor AddNode run concurrently, nor a node
+// started while Close runs. Nodes and Cfgs are for tests that start and
+// stop nodes from one goroutine (nodetest.T), and are read under no lock.
 type Cluster struct {
 	opts Options
 	// Sim carries the node-to-node traffic of Regional clusters (nil

@@ -191,9 +191,11 @@ func Spread(v map[string][]string) string {
 func (c *T) WaitSpread() map[string][]string {
 	c.t.Helper()
 	var got map[string][]string
-	testwait.Eventually(c.t, WaitTimeout, "voters spread 2-2-1", func() bool {
-		got = c.Voters()
-		return Spread(got) == "[1 2 2]"
+	testwait.Eventually(c.t, WaitTimeout, "voters spread 2-2-1", func() error {
+		if got = c.Voters(); Spread(got) != "[1 2 2]" {
+			return fmt.Errorf("voters by region = %v", got)
+		}
+		return nil
 	})
 	return got
 }
