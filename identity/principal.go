@@ -74,8 +74,10 @@ const (
 )
 
 // maxRegionLen bounds a region read from a certificate; region names are
-// short (us-east-1) and the value ends up in logs and metrics labels.
-const maxRegionLen = 63
+// short (us-east-1) and the value ends up in logs and metrics labels. It
+// is X.520's bound on an OrganizationalUnit, the same as pki's, so every
+// region `meridian tls cert create` accepts is read back here.
+const maxRegionLen = 64
 
 // Principal is who a caller is, as proven by its transport. The zero value
 // is the anonymous principal. Principals are comparable with ==.

@@ -44,7 +44,7 @@ func TestFromCertificate(t *testing.T) {
 		{name: "CA certificate", uris: []string{"spiffe://meridian.test/node/n1"}, isCA: true, wantErr: ErrInvalidIdentity},
 		{name: "region with a newline", uris: []string{"spiffe://meridian.test/node/n1"}, ou: []string{"eu\nFAKE log line"}, wantErr: ErrInvalidIdentity},
 		{name: "empty region", uris: []string{"spiffe://meridian.test/node/n1"}, ou: []string{""}, wantErr: ErrInvalidIdentity},
-		{name: "long region", uris: []string{"spiffe://meridian.test/node/n1"}, ou: []string{strings.Repeat("r", 64)}, wantErr: ErrInvalidIdentity},
+		{name: "long region", uris: []string{"spiffe://meridian.test/node/n1"}, ou: []string{strings.Repeat("r", maxRegionLen+1)}, wantErr: ErrInvalidIdentity},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -81,7 +81,7 @@ type Issued struct {
 	Name string // the node id or client name
 	ID   spiffeid.ID
 	Cert *x509.Certificate
-	Key  *ecdsa.PrivateKey
+	Key  *ecdsa.PrivateKey `json:"-"` // never marshalled: it is the private key
 }
 
 // CertPEM is the certificate as PEM.
