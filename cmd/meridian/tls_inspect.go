@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -115,13 +118,13 @@ func printInspected(cmd *cobra.Command, o *clientOptions, files []inspectedFile)
 func writeItem(b *strings.Builder, file string, it pki.Item) {
 	line := func(name, value string) {
 		if value != "" {
-			fmt.Fprintf(b, "  %s: %s\n", name, value)
+			fmt.Fprintf(b, "  %s: %s\n", name, printable(value))
 		}
 	}
 	switch it.Type {
 	case pki.ItemCertificate:
 		c := it.Certificate
-		fmt.Fprintf(b, "%s #%d: certificate: %s\n", file, it.Index, certSummary(c))
+		fmt.Fprintf(b, "%s #%d: certificate: %s\n", file, it.Index, printable(certSummary(c)))
 		line("SPIFFEID", c.SPIFFEID)
 		line("Kind", string(c.Kind))
 		switch c.Kind {
@@ -197,6 +200,16 @@ func certSummary(c *pki.CertInfo) string {
 func orUnknown(s string) string {
 	if s == "" {
 		return "(none)"
+	}
+	return s
+}
+
+// printable quotes a value that holds control characters or invalid UTF-8:
+// certificate fields come from whoever made the certificate, and an escape
+// sequence in a Subject must not reach the operator's terminal raw.
+func printable(s string) string {
+	if !utf8.ValidString(s) || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return strconv.Quote(s)
 	}
 	return s
 }

@@ -1,13 +1,19 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // tlsCLI runs `meridian tls <args>`, failing the test unless it exits 0.
@@ -327,5 +333,34 @@ func TestTLSCreateJSON(t *testing.T) {
 	})
 	if out, _ = tlsCLI(t, "", "inspect", "-o", "text", filepath.Join(dir, "ca.pem")); !strings.Contains(out, "#1: certificate") {
 		t.Fatalf("-o text did not win over MERIDIAN_OUTPUT: %q", out)
+	}
+}
+
+// A certificate's fields are whatever its maker wrote: an escape sequence
+// in the Subject is shown quoted, never sent raw to the terminal.
+func TestTLSInspectQuotesControlCharacters(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "evil\x1b[2J"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "evil.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runCLI(t, "", "tls", "inspect", path)
+	if code != 0 {
+		t.Fatalf("inspect: exit %d: %s", code, errOut)
+	}
+	if strings.ContainsRune(out, '\x1b') {
+		t.Fatalf("inspect sent an escape character to the terminal:\n%q", out)
+	}
+	if !strings.Contains(out, `\x1b[2J`) {
+		t.Errorf("inspect does not show the quoted Subject:\n%s", out)
 	}
 }
